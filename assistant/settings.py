@@ -1,0 +1,88 @@
+"""One place for configuration: defaults, overridden by `ASSISTANT_*` env vars, overridden by flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_index_dir() -> Path:
+    return Path(os.environ.get("ASSISTANT_INDEX_DIR") or PROJECT_ROOT / "index")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can configure.
+
+    Args:
+        index_dir: Folder of the embedded Chroma store and the keyword index / local caches.
+        chroma_url: Use a Chroma server (`http://host:port`) instead of the embedded store.
+        collection: Chroma collection name.
+        seeds_dir: What to index when the index is empty and nothing else was given.
+        k: Passages retrieved per question.
+        generator: `extractive` (default, offline), `openai` or `llamacpp`.
+        llm_url / llm_model / llm_api_key / llm_timeout: OpenAI-compatible endpoint.
+        llm_gguf: A GGUF file served by an embedded llama.cpp server.
+        max_file_mb: Files larger than this are skipped with a reason.
+        max_question_chars: Longer questions are refused with a clear message.
+        chunk_tokens / chunk_overlap_tokens: Passage size in word pieces (the model reads 256 at most).
+        batch_size: Embedding batch size.
+        progress: Show progress bars for long runs.
+    """
+
+    index_dir: Path = field(default_factory=_default_index_dir)
+    chroma_url: str | None = None
+    collection: str = "documents"
+    seeds_dir: Path = PROJECT_ROOT / "seeds"
+    k: int = 4
+    generator: str = "extractive"
+    llm_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: str | None = None
+    llm_timeout: float = 60.0
+    llm_gguf: Path | None = None
+    max_file_mb: float = 25.0
+    max_question_chars: int = 2000
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+    batch_size: int = 64
+    progress: bool = True
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        """Defaults < `ASSISTANT_<FIELD>` env vars < explicit overrides (None means "not given")."""
+        values: dict = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"ASSISTANT_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, raw)
+        if "llm_api_key" not in values and os.environ.get("OPENAI_API_KEY"):
+            values["llm_api_key"] = os.environ["OPENAI_API_KEY"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for name in ("index_dir", "seeds_dir", "llm_gguf"):
+            if isinstance(values.get(name), str):
+                values[name] = Path(values[name])
+        return cls(**values)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def __repr__(self) -> str:  # never print a secret
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if shown["llm_api_key"]:
+            shown["llm_api_key"] = "***"
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def _coerce(name: str, raw: str):
+    default = {f.name: f for f in fields(Settings)}[name].default
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw

@@ -1,0 +1,310 @@
+"""Chroma (embedded or a server) plus the keyword index and the record of indexed files.
+
+The record of indexed files (source → content hash, chunk ids) lives in a second Chroma
+collection, so an embedded store and a server behave the same and several machines can share
+one server. It is written only after the chunks it lists are stored: a crash leaves chunks
+without a record, which the next run finds and repairs. A generation stamp, bumped on every
+change, tells each process when its local keyword index is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .keyword import KeywordIndex
+from .schema import Chunk
+from .settings import Settings
+
+_GENERATION_ID = "__generation__"
+_PAGE = 1000  # rows per Chroma read when listing a whole collection
+
+
+class StoreError(RuntimeError):
+    """A store problem explained for the user (no stack trace needed)."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    source: str
+    content_hash: str
+    chunk_ids: tuple[str, ...]
+
+
+class Store:
+    """Where chunks, their vectors, their keywords and the file records live.
+
+    Args:
+        settings: Uses `index_dir`, `chroma_url` and `collection`.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.index_dir = Path(settings.index_dir)
+        self.url = settings.chroma_url
+        self._lock = threading.RLock()
+        self._client = None
+        self._chunks = None
+        self._files = None
+        self._checked_at = 0.0
+        where = _slug(self.url) if self.url else "local"
+        self.keyword = KeywordIndex(self.index_dir / "keyword" / f"{where}-{settings.collection}")
+
+    @property
+    def location(self) -> str:
+        return self.url or str(self.index_dir)
+
+    # -- connection ----------------------------------------------------------------------------
+    def _connect(self):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if self.url:
+            parsed = urlparse(self.url if "://" in self.url else f"http://{self.url}")
+            if not parsed.hostname:
+                raise StoreError(f"Not a Chroma server URL: {self.url!r} (expected http://HOST:PORT)")
+            try:
+                return chromadb.HttpClient(
+                    host=parsed.hostname,
+                    port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                    ssl=parsed.scheme == "https",
+                    settings=chroma_settings,
+                )
+            except Exception as exc:  # chromadb raises bare ValueError/ConnectError on a dead server
+                raise StoreError(f"Cannot reach the Chroma server at {self.url}: {_short(exc)}") from None
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(self.index_dir), settings=chroma_settings)
+
+    def _collections(self):
+        with self._lock:
+            if self._chunks is None:
+                try:
+                    self._client = self._client or self._connect()
+                    name = self.settings.collection
+                    self._chunks = self._client.get_or_create_collection(
+                        name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                    )
+                    self._files = self._client.get_or_create_collection(
+                        f"{name}-files", embedding_function=None
+                    )
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    self._client = None
+                    raise StoreError(f"Cannot open the index at {self.location}: {_short(exc)}") from None
+            return self._chunks, self._files
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Run a Chroma call, turning connection faults into a StoreError that names the store."""
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if self.url:
+                with self._lock:  # reconnect on the next call: the server may come back
+                    self._client = self._chunks = self._files = None
+            raise StoreError(f"{what} failed at {self.location}: {_short(exc)}") from None
+
+    # -- file records --------------------------------------------------------------------------
+    def files(self) -> dict[str, FileRecord]:
+        _, files = self._collections()
+        records: dict[str, FileRecord] = {}
+        for ids, metas in self._scan(files, include=["metadatas"]):
+            for i, meta in zip(ids, metas, strict=True):
+                if i == _GENERATION_ID or not meta:
+                    continue
+                records[i] = FileRecord(i, str(meta["hash"]), tuple(json.loads(str(meta["chunk_ids"]))))
+        return records
+
+    def write_file(
+        self, source: str, content_hash: str, chunk_ids: list[str], new: list[Chunk], vectors: np.ndarray
+    ) -> list[str]:
+        """Store a file's new chunks, drop its stale ones, then record it. Returns removed chunk ids.
+
+        `chunk_ids` is the file's full chunk list; chunks already stored under the same id (same
+        source, offsets and text) are neither re-embedded nor rewritten.
+        """
+        chunks_col, files_col = self._collections()
+        batch = self._batch_size()
+        for lo in range(0, len(new), batch):
+            part = new[lo : lo + batch]
+            self._call(
+                "Storing chunks",
+                chunks_col.upsert,
+                ids=[c.id for c in part],
+                embeddings=vectors[lo : lo + batch],
+                documents=[c.text for c in part],
+                metadatas=[_chunk_meta(c) for c in part],
+            )
+        keep = set(chunk_ids)
+        stale = [i for i in self._ids_of_source(source) if i not in keep]
+        self._delete(chunks_col, stale)
+        self._call(
+            "Recording a file",
+            files_col.upsert,
+            ids=[source],
+            embeddings=[[1.0]],
+            metadatas=[{"hash": content_hash, "chunk_ids": json.dumps(chunk_ids), "chunks": len(chunk_ids)}],
+        )
+        return stale
+
+    def remove_file(self, source: str) -> list[str]:
+        chunks_col, files_col = self._collections()
+        ids = self._ids_of_source(source)
+        self._delete(chunks_col, ids)
+        self._call("Removing a file", files_col.delete, ids=[source])
+        return ids
+
+    def orphans(self, records: dict[str, FileRecord]) -> list[str]:
+        """Chunks no file record lists: what a crash between writing chunks and the record leaves."""
+        listed = {i for r in records.values() for i in r.chunk_ids}
+        if self.count() == len(listed):
+            return []
+        chunks_col, _ = self._collections()
+        return [i for ids, _ in self._scan(chunks_col, include=[]) for i in ids if i not in listed]
+
+    def delete_chunks(self, ids: list[str]) -> None:
+        chunks_col, _ = self._collections()
+        self._delete(chunks_col, ids)
+
+    def _ids_of_source(self, source: str) -> list[str]:
+        chunks_col, _ = self._collections()
+        got = self._call("Reading the index", chunks_col.get, where={"source": source}, include=[])
+        return list(got["ids"])
+
+    def _delete(self, collection, ids: list[str]) -> None:
+        batch = self._batch_size()
+        for lo in range(0, len(ids), batch):
+            self._call("Deleting chunks", collection.delete, ids=ids[lo : lo + batch])
+
+    def _batch_size(self) -> int:
+        try:
+            return max(1, min(5000, int(self._client.get_max_batch_size())))
+        except Exception:
+            return 1000
+
+    def _scan(self, collection, include: list[str]) -> Iterable[tuple[list[str], list]]:
+        offset = 0
+        while True:
+            got = self._call("Reading the index", collection.get, include=include, limit=_PAGE, offset=offset)
+            ids = list(got["ids"])
+            if not ids:
+                return
+            yield ids, (got.get("metadatas") if "metadatas" in include else got.get("documents")) or [None] * len(ids)
+            offset += len(ids)
+
+    # -- generation and keyword index ---------------------------------------------------------
+    def generation(self) -> str | None:
+        _, files_col = self._collections()
+        got = self._call("Reading the index", files_col.get, ids=[_GENERATION_ID], include=["metadatas"])
+        return str(got["metadatas"][0]["value"]) if got["ids"] else None
+
+    def bump_generation(self) -> str:
+        _, files_col = self._collections()
+        value = uuid.uuid4().hex
+        self._call(
+            "Recording a change",
+            files_col.upsert,
+            ids=[_GENERATION_ID],
+            embeddings=[[1.0]],
+            metadatas=[{"value": value}],
+        )
+        return value
+
+    def sync_keyword(self, *, max_age_s: float = 1.0) -> None:
+        """Make the local keyword index match the store, rebuilding only if another process changed it."""
+        now = time.monotonic()
+        if now - self._checked_at < max_age_s:
+            return
+        with self._lock:
+            current = self.generation()
+            if current is not None and current != self.keyword.generation:
+                chunks_col, _ = self._collections()
+                ids: list[str] = []
+                texts: list[str] = []
+                for page_ids, docs in self._scan(chunks_col, include=["documents"]):
+                    ids.extend(page_ids)
+                    texts.extend(d or "" for d in docs)
+                self.keyword.replace_all(ids, texts, current)
+            self._checked_at = time.monotonic()
+
+    # -- queries -------------------------------------------------------------------------------
+    def count(self) -> int:
+        chunks_col, _ = self._collections()
+        return int(self._call("Counting chunks", chunks_col.count))
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+        """Nearest chunks by cosine similarity (1 - distance), best first."""
+        chunks_col, _ = self._collections()
+        n = min(n, self.count())
+        if n <= 0:
+            return []
+        got = self._call(
+            "Searching the index",
+            chunks_col.query,
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=n,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            (_chunk(i, d, m), 1.0 - float(dist))
+            for i, d, m, dist in zip(
+                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
+            )
+        ]
+
+    def get(self, ids: list[str]) -> dict[str, Chunk]:
+        if not ids:
+            return {}
+        chunks_col, _ = self._collections()
+        got = self._call("Reading the index", chunks_col.get, ids=ids, include=["documents", "metadatas"])
+        return {
+            i: _chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        }
+
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        chunks_col, _ = self._collections()
+        got = self._call("Reading the index", chunks_col.get, ids=ids, include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
+
+
+def _chunk_meta(c: Chunk) -> dict:
+    meta = {"source": c.source, "start": c.start, "end": c.end}
+    if c.page is not None:
+        meta["page"] = c.page
+    return meta
+
+
+def _chunk(chunk_id: str, text: str | None, meta: dict | None) -> Chunk:
+    meta = meta or {}
+    page = meta.get("page")
+    return Chunk(
+        id=chunk_id,
+        source=str(meta.get("source", "")),
+        text=text or "",
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        page=int(page) if page is not None else None,
+    )
+
+
+def _slug(url: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", url).strip("_")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
