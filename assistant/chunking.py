@@ -116,12 +116,14 @@ class Chunker:
                 total += pieces[j][1]
                 j += 1
             j = max(j, i + 1)
-            # Prefer ending at a paragraph boundary when this chunk spans more than one paragraph.
+            # Prefer ending at a paragraph boundary when this chunk spans more than one paragraph,
+            # unless what precedes the cut paragraph is short (a heading belongs with its text).
             if j < len(pieces) and pieces[j][2] == pieces[j - 1][2] and pieces[i][2] != pieces[j - 1][2]:
                 k = j - 1
                 while k > i and pieces[k][2] == pieces[j][2]:
                     k -= 1
-                j = k + 1
+                if sum(n for _, n, _ in pieces[i : k + 1]) >= self.max_tokens // 2:
+                    j = k + 1
             out.append((pieces[i][0].start, pieces[j - 1][0].end))
             if j >= len(pieces):
                 break

@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from assistant.generation.llm import (
+from assistant.generation.llm import (  # noqa: E402
     GenerationError,
     LlamaCppGenerator,
     smollm2_gguf_path,
 )
-from assistant.schema import Chunk, Passage
+from assistant.schema import Chunk, Passage  # noqa: E402
 
 QUESTION = "Why is the meeting between Putin and Pezeshkian significant?"
 
@@ -45,8 +45,9 @@ def seed_passages(seeds_dir: Path, count: int) -> list[Passage]:
             offset = start + len(para)
             if len(para.strip()) < 120:
                 continue
-            chunk = Chunk(id=f"{path.name}:{start}", source=path.name, text=para.strip(),
-                          start=start, end=start + len(para))
+            chunk = Chunk(
+                id=f"{path.name}:{start}", source=path.name, text=para.strip(), start=start, end=start + len(para)
+            )
             passages.append(Passage(chunk, score=1.0 - 0.1 * len(passages)))
             if len(passages) == count:
                 return passages

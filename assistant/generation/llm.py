@@ -130,8 +130,9 @@ def format_history(history: Sequence[tuple[str, str]]) -> str:
 def _clean_condensed(raw: str, question: str) -> str:
     """First meaningful line of the rewrite, or the original question if the rewrite is unusable."""
     for line in raw.strip().splitlines():
-        line = re.sub(r"^\s*(?:standalone\s+question|rewritten\s+question|question)\s*:\s*", "",
-                      line, flags=re.IGNORECASE)
+        line = re.sub(
+            r"^\s*(?:standalone\s+question|rewritten\s+question|question)\s*:\s*", "", line, flags=re.IGNORECASE
+        )
         line = line.strip().strip("\"'“”").strip()
         if not line or len(line) > max(300, 4 * len(question)):
             break
@@ -204,7 +205,7 @@ class OpenAIGenerator:
             text = self._chain().invoke(self._inputs(question, passages))
         except GenerationError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every client failure becomes one clear error
+        except Exception as exc:  # every client failure becomes one clear error
             raise self._error(exc) from None
         text = text.strip() if isinstance(text, str) else ""
         if not text:
@@ -216,17 +217,16 @@ class OpenAIGenerator:
         if not passages:
             yield ABSTAIN_TEXT
             return
-        chain = self._chain()
         produced = False
         try:
-            for delta in chain.stream(self._inputs(question, passages)):
+            for delta in self._chain().stream(self._inputs(question, passages)):
                 if not isinstance(delta, str) or not delta:
                     continue
                 produced = produced or bool(delta.strip())
                 yield delta
         except GenerationError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # LangChain refuses a stream that ended without a single chunk: that is an empty answer.
             if produced or "no generation chunks" not in str(exc).lower():
                 raise self._error(exc) from None
@@ -241,12 +241,10 @@ class OpenAIGenerator:
         if not history:
             return question
         try:
-            raw = self._condenser().invoke(
-                {"history": format_history(history), "question": neutralise(question)}
-            )
+            raw = self._condenser().invoke({"history": format_history(history), "question": neutralise(question)})
         except GenerationError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error(exc) from None
         return _clean_condensed(raw if isinstance(raw, str) else "", question)
 
@@ -264,9 +262,7 @@ class OpenAIGenerator:
     def _prompt():
         from langchain_core.prompts import ChatPromptTemplate
 
-        return ChatPromptTemplate.from_messages(
-            [("system", SYSTEM_PROMPT), ("human", USER_TEMPLATE)]
-        )
+        return ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT), ("human", USER_TEMPLATE)])
 
     def _chain(self) -> Runnable:
         if self._answer_chain is None:
@@ -328,9 +324,7 @@ class OpenAIGenerator:
             )
         elif isinstance(exc, openai.APIStatusError):
             detail = _redact(str(getattr(exc, "message", "") or ""), self._api_key)[:200]
-            msg = f"The language model at {where} answered HTTP {exc.status_code}" + (
-                f": {detail}" if detail else "."
-            )
+            msg = f"The language model at {where} answered HTTP {exc.status_code}" + (f": {detail}" if detail else ".")
         else:
             msg = f"The language model at {where} returned an unusable response ({type(exc).__name__})."
         return GenerationError(_redact(msg, self._api_key))
@@ -388,7 +382,7 @@ class _EmbeddedServer:
         try:
             server = xllamacpp.Server(params)
             address = str(server.listening_address).rstrip("/")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise GenerationError(f"Could not load the GGUF model {gguf}: {exc}") from None
         if not re.match(r"^https?://[^/]+:\d+$", address) or address.endswith(":0"):
             raise GenerationError(f"llama.cpp did not report a listening port for {gguf}.")

@@ -1,0 +1,150 @@
+"""The `assistant` command: index, ask, serve, eval.
+
+Heavy parts are imported inside each command, so `assistant ask` never loads the web UI and
+`--help` is instant. Errors a user can cause are printed as one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assistant", description="Ask questions of your documents; answers cite their passages."
+    )
+    parser.add_argument("--index-dir", type=Path, help="index folder (default ./index or ASSISTANT_INDEX_DIR)")
+    parser.add_argument("--chroma-url", help="use a Chroma server, e.g. http://127.0.0.1:8000 (ASSISTANT_CHROMA_URL)")
+    parser.add_argument("--collection", help="Chroma collection name (default: documents)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index files and folders (default: seeds/)")
+    p.add_argument("paths", nargs="*", type=Path)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 25)")
+    p.add_argument("--no-wait", action="store_true", help="fail instead of waiting for another indexing run")
+
+    p = sub.add_parser("ask", help="answer a question from the index")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--stream", action="store_true", help="print the answer as it is produced")
+    p.add_argument("-k", "--k", type=int, help="passages to retrieve (default 4)")
+    _generator_flags(p)
+
+    p = sub.add_parser("serve", help="the chat page and JSON API")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="USER:PASS required to use the page (ASSISTANT_AUTH)")
+    p.add_argument("--insecure", action="store_true", help="allow binding a public address without --auth")
+    _generator_flags(p)
+
+    p = sub.add_parser("eval", help="measure retrieval (BEIR folder) or answers (QA folder)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, help="evaluate a deterministic sample of this many questions")
+    p.add_argument("-k", "--k", type=int, help="passages to retrieve")
+    return parser
+
+
+def _generator_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="(ASSISTANT_GENERATOR)")
+    p.add_argument("--llm-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1")
+    p.add_argument("--llm-model", help="model name for --llm-url")
+    p.add_argument("--llm-gguf", type=Path, help="a local GGUF file for --generator llamacpp")
+    p.add_argument("--llm-timeout", type=float, help="seconds before the LLM is given up on")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    keys = ("index_dir", "chroma_url", "collection", "max_file_mb", "k", "generator", "llm_url", "llm_model",
+            "llm_gguf", "llm_timeout")
+    return Settings.from_env(**{k: getattr(args, k, None) for k in keys})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args, settings_from(args))
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line for the user; details only with ASSISTANT_DEBUG=1
+        from .errors import describe
+
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        if _debug():
+            raise
+        return 1
+
+
+def _index(args, settings: Settings) -> int:
+    from .pipeline import Assistant
+
+    assistant = Assistant(settings)
+    report = assistant.indexer.index(args.paths or [settings.seeds_dir], wait=not args.no_wait)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        print(
+            f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.removed} removed; {report.chunks} chunks in {assistant.store.location}"
+        )
+        for s in report.skipped:
+            print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    return 0
+
+
+def _ask(args, settings: Settings) -> int:
+    from .pipeline import Assistant
+
+    assistant = Assistant(settings)
+    if args.stream and not args.json:
+        result = None
+        for item in assistant.stream(args.question):
+            if isinstance(item, str):
+                print(item, end="", flush=True)
+            else:
+                result = item
+        print()
+        if result is not None:
+            print(_sources(result))
+        return 0
+    result = assistant.answer(args.question)
+    print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else str(result))
+    return 0
+
+
+def _sources(result) -> str:
+    text = str(result)
+    return text[len(result.text) :].lstrip("\n")
+
+
+def _serve(args, settings: Settings) -> int:
+    from .ui import serve
+
+    return serve(settings, host=args.host, port=args.port, auth=args.auth, insecure=args.insecure)
+
+
+def _eval(args, settings: Settings) -> int:
+    from .evaluation import evaluate
+
+    figures = evaluate(args.path, settings, limit=args.limit, k=args.k)
+    print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
+    return 0
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("ASSISTANT_DEBUG") == "1"
+
+
+_COMMANDS = {"index": _index, "ask": _ask, "serve": _serve, "eval": _eval}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+from assistant.chunking import Chunker, chunk_id, sentences
+from assistant.embedding import MAX_WORD_PIECES, Embedder
+from assistant.schema import Document
+
+_embedder = Embedder()
+
+
+def _chunker(max_tokens=200, overlap=40):
+    return Chunker(_embedder.count_tokens, max_tokens, overlap)
+
+
+def test_offsets_round_trip_and_budget_on_seed(seed_dir):
+    for path in seed_dir.iterdir():
+        text = path.read_text(encoding="utf-8")
+        chunks = _chunker().split(Document(str(path), text))
+        assert chunks
+        for c in chunks:
+            assert text[c.start : c.end] == c.text
+            assert _embedder.count_tokens([c.text])[0] + 2 <= MAX_WORD_PIECES
+
+
+def test_junk_before_first_sentence_is_in_no_chunk(seed_dir):
+    path = next(seed_dir.iterdir())
+    text = path.read_text(encoding="utf-8")
+    assert text.lstrip().startswith("×")
+    chunks = _chunker().split(Document(str(path), text))
+    assert all("×" not in c.text for c in chunks)
+    assert chunks[0].text.startswith("Amid Israel-Iran conflict")
+
+
+def test_long_paragraph_is_cut_at_sentences_with_overlap():
+    sentence = "The river carries sediment from the mountains to the delta every spring season. "
+    text = "Title\n\n" + sentence * 40
+    chunks = _chunker(max_tokens=64, overlap=20).split(Document("long.txt", text))
+    assert len(chunks) > 3
+    assert chunks[0].text.startswith("Title")  # a heading stays with its text
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert b.start < a.end  # overlap
+        assert text[b.start : b.end].startswith("The river")
+    for c in chunks:
+        assert _embedder.count_tokens([c.text])[0] <= 64
+
+
+def test_giant_token_without_spaces_still_fits():
+    text = "Start. " + "x" * 5000 + " end."
+    chunks = _chunker(max_tokens=100).split(Document("giant.txt", text))
+    assert all(_embedder.count_tokens([c.text])[0] <= 100 for c in chunks)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+
+
+def test_chunk_ids_are_deterministic_and_content_based():
+    text = "One sentence here. Another sentence there.\n\nA second paragraph."
+    a = _chunker().split(Document("a.txt", text))
+    b = _chunker().split(Document("a.txt", text))
+    assert [c.id for c in a] == [c.id for c in b]
+    assert a[0].id == chunk_id("a.txt", a[0].start, a[0].end, a[0].text)
+    assert _chunker().split(Document("b.txt", text))[0].id != a[0].id
+
+
+def test_sentence_splitter_keeps_abbreviations_together():
+    text = "Dr. Smith met Mr. Jones in the U.S. capital. They talked. Then they left!"
+    spans = [text[s.start : s.end] for s in sentences(text)]
+    assert spans[0] == "Dr. Smith met Mr. Jones in the U.S. capital."
+    assert spans[1:] == ["They talked.", "Then they left!"]
