@@ -18,9 +18,7 @@ from .embedding import Embedder
 from .loading import iter_files, load_file, source_name
 from .schema import Chunk, Document, IndexReport, Skipped
 from .settings import Settings
-from .store import FileRecord, Store
-
-_GROUP_CHUNKS = 2048  # chunks embedded and stored per step: bounds memory and work lost to a crash
+from .store import FileRecord, FileUpdate, Store
 
 
 class IndexBusyError(RuntimeError):
@@ -35,6 +33,8 @@ class Indexer:
         embedder: Encodes chunk texts.
         settings: Chunk size, file size limit, progress bars.
     """
+
+    group_chunks = 2048  # about this many chunks are embedded and stored per step: bounds memory and lost work
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings):
         self.store = store
@@ -115,10 +115,8 @@ class Indexer:
         in_sync = generation is not None and store.keyword.generation == generation
         if changed:
             store.bump_generation()  # any crash from here on leaves every keyword index stale
-        removed_ids: list[str] = []
-        for source in gone:
-            removed_ids += store.remove_file(source)
-            report.removed += 1
+        removed_ids = store.remove_files(list(gone), records)
+        report.removed += len(gone)
         added: list[Chunk] = []
         with self._progress(sum(len(d.text) for d, _, _ in todo)) as bar:
             for group in self._groups(todo):
@@ -129,12 +127,21 @@ class Indexer:
                 new = list({c.id: c for c in new}.values())
                 vectors = self.embedder.encode([c.text for c in new])
                 row = {c.id: i for i, c in enumerate(new)}
-                for doc, digest, chunks, _ in pending:
+                updates = []
+                for doc, digest, chunks, old in pending:
                     mine = [c for c in chunks if c.id in row]
-                    ids = list(dict.fromkeys(c.id for c in chunks))
-                    vecs = vectors[[row[c.id] for c in mine]] if mine else vectors[:0]
-                    removed_ids += store.write_file(doc.source, digest, ids, mine, vecs)
-                    bar.update(len(doc.text))
+                    updates.append(
+                        FileUpdate(
+                            doc.source,
+                            digest,
+                            list(dict.fromkeys(c.id for c in chunks)),
+                            mine,
+                            vectors[[row[c.id] for c in mine]] if mine else vectors[:0],
+                            previous=old.chunk_ids if old else (),
+                        )
+                    )
+                removed_ids += store.write_files(updates)
+                bar.update(sum(len(doc.text) for doc, *_ in pending))
                 report.embedded += len(new)
                 added += new
         orphans = store.orphans(store.files()) if changed or not in_sync else []
@@ -156,7 +163,7 @@ class Indexer:
         for item in todo:
             group.append(item)
             size += max(1, len(item[0].text) // 800)
-            if size >= _GROUP_CHUNKS:
+            if size >= self.group_chunks:
                 yield group
                 group, size = [], 0
         if group:

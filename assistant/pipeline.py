@@ -128,12 +128,14 @@ class Assistant:
     def answer(self, question: str, history: History | None = None) -> Answer:
         """Answer from the documents, citing the passages used; declines when they do not say."""
         question = self.check(question)
+        self.embedder.preload()  # load the model while the index opens
         self.ensure_index()
         return self.chain.invoke({"question": question, "history": _pairs(history)})
 
     def stream(self, question: str, history: History | None = None) -> Iterator[str | Answer]:
         """Yield the answer's text as it is produced, then the finished `Answer` as the last item."""
         question = self.check(question)
+        self.embedder.preload()  # load the model while the index opens
         self.ensure_index()
         query = self.condense(question, _pairs(history))
         passages = self.retrieve(query)
@@ -143,13 +145,17 @@ class Assistant:
             yield from re.findall(r"\S+\s*", result.text)
             yield result
             return
-        from .generation.llm import GenerationError, is_abstention
+        from .generation.llm import GenerationError, MarkerRenumberer, is_abstention
 
         parts: list[str] = []
+        shown = MarkerRenumberer(len(passages))  # the streamed [n] match the final citations
         try:
             for delta in generator.stream(query, passages):
                 parts.append(delta)
-                yield delta
+                if text := shown.feed(delta):
+                    yield text
+            if text := shown.flush():
+                yield text
         except GenerationError as exc:
             result = self._fallback(query, passages, str(exc))
             yield "\n\n" + result.text
@@ -179,9 +185,12 @@ class Assistant:
         condense = getattr(self.generator, "condense", None)
         if condense is not None:
             try:
-                return condense(question, history) or question
+                rewritten = (condense(question, history) or "").strip()
             except Exception:  # the LLM is down: fall through to the heuristic
-                pass
+                rewritten = ""
+            # Small models often echo the follow-up unchanged; that resolves nothing, so fall through.
+            if rewritten and rewritten.casefold() != question.strip().casefold():
+                return rewritten
         last = history[-1][0]
         if _FOLLOW_UP.search(question) or len(question.split()) <= 4:
             return f"{last} {question}"

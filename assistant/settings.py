@@ -26,6 +26,7 @@ class Settings:
         generator: `extractive` (default, offline), `openai` or `llamacpp`.
         llm_url / llm_model / llm_api_key / llm_timeout: OpenAI-compatible endpoint.
         llm_gguf: A GGUF file served by an embedded llama.cpp server.
+        llm_max_tokens: Longest LLM answer, in tokens (ASSISTANT_LLM_MAX_TOKENS).
         max_file_mb: Files larger than this are skipped with a reason.
         max_question_chars: Longer questions are refused with a clear message.
         chunk_tokens / chunk_overlap_tokens: Passage size in word pieces (the model reads 256 at most).
@@ -44,6 +45,7 @@ class Settings:
     llm_api_key: str | None = None
     llm_timeout: float = 60.0
     llm_gguf: Path | None = None
+    llm_max_tokens: int = 384
     max_file_mb: float = 25.0
     max_question_chars: int = 2000
     chunk_tokens: int = 200

@@ -40,6 +40,21 @@ class FileRecord:
     chunk_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class FileUpdate:
+    """A file to (re)write: its full chunk id list, the chunks to store, and their vectors.
+
+    `previous` is the chunk ids the file had (from its record); None means look them up.
+    """
+
+    source: str
+    content_hash: str
+    chunk_ids: list[str]
+    new: list[Chunk]
+    vectors: np.ndarray
+    previous: tuple[str, ...] | None = None
+
+
 class Store:
     """Where chunks, their vectors, their keywords and the file records live.
 
@@ -56,6 +71,7 @@ class Store:
         self._chunks = None
         self._files = None
         self._checked_at = 0.0
+        self._max_batch: int | None = None
         where = _slug(self.url) if self.url else "local"
         self.keyword = KeywordIndex(self.index_dir / "keyword" / f"{where}-{settings.collection}")
 
@@ -113,7 +129,7 @@ class Store:
         except Exception as exc:
             if self.url:
                 with self._lock:  # reconnect on the next call: the server may come back
-                    self._client = self._chunks = self._files = None
+                    self._client = self._chunks = self._files = self._max_batch = None
             raise StoreError(f"{what} failed at {self.location}: {_short(exc)}") from None
 
     # -- file records --------------------------------------------------------------------------
@@ -130,44 +146,87 @@ class Store:
     def write_file(
         self, source: str, content_hash: str, chunk_ids: list[str], new: list[Chunk], vectors: np.ndarray
     ) -> list[str]:
-        """Store a file's new chunks, drop its stale ones, then record it. Returns removed chunk ids.
+        """Store one file's new chunks, record it, then drop its stale chunks. Returns removed ids.
 
         `chunk_ids` is the file's full chunk list; chunks already stored under the same id (same
         source, offsets and text) are neither re-embedded nor rewritten.
         """
+        return self.write_files([FileUpdate(source, content_hash, chunk_ids, new, vectors)])
+
+    def write_files(self, updates: list[FileUpdate]) -> list[str]:
+        """Write several files in a few batched calls. Returns the chunk ids that were removed.
+
+        Order matters for crash safety: chunks first, then the records that list them, then the
+        chunks no longer listed. At every step each recorded chunk exists, so whatever a crash
+        leaves is unlisted chunks, which `orphans` finds by a count and the next run deletes.
+        """
+        if not updates:
+            return []
         chunks_col, files_col = self._collections()
-        batch = self._batch_size()
-        for lo in range(0, len(new), batch):
-            part = new[lo : lo + batch]
-            self._call(
-                "Storing chunks",
-                chunks_col.upsert,
-                ids=[c.id for c in part],
-                embeddings=vectors[lo : lo + batch],
-                documents=[c.text for c in part],
-                metadatas=[_chunk_meta(c) for c in part],
-            )
-        keep = set(chunk_ids)
-        stale = [i for i in self._ids_of_source(source) if i not in keep]
+        new = [c for u in updates for c in u.new]
+        if new:
+            vectors = np.concatenate([np.asarray(u.vectors, dtype=np.float32).reshape(len(u.new), -1)
+                                      for u in updates if u.new])
+            batch = self._batch_size()
+            for lo in range(0, len(new), batch):
+                part = new[lo : lo + batch]
+                self._call(
+                    "Storing chunks",
+                    chunks_col.upsert,
+                    ids=[c.id for c in part],
+                    embeddings=vectors[lo : lo + batch],
+                    documents=[c.text for c in part],
+                    metadatas=[_chunk_meta(c) for c in part],
+                )
+        stale: list[str] = []
+        for u in updates:
+            keep = set(u.chunk_ids)
+            before = self._ids_of_source(u.source) if u.previous is None else u.previous
+            stale += [i for i in before if i not in keep]
+        self._upsert_records(files_col, updates)
         self._delete(chunks_col, stale)
-        self._call(
-            "Recording a file",
-            files_col.upsert,
-            ids=[source],
-            embeddings=[[1.0]],
-            metadatas=[{"hash": content_hash, "chunk_ids": json.dumps(chunk_ids), "chunks": len(chunk_ids)}],
-        )
         return stale
 
+    def _upsert_records(self, files_col, updates: list[FileUpdate]) -> None:
+        batch = self._batch_size()
+        for lo in range(0, len(updates), batch):
+            part = updates[lo : lo + batch]
+            self._call(
+                "Recording files",
+                files_col.upsert,
+                ids=[u.source for u in part],
+                embeddings=[[1.0]] * len(part),
+                metadatas=[
+                    {"hash": u.content_hash, "chunk_ids": json.dumps(list(u.chunk_ids)), "chunks": len(u.chunk_ids)}
+                    for u in part
+                ],
+            )
+
     def remove_file(self, source: str) -> list[str]:
+        return self.remove_files([source])
+
+    def remove_files(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
+        """Forget files: their records first, then their chunks (see `write_files` on order)."""
+        if not sources:
+            return []
         chunks_col, files_col = self._collections()
-        ids = self._ids_of_source(source)
+        ids: list[str] = []
+        for source in sources:
+            record = records.get(source) if records is not None else None
+            ids += list(record.chunk_ids) if record is not None else self._ids_of_source(source)
+        batch = self._batch_size()
+        for lo in range(0, len(sources), batch):
+            self._call("Removing files", files_col.delete, ids=sources[lo : lo + batch])
+        ids = list(dict.fromkeys(ids))
         self._delete(chunks_col, ids)
-        self._call("Removing a file", files_col.delete, ids=[source])
         return ids
 
     def orphans(self, records: dict[str, FileRecord]) -> list[str]:
-        """Chunks no file record lists: what a crash between writing chunks and the record leaves."""
+        """Chunks no file record lists: what a crash between writing chunks and records leaves.
+
+        Every recorded chunk exists (see `write_files`), so equal counts mean no orphans and
+        the common case costs one count instead of a scan.
+        """
         listed = {i for r in records.values() for i in r.chunk_ids}
         if self.count() == len(listed):
             return []
@@ -189,10 +248,13 @@ class Store:
             self._call("Deleting chunks", collection.delete, ids=ids[lo : lo + batch])
 
     def _batch_size(self) -> int:
-        try:
-            return max(1, min(5000, int(self._client.get_max_batch_size())))
-        except Exception:
-            return 1000
+        """Rows per write: the server's limit, asked once per connection."""
+        if self._max_batch is None:
+            try:
+                self._max_batch = max(1, min(5000, int(self._client.get_max_batch_size())))
+            except Exception:
+                return 1000
+        return self._max_batch
 
     def _scan(self, collection, include: list[str]) -> Iterable[tuple[list[str], list]]:
         offset = 0

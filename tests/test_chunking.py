@@ -1,3 +1,5 @@
+import itertools
+
 from assistant.chunking import Chunker, chunk_id, sentences
 from assistant.embedding import MAX_WORD_PIECES, Embedder
 from assistant.schema import Document
@@ -34,7 +36,7 @@ def test_long_paragraph_is_cut_at_sentences_with_overlap():
     chunks = _chunker(max_tokens=64, overlap=20).split(Document("long.txt", text))
     assert len(chunks) > 3
     assert chunks[0].text.startswith("Title")  # a heading stays with its text
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.start < a.end  # overlap
         assert text[b.start : b.end].startswith("The river")
     for c in chunks:

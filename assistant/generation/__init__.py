@@ -38,11 +38,12 @@ def create_generator(settings, *, fallback: Generator) -> Generator:
             model=settings.llm_model,
             api_key=settings.llm_api_key,
             timeout=settings.llm_timeout,
+            max_tokens=settings.llm_max_tokens,
         )
     if name == "llamacpp":
         from .llm import GenerationError, LlamaCppGenerator
 
         if not settings.llm_gguf:
             raise GenerationError("The llamacpp generator needs a model file: --llm-gguf PATH (ASSISTANT_LLM_GGUF).")
-        return LlamaCppGenerator(settings.llm_gguf, timeout=settings.llm_timeout)
+        return LlamaCppGenerator(settings.llm_gguf, timeout=settings.llm_timeout, max_tokens=settings.llm_max_tokens)
     raise ValueError(f"Unknown generator {name!r}; choose one of {', '.join(GENERATORS)}.")

@@ -1,0 +1,143 @@
+"""Warm question latency at scale: retrieval and full answers (hybrid on) over N chunks.
+
+The SQuAD v2 dev articles are indexed for real; the index is then grown to `--chunks` by
+copying those chunks under new sources with their stored vectors slightly perturbed (Gaussian
+noise, renormalised) instead of embedding for an hour. Texts repeat, so the keyword index has
+the real vocabulary at the real size. Questions are SQuAD questions about the indexed articles.
+
+    python bench/query_latency.py --chunks 100000 --json [--questions 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+for key, value in {
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(key, value)
+
+DATA = Path("/work/shared/data/squad-v2-dev")
+
+
+def grow(store, target: int, noise: float, seed: int = 0) -> int:
+    """Copy the store's chunks under new sources until it holds `target` chunks."""
+    import numpy as np
+
+    from assistant.schema import Chunk
+    from assistant.store import FileUpdate
+
+    records = store.files()
+    base = store.get([i for r in records.values() for i in r.chunk_ids])
+    vectors = store.vectors(list(base))
+    rng = np.random.default_rng(seed)
+    total, copy = len(base), 0
+    while total < target:
+        copy += 1
+        updates = []
+        for source, record in records.items():
+            ids = [i for i in record.chunk_ids if i in base][: target - total]
+            if not ids:
+                break
+            new = []
+            for i in ids:
+                c = base[i]
+                new.append(Chunk(hashlib.sha1(f"{copy}:{i}".encode()).hexdigest()[:24], f"{source}#copy{copy}",
+                                 c.text, c.start, c.end, c.page))
+            vecs = np.stack([vectors[i] for i in ids]) + rng.normal(0, noise, (len(ids), 384)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            updates.append(FileUpdate(f"{source}#copy{copy}", "synthetic", [c.id for c in new], new, vecs, ()))
+            total += len(new)
+        store.write_files(updates)
+    generation = store.bump_generation()
+    store.sync_keyword(max_age_s=0)
+    assert store.keyword.generation == generation
+    return total
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--questions", type=int, default=60)
+    parser.add_argument("--noise", type=float, default=0.02, help="std of the noise added to copied vectors")
+    parser.add_argument("--index-dir", type=Path, help="reuse/keep the index here (default: a temp folder)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from assistant.pipeline import Assistant
+
+    index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="bench-query-"))
+    assistant = Assistant(index_dir=index_dir, progress=False)
+    build: dict = {}
+    if assistant.store.count() < args.chunks:
+        start = time.perf_counter()
+        assistant.index([DATA / "docs"])
+        build["real_chunks"] = assistant.store.count()
+        build["index_real_s"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        grow(assistant.store, args.chunks, args.noise)
+        build["grow_s"] = round(time.perf_counter() - start, 1)
+
+    questions = []
+    with open(DATA / "questions.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            questions.append(json.loads(line)["question"])
+    step = max(1, len(questions) // (args.questions + 5))
+    questions = questions[::step][: args.questions + 5]
+    for q in questions[:5]:  # warm: model, Chroma, keyword index
+        assistant.answer(q)
+    retrieve, answer = [], []
+    for q in questions[5:]:
+        start = time.perf_counter()
+        assistant.retrieve(q)
+        retrieve.append((time.perf_counter() - start) * 1000)
+    for q in questions[5:]:
+        q = q.rstrip("?") + " ?"  # not a repeat of the retrieval run's query text
+        start = time.perf_counter()
+        assistant.answer(q)
+        answer.append((time.perf_counter() - start) * 1000)
+    out = {
+        "chunks": assistant.store.count(),
+        "retrieve_p50_ms": round(statistics.median(retrieve), 1),
+        "retrieve_p95_ms": round(percentile(retrieve, 0.95), 1),
+        "answer_p50_ms": round(statistics.median(answer), 1),
+        "answer_p95_ms": round(percentile(answer, 0.95), 1),
+        "rss_mb": round(rss_mb(), 1),
+        "questions": len(answer),
+        "synthetic": (
+            f"SQuAD dev articles indexed for real, then copied under new sources with vectors perturbed by "
+            f"N(0, {args.noise}) and renormalised, up to {args.chunks} chunks; texts reused"
+        ),
+        **build,
+    }
+    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
