@@ -97,6 +97,14 @@ class Assistant:
             | RunnableLambda(lambda x: self._generate(x["query"], x["passages"]))
         )
 
+    def with_generator(self, generator) -> Assistant:
+        """The same index, model and locks, answering with another generator."""
+        other = Assistant(self.settings, generator=generator)
+        for part in ("embedder", "store", "retriever", "indexer", "extractive"):
+            setattr(other, part, getattr(self, part))
+        other._ready = self._ready
+        return other
+
     # -- indexing ------------------------------------------------------------------------------
     def index(self, paths: Sequence[str | Path] | None = None) -> IndexReport:
         """Index files and folders (default: the seeds folder); unchanged files cost nothing."""

@@ -259,13 +259,7 @@ class Service:
             raise ValueError(f"Unknown generator {name!r}; choose one of {', '.join(self.generators)}.")
         with self._lock:
             if name not in self._variants:
-                from .pipeline import Assistant
-
-                variant = Assistant(self.base.settings, generator=name)
-                for part in ("embedder", "store", "retriever", "indexer", "extractive"):
-                    setattr(variant, part, getattr(self.base, part))
-                variant._ready = self.base._ready
-                self._variants[name] = variant
+                self._variants[name] = self.base.with_generator(name)
             return self._variants[name]
 
     def warm_up(self) -> None:
@@ -455,7 +449,10 @@ def build_blocks(service: Service, *, concurrency: int = 2):
 
     def ask_api(question: str, history: list | None = None, generator: str | None = None) -> dict:
         """Answer from the documents; returns the JSON of `assistant ask --json`."""
-        return service.assistant(generator).answer(question, parse_history(history)).to_dict()
+        try:
+            return service.assistant(generator).answer(question, parse_history(history)).to_dict()
+        except Exception as exc:  # the client gets the one-line reason, not "error"
+            raise gr.Error(describe(exc)) from None
 
     with gr.Blocks(
         title="Ask your documents",

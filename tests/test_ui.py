@@ -285,3 +285,5 @@ def test_gradio_client(server):
     result = client.predict(question="Why might Russia not send S-400s?", api_name="/ask")
     assert result["citations"] and not result["abstained"]
     assert result["citations"][0]["quote"] in result["citations"][0]["text"]
+    with pytest.raises(Exception, match="the text was empty"):
+        client.predict(question="  ", api_name="/ask")
