@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help="fail instead of waiting for another indexing run")
 
     p = sub.add_parser("ask", help="answer a question from the index")
-    p.add_argument("question")
+    p.add_argument("question", help="the question; - reads it from standard input")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--stream", action="store_true", help="print the answer as it is produced")
     p.add_argument("-k", "--k", type=int, help="passages to retrieve (default 4)")
@@ -102,6 +102,8 @@ def _ask(args, settings: Settings) -> int:
     from .pipeline import Assistant
 
     assistant = Assistant(settings)
+    if args.question == "-":  # long questions do not fit in a command line (128 KiB on Linux)
+        args.question = sys.stdin.read()
     if args.stream and not args.json:
         result = None
         for item in assistant.stream(args.question):

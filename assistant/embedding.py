@@ -4,7 +4,7 @@ The packaged sentence-transformers model is a 6-layer BERT followed by mean pool
 normalisation. Running that forward pass here from the same `model.safetensors` and
 `tokenizer.json` gives the same vectors as `SentenceTransformer.encode` (tests check it) while
 skipping the ~4 s import of sentence-transformers/transformers, which dominated a first question.
-Texts are tokenised once, sorted by length and batched by a token budget, so padding costs little.
+Texts are tokenised once, sorted by length and batched by a token budget with little padding.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MAX_WORD_PIECES = 256  # all-MiniLM-L6-v2 silently truncates past this, special tokens included
 DIMENSION = 384
+# Torch runs each forward pass on one thread; large inputs run several batches at once instead, one
+# per core. For a question or a few sentences, waking and syncing threads inside every matrix
+# multiply costs far more than the work (10-100x slower on a busy machine), and for bulk encoding
+# whole batches per core avoid that per-operation synchronisation altogether.
+PARALLEL_MIN_TOKENS = 4096
+_MIN_FILL = 0.8  # a text joins a batch only if at least this share of its row is real tokens
 
 
 def default_model_path() -> Path:
@@ -38,7 +46,7 @@ class Embedder:
         model_path: A sentence-transformers BERT model folder; defaults to the packaged MiniLM.
         batch_size: Texts per forward pass for texts of full length; shorter texts are batched
             more densely (the budget is `batch_size * 256` word pieces per pass).
-        threads: Torch intra-op threads; defaults to every core.
+        threads: Batches encoded at once for large inputs (one per core); defaults to every core.
     """
 
     def __init__(self, model_path: Path | None = None, batch_size: int = 64, threads: int | None = None):
@@ -70,7 +78,7 @@ class Embedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = _MiniLM.load(self.model_path, self.threads)
+                    self._model = _MiniLM.load(self.model_path)
         return self._model
 
     @property
@@ -104,20 +112,39 @@ class Embedder:
         model = self.model
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
-        budget = self.batch_size * MAX_WORD_PIECES
         bar = _bar(len(texts)) if progress else None
-        lo = 0
-        while lo < len(order):
-            width = len(ids[order[lo]])
-            hi = min(len(order), lo + max(1, budget // max(width, 1)))
-            batch = order[lo:hi]
-            out[batch] = model([ids[i] for i in batch], width)
-            if bar is not None:
-                bar.update(len(batch))
-            lo = hi
+        batches = self._batches(order, [len(row) for row in ids])
+        parallel = self.threads > 1 and len(batches) > 1 and sum(map(len, ids)) >= PARALLEL_MIN_TOKENS
+        with ThreadPoolExecutor(self.threads) if parallel else nullcontext() as pool:
+
+            def run(batch: list[int]) -> np.ndarray:
+                return model([ids[i] for i in batch], len(ids[batch[0]]))
+
+            for batch, vectors in zip(batches, pool.map(run, batches) if pool else map(run, batches), strict=True):
+                out[batch] = vectors
+                if bar is not None:
+                    bar.update(len(batch))
         if bar is not None:
             bar.close()
         return out
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Cut the longest-first order into batches within the token budget that pad little.
+
+        A batch also ends where texts get much shorter than its first (longest) one: every row is
+        padded to that width, and padding is computed like real tokens.
+        """
+        budget = self.batch_size * MAX_WORD_PIECES
+        batches: list[list[int]] = []
+        for i in order:
+            if batches:
+                batch = batches[-1]
+                width = lengths[batch[0]]
+                if (len(batch) + 1) * width <= budget and lengths[i] >= _MIN_FILL * width:
+                    batch.append(i)
+                    continue
+            batches.append([i])
+        return batches
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
@@ -142,12 +169,12 @@ class _MiniLM:
         self.hidden = int(config["hidden_size"])
 
     @classmethod
-    def load(cls, path: Path, threads: int) -> _MiniLM:
+    def load(cls, path: Path) -> _MiniLM:
         import torch
         from safetensors.torch import load_file
 
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+
+        torch.set_num_threads(1)  # see PARALLEL_MIN_TOKENS
         config = json.loads((path / "config.json").read_text())
         if config.get("model_type") != "bert" or config.get("hidden_act", "gelu") != "gelu":
             raise ValueError(f"{path} is not a BERT sentence-transformers model this encoder can run")

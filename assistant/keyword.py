@@ -27,11 +27,16 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+# bm25s's English stop words (`bm25s.stopwords.STOPWORDS_EN`), copied so a question never imports
+# bm25s (and scipy): that import alone costs about a second of a first answer.
+STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there "  # noqa: SIM905
+    "these they this to was will with".split()
+)
 
-    return frozenset(STOPWORDS_EN)
+
+def _stopwords() -> frozenset[str]:
+    return STOPWORDS
 
 
 def tokenize(text: str) -> list[str]:
@@ -43,7 +48,9 @@ def tokenize(text: str) -> list[str]:
 
 
 def tokenize_many(texts: list[str]) -> list[list[str]]:
-    return [tokenize(t) for t in texts]
+    """Tokens of each text; repeated texts (boilerplate, copies) are tokenised once."""
+    seen: dict[str, list[str]] = {}
+    return [seen[t] if t in seen else seen.setdefault(t, tokenize(t)) for t in texts]
 
 
 class KeywordIndex:
@@ -80,16 +87,12 @@ class KeywordIndex:
                 self._tokens = {}
         return self._tokens
 
-    def _load_bm25(self):
+    def _load_bm25(self) -> _Scores | None:
         if self._bm25 is None and (self.folder / "bm25").exists():
-            import bm25s
-
             try:
-                self._bm25 = bm25s.BM25.load(
-                    str(self.folder / "bm25"), mmap=True, load_corpus=False, show_progress=False
-                )
+                self._bm25 = _Scores.load(self.folder / "bm25")
                 self._ids = json.loads((self.folder / "ids.json").read_text())
-            except (OSError, ValueError):
+            except (OSError, ValueError, KeyError):
                 self._bm25, self._ids = None, []
         return self._bm25
 
@@ -122,6 +125,7 @@ class KeywordIndex:
                     bm25 = bm25s.BM25()
                     bm25.index([tokens[i] or ["\x00empty"] for i in ids], show_progress=False)
                     bm25.save(str(tmp / "bm25"))
+                    bm25 = _Scores.load(tmp / "bm25", mmap=False)
                 (tmp / "ids.json").write_text(json.dumps(ids))
                 with open(tmp / "tokens.pkl", "wb") as fh:
                     pickle.dump(tokens, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -148,12 +152,43 @@ class KeywordIndex:
             terms = tokenize(query)
             if bm25 is None or not terms:
                 return []
-            vocab = bm25.vocab_dict
-            known = [vocab[t] for t in terms if t in vocab]
+            known = [bm25.vocab[t] for t in terms if t in bm25.vocab]
             if not known:
                 return []
-            scores = bm25.get_scores(known)
+            scores = bm25.scores(known)
             k = min(k, len(scores))
             top = np.argpartition(-scores, k - 1)[:k]
             top = top[np.argsort(-scores[top])]
             return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+
+class _Scores:
+    """A saved bm25s index read with numpy alone: the eager BM25 score matrix, memory-mapped.
+
+    bm25s ("lucene" variant) stores each term's precomputed per-document scores as a CSC column;
+    a query's scores are the sum of its terms' columns, exactly as `bm25s.BM25.get_scores`.
+    """
+
+    def __init__(self, vocab: dict[str, int], data, indices, indptr, num_docs: int):
+        self.vocab, self.data, self.indices, self.indptr, self.num_docs = vocab, data, indices, indptr, num_docs
+
+    @classmethod
+    def load(cls, folder: Path, *, mmap: bool = True) -> _Scores:
+        params = json.loads((folder / "params.index.json").read_text())
+        if params.get("method", "lucene") not in ("lucene", "robertson", "atire"):
+            raise ValueError(f"unsupported BM25 variant {params.get('method')!r}")  # these need no extra array
+        mode = "r" if mmap else None
+        return cls(
+            json.loads((folder / "vocab.index.json").read_text()),
+            np.load(folder / "data.csc.index.npy", mmap_mode=mode),
+            np.load(folder / "indices.csc.index.npy", mmap_mode=mode),
+            np.load(folder / "indptr.csc.index.npy", mmap_mode=mode),
+            int(params["num_docs"]),
+        )
+
+    def scores(self, term_ids: list[int]) -> np.ndarray:
+        out = np.zeros(self.num_docs, dtype=np.float32)
+        for t in term_ids:
+            lo, hi = int(self.indptr[t]), int(self.indptr[t + 1])
+            out[self.indices[lo:hi]] += self.data[lo:hi]  # a column lists each document once
+        return out

@@ -108,7 +108,7 @@ def load_file(path: Path, *, max_bytes: int | None = None) -> Document | Skipped
     path = Path(path)
     try:
         return _load(path, max_bytes)
-    except Exception as exc:  # noqa: BLE001 - a last guard: a bad file must never stop a run
+    except Exception as exc:  # a last guard: a bad file must never stop a run
         return Skipped(source_name(path), f"could not load: {_short(exc)}")
 
 
@@ -318,14 +318,14 @@ def _load_pdf(name: str, data: bytes) -> Document | Skipped:
             pages = list(reader.pages)
         except DependencyError:  # AES needs pypdf's optional crypto backend
             return Skipped(name, "encrypted PDF (opening it needs the 'cryptography' package)")
-        except Exception as exc:  # noqa: BLE001 - pypdf raises many types on broken files
+        except Exception as exc:  # pypdf raises many types on broken files
             return Skipped(name, f"corrupt or unreadable PDF: {_short(exc)}")
 
         texts: list[str] = []
         for page in pages:
             try:
                 texts.append((page.extract_text() or "").strip())
-            except Exception:  # noqa: BLE001 - one broken page should not lose the others
+            except Exception:  # one broken page should not lose the others
                 texts.append("")
 
     parts: list[str] = []
@@ -359,7 +359,7 @@ def _load_docx(name: str, data: bytes) -> Document | Skipped:
             text = _table_text(item) if isinstance(item, Table) else item.text.strip()
             if text:
                 blocks.append(text)
-    except Exception:  # noqa: BLE001 - zip, xml, package and key errors alike
+    except Exception:  # zip, xml, package and key errors alike
         return Skipped(name, "not a valid .docx file")
     text = "\n\n".join(blocks)
     return Document(name, text) if text else Skipped(name, "no text in document")

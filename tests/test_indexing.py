@@ -275,3 +275,22 @@ def test_embeddings_are_the_packaged_sentence_transformers_model(embedder):
     assert ours.shape == expected.shape == (len(texts), 384)
     assert np.abs(ours - expected).max() < 1e-5
     assert np.abs(embedder.encode_query(texts[0]) - expected[0]).max() < 1e-5
+
+
+def test_keyword_scores_are_bm25s_scores(corpus):
+    """Questions read the saved BM25 matrix with numpy alone; the scores must be bm25s's own."""
+    import bm25s
+    import numpy as np
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from assistant.keyword import STOPWORDS, tokenize
+
+    assert frozenset(STOPWORDS_EN) == STOPWORDS
+    keyword = corpus[1].store.keyword
+    reference = bm25s.BM25.load(str(keyword.folder / "bm25"), load_corpus=False, show_progress=False)
+    for query in ("volcanoes erupt molten rock", "the coral reefs and comets", "observation details"):
+        ids = [reference.vocab_dict[t] for t in tokenize(query) if t in reference.vocab_dict]
+        expected = reference.get_scores(ids)
+        assert np.allclose(keyword._load_bm25().scores(ids), expected)
+        best = {keyword._ids[i] for i in np.flatnonzero(expected == expected.max())}
+        assert keyword.search(query, 1)[0][0] in best

@@ -1,0 +1,57 @@
+"""The extractive generator on a real index: exact quotes, honest declines, plain answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.pipeline import Assistant
+from assistant.settings import PROJECT_ROOT
+
+FACTS = """Harbour town
+
+The town of Pellmore lies on the northern coast and has about 12,000 inhabitants.
+
+Its harbour was built in 1847 by the engineer Agatha Brindle to shelter the fishing fleet.
+
+Every August the town holds a lantern festival, when boats carry paper lanterns across the bay.
+"""
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory) -> Assistant:
+    docs = tmp_path_factory.mktemp("docs")
+    (docs / "pellmore.txt").write_text(FACTS)
+    a = Assistant(index_dir=tmp_path_factory.mktemp("index"), progress=False)
+    a.index([docs, *sorted((PROJECT_ROOT / "seeds").glob("*.txt"))])
+    return a
+
+
+def test_answers_a_plainly_answerable_question(assistant):
+    result = assistant.answer("Who built the harbour of Pellmore?")
+    assert not result.abstained
+    assert "Agatha Brindle" in result.text
+    assert result.citations and "pellmore" in result.citations[0].source
+
+
+def test_quotes_are_short_substrings_of_their_passages(assistant):
+    for question in ("When was the harbour built?", "What did Ettelaat demand?", "Who is Stephen Hall?"):
+        result = assistant.answer(question)
+        assert not result.abstained, question
+        for c in result.citations:
+            assert c.quote in c.text
+            assert len(c.quote) < 600
+
+
+@pytest.mark.parametrize(
+    "question", ["How do I bake sourdough bread?", "What is the best way to learn the guitar?"]
+)
+def test_declines_off_topic(assistant, question):
+    result = assistant.answer(question)
+    assert result.abstained and not result.citations
+
+
+def test_stream_deltas_join_to_the_text(assistant):
+    items = list(assistant.stream("How many inhabitants does Pellmore have?"))
+    final = items[-1]
+    assert "".join(items[:-1]) == final.text
+    assert "12,000" in final.text

@@ -1,0 +1,285 @@
+"""Hostile input, table-driven: every bad file or question gets a clear message, the rest goes on.
+
+One folder holds every case of `FILE_CASES` side by side with good files; it is indexed once, in
+process and through the CLI, and each row is then checked: a bad file is skipped with a reason a
+user understands, a good one (odd encoding, odd name, duplicate) is indexed and answerable.
+`QUESTION_CASES` does the same for questions, through `Assistant.answer` and `assistant ask`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant
+from assistant.pipeline import QuestionError
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_FILE_MB = 10
+LATIN1 = "The café in Zürich serves crème brûlée every Thursday afternoon.\n"
+LATIN1_Q = "When does the café in Zürich serve crème brûlée?"
+
+
+def _pdf(pages: list[str]) -> bytes:
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer)
+    for text in pages:
+        pdf.drawString(72, 720, text)
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def _encrypted_pdf(path: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf(["The vault code is in the safe."]))))
+    writer.encrypt("secret")  # RC4: needs no crypto backend
+    writer.write(path)
+
+
+def _big(path: Path) -> None:
+    line = b"A line of perfectly ordinary text that repeats until the file is far too large.\n"
+    with path.open("wb") as fh:
+        for _ in range(50 * 1024 * 1024 // len(line) + 1):
+            fh.write(line)
+
+
+def _write(data: bytes | str, encoding: str = "utf-8") -> Callable[[Path], None]:
+    return lambda p: p.write_bytes(data if isinstance(data, bytes) else data.encode(encoding))
+
+
+@dataclass(frozen=True)
+class FileCase:
+    """One row: a file made in the shared folder and what indexing it must lead to.
+
+    `skipped` is a phrase of the reason a bad file is skipped with; a good file instead names a
+    `question` whose answer must cite it and contain `needle`.
+    """
+
+    name: str
+    filename: str
+    make: Callable[[Path], None]
+    skipped: str | None = None
+    question: str | None = None
+    needle: str | None = None
+
+
+FILE_CASES = [
+    FileCase("zero-byte file", "empty.txt", _write(b""), skipped="empty file"),
+    FileCase("binary data named .txt", "photo.txt", _write(bytes(range(256)) * 64), skipped="binary file"),
+    FileCase("Latin-1 text", "latin1.txt", _write(LATIN1, "latin-1"), question=LATIN1_Q, needle="Thursday"),
+    FileCase(
+        "UTF-16 text",
+        "utf16.txt",
+        _write("The lighthouse keeper Ørjan Nygård lights the lamp at six o'clock.\n", "utf-16"),
+        question="When does Ørjan Nygård light the lamp?",
+        needle="six o'clock",
+    ),
+    FileCase(
+        "corrupt PDF", "corrupt.pdf", _write(b"%PDF-1.7\n1 0 obj <</Type /Cat"), skipped="corrupt or unreadable PDF"
+    ),
+    FileCase("encrypted PDF", "locked.pdf", _encrypted_pdf, skipped="encrypted PDF"),
+    FileCase("fake .docx (not a zip)", "report.docx", _write("just text pretending"), skipped="not a valid .docx"),
+    FileCase("unknown extension", "data.xyz", _write("some text"), skipped="unsupported file type '.xyz'"),
+    FileCase("symlink loop (file)", "self.txt", lambda p: p.symlink_to(p.name), skipped="symbolic links"),
+    FileCase(f"50 MB file over a {MAX_FILE_MB} MB limit", "big.txt", _big, skipped="file too large"),
+    FileCase(
+        "duplicate content, first name",
+        "dup_a.txt",
+        _write("The submarine cable between Iceland and Greenland was inspected in March.\n"),
+        question="When was the submarine cable between Iceland and Greenland inspected?",
+        needle="March",
+    ),
+    FileCase(
+        "duplicate content, second name",
+        "dup_b.txt",
+        _write("The submarine cable between Iceland and Greenland was inspected in March.\n"),
+        question="When was the submarine cable between Iceland and Greenland inspected?",
+        needle="March",
+    ),
+    FileCase(
+        "name with spaces and unicode",
+        "my notes – ünïcødé 文件.txt",
+        _write("The violin workshop in Cremona repairs cellos on Mondays.\n"),
+        question="When does the violin workshop in Cremona repair cellos?",
+        needle="Mondays",
+    ),
+]
+GOOD = [c for c in FILE_CASES if c.skipped is None]
+BAD = [c for c in FILE_CASES if c.skipped is not None]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hostile")
+    for case in FILE_CASES:
+        case.make(root / case.filename)
+    (root / "loop").symlink_to(".", target_is_directory=True)  # a folder that contains itself
+    return root
+
+
+@pytest.fixture(scope="module")
+def hostile(folder, seed_assistant, tmp_path_factory) -> tuple[Assistant, object]:
+    a = Assistant(seed_assistant.settings.with_(index_dir=tmp_path_factory.mktemp("index"), max_file_mb=MAX_FILE_MB))
+    a.embedder = seed_assistant.embedder
+    return a, a.index([folder])
+
+
+def _skip_reason(report, case: FileCase) -> str | None:
+    reasons = [s.reason for s in report.skipped if Path(s.path).name == case.filename]
+    assert len(reasons) <= 1, reasons
+    return reasons[0] if reasons else None
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c.name for c in BAD])
+def test_bad_file_is_skipped_with_a_clear_reason(hostile, case):
+    assistant, report = hostile
+    reason = _skip_reason(report, case)
+    assert reason is not None and case.skipped in reason, reason
+    assert "Traceback" not in reason and len(reason) < 200
+    assert not any(Path(s).name == case.filename for s in assistant.documents())
+
+
+@pytest.mark.parametrize("case", GOOD, ids=[c.name for c in GOOD])
+def test_good_file_is_indexed_and_answerable(hostile, case):
+    assistant, report = hostile
+    assert _skip_reason(report, case) is None
+    assert any(Path(s).name == case.filename for s in assistant.documents())
+    found = [Path(p.chunk.source).name for p in assistant.retrieve(case.question, k=len(GOOD))]
+    assert case.filename in found  # cite-able: both duplicates are found, not merged away
+    ans = assistant.answer(case.question)
+    assert not ans.abstained and case.needle in ans.text, ans.text
+    assert all(c.quote in c.text for c in ans.citations)
+
+
+def test_the_run_completes_and_nothing_good_is_lost(hostile):
+    assistant, report = hostile
+    assert report.added == len(GOOD) == len(assistant.documents())  # the looped folder is read once
+    assert len(report.skipped) == len(BAD)
+    assert {Path(s.path).name for s in report.skipped} == {c.filename for c in BAD}
+
+
+def test_cli_index_reports_each_bad_file_and_exits_0(hostile, folder):
+    assistant, _ = hostile
+    index_dir = str(assistant.settings.index_dir)
+    done = run_cli("--index-dir", index_dir, "index", str(folder), "--max-file-mb", str(MAX_FILE_MB))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"{len(GOOD)} unchanged" in done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.startswith("skipped ")]
+    for case in BAD:
+        assert any(case.filename in line and case.skipped in line for line in lines), (case.name, lines)
+
+
+# -- questions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuestionCase:
+    """One row: a question and either the phrase of its refusal or the answer's expected needle.
+
+    `needle=None` with no `refused` means "answered or declined normally, whichever".
+    """
+
+    name: str
+    question: str
+    refused: str | None = None
+    needle: str | None = None
+
+
+QUESTION_CASES = [
+    QuestionCase("empty", "", refused="empty"),
+    QuestionCase("whitespace only", " \t\n \r ", refused="empty"),
+    QuestionCase("control characters only", "\x00\x01\x1b\x7f", refused="empty"),
+    QuestionCase("control characters inside", f"\x00{LATIN1_Q[:20]}\x07{LATIN1_Q[20:]}\x1b[31m", needle="Thursday"),
+    QuestionCase("200,000 characters", "why " * 50_000, refused="too long"),
+    QuestionCase("markup", f"<script>alert('x')</script><b>{LATIN1_Q}</b>"),
+    QuestionCase("SQL-looking", "'; DROP TABLE documents; --"),
+    QuestionCase("SQL-looking around a question", f"{LATIN1_Q}' OR 1=1; DROP TABLE documents; --"),
+]
+
+
+@pytest.mark.parametrize("case", QUESTION_CASES, ids=[c.name for c in QUESTION_CASES])
+def test_question_through_the_api(hostile, case):
+    assistant, _ = hostile
+    before = (assistant.documents(), assistant.store.count())
+    if case.refused:
+        with pytest.raises(QuestionError, match=case.refused):
+            assistant.answer(case.question)
+    else:
+        ans = assistant.answer(case.question)
+        assert ans.abstained or ans.citations
+        assert "<script>" not in ans.text
+        if case.needle:
+            assert not ans.abstained and case.needle in ans.text
+    assert (assistant.documents(), assistant.store.count()) == before  # the index is intact
+    assert not assistant.answer(LATIN1_Q).abstained
+
+
+@pytest.mark.parametrize("case", QUESTION_CASES, ids=[c.name for c in QUESTION_CASES])
+def test_question_through_the_cli(hostile, case):
+    assistant, _ = hostile
+    done = run_cli("--index-dir", str(assistant.settings.index_dir), "ask", "-", "--json", stdin=case.question)
+    assert "Traceback" not in done.stderr, done.stderr
+    if case.refused:
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.startswith("error: ") and case.refused in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    else:
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        assert data["abstained"] or data["citations"]
+        if case.needle:
+            assert case.needle in data["answer"]
+
+
+# -- many files -----------------------------------------------------------------------------------
+
+MANY = 5_000
+
+
+def test_a_folder_of_5000_small_files_is_indexed(tmp_path, seed_assistant):
+    """5,000 one-sentence files: indexing must complete in reasonable time and find any one of them."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    colours = ["amber", "cobalt", "crimson", "emerald", "ivory", "jade", "ochre", "violet"]
+    for i in range(MANY):
+        (docs / f"note_{i:04d}.txt").write_text(
+            f"Ticket {i} was filed by the {colours[i % 8]} team about server rack {i * 7}.\n", encoding="utf-8"
+        )
+    a = Assistant(seed_assistant.settings.with_(index_dir=tmp_path / "index"))
+    a.embedder = seed_assistant.embedder
+    started = time.monotonic()
+    report = a.index([docs])
+    elapsed = time.monotonic() - started
+    print(f"indexed {MANY} files in {elapsed:.1f} s")
+    assert report.added == MANY and not report.skipped and report.chunks == MANY
+    assert elapsed < 300, f"{MANY} small files took {elapsed:.0f} s"
+    found = [Path(p.chunk.source).name for p in a.retrieve("Which team filed ticket 4321 about server rack 30247?")]
+    assert "note_4321.txt" in found
+    assert a.index([docs]).unchanged == MANY  # a second run does no work
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_PROGRESS": "0"}
+    env.pop("ASSISTANT_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
