@@ -24,11 +24,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MAX_WORD_PIECES = 256  # all-MiniLM-L6-v2 silently truncates past this, special tokens included
 DIMENSION = 384
-# Torch runs each forward pass on one thread; large inputs run several batches at once instead, one
-# per core. For a question or a few sentences, waking and syncing threads inside every matrix
-# multiply costs far more than the work (10-100x slower on a busy machine), and for bulk encoding
-# whole batches per core avoid that per-operation synchronisation altogether.
-PARALLEL_MIN_TOKENS = 4096
+# Torch runs each forward pass on one thread; an input of PARALLEL_MIN_TOKENS word pieces or more
+# that makes several batches runs one batch per core at once instead. For a question or a few
+# sentences, waking and syncing threads inside every matrix multiply costs far more than the work
+# (10-100x slower on a busy machine), and for bulk encoding whole batches per core avoid that
+# per-operation synchronisation altogether.
+PARALLEL_MIN_TOKENS = 512
 _MIN_FILL = 0.8  # a text joins a batch only if at least this share of its row is real tokens
 
 

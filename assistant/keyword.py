@@ -78,6 +78,11 @@ class KeywordIndex:
                 self._generation = None
         return self._generation
 
+    def reload(self) -> None:
+        """Forget what is in memory, so the next use reads the folder (another process may have saved it)."""
+        with self._lock:
+            self._tokens, self._bm25, self._ids, self._generation = None, None, [], None
+
     def _load_tokens(self) -> dict[str, list[str]]:
         if self._tokens is None:
             try:

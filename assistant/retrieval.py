@@ -2,7 +2,10 @@
 
 Each side is normalised per query (cosine over the candidate pool's range, BM25 by its best
 score) and combined with a weight; a candidate found by only one side gets its exact cosine
-from the stored vectors, so both lists are compared on the same footing.
+from the stored vectors, so both lists are compared on the same footing. Tuned on SciFact and
+SQuAD v2 dev (bench/calibrate_abstain.py's README figures): weighted score fusion at 0.6 dense
+beat reciprocal-rank fusion and z-score fusion on both; larger pools than 40 did not help. The
+fusion is a few numpy operations over at most 80 candidates (well under a millisecond).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class Retriever:
     """
 
     def __init__(
-        self, store: Store, embedder: Embedder, k: int = 4, candidates: int = 40, dense_weight: float = 0.5
+        self, store: Store, embedder: Embedder, k: int = 4, candidates: int = 40, dense_weight: float = 0.6
     ):
         self.store = store
         self.embedder = embedder

@@ -285,12 +285,16 @@ class Store:
         return value
 
     def sync_keyword(self, *, max_age_s: float = 1.0) -> None:
-        """Make the local keyword index match the store, rebuilding only if another process changed it."""
+        """Make the local keyword index match the store: cheap when nothing changed (one small read
+        at most every `max_age_s`), a reload when another process on this machine saved the new
+        index, and a rebuild from the store's texts only when this cache never saw the change."""
         now = time.monotonic()
         if now - self._checked_at < max_age_s:
             return
         with self._lock:
             current = self.generation()
+            if current is not None and current != self.keyword.generation:
+                self.keyword.reload()
             if current is not None and current != self.keyword.generation:
                 chunks_col, _ = self._collections()
                 ids: list[str] = []
@@ -307,9 +311,8 @@ class Store:
         return int(self._call("Counting chunks", chunks_col.count))
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
-        """Nearest chunks by cosine similarity (1 - distance), best first."""
+        """Nearest chunks by cosine similarity (1 - distance), best first (fewer if the index is small)."""
         chunks_col, _ = self._collections()
-        n = min(n, self.count())
         if n <= 0:
             return []
         got = self._call(

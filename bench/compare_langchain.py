@@ -25,10 +25,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.evaluation import CONTEXT_K, contains_any, load_questions  # noqa: E402
-from assistant.loading import iter_files, load_file  # noqa: E402
-from assistant.schema import Document  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
+from assistant.evaluation import CONTEXT_K, contains_any, load_questions
+from assistant.loading import iter_files, load_file
+from assistant.schema import Document
+from assistant.settings import Settings
 
 DEFAULT = Path("/work/shared/data/squad-v2-dev")
 

@@ -294,3 +294,22 @@ def test_keyword_scores_are_bm25s_scores(corpus):
         assert np.allclose(keyword._load_bm25().scores(ids), expected)
         best = {keyword._ids[i] for i in np.flatnonzero(expected == expected.max())}
         assert keyword.search(query, 1)[0][0] in best
+
+
+def test_other_process_change_is_reloaded_not_rebuilt(corpus, monkeypatch):
+    """A server process sees an indexing run's saved keyword index without re-tokenising everything."""
+    folder, indexer, _ = corpus
+    reader = Store(indexer.settings)  # as the `serve` process would hold it
+    reader.sync_keyword(max_age_s=0)
+    assert len(reader.keyword) == reader.count()
+    (folder / "tides.txt").write_text("Tides\n\nTides rise and fall twice a day because of the Moon's gravity.\n")
+    assert indexer.index([folder]).added == 1
+
+    def rebuild(*args, **kwargs):
+        raise AssertionError("rebuilt the keyword index from the store")
+
+    monkeypatch.setattr(reader.keyword, "replace_all", rebuild)
+    reader.sync_keyword(max_age_s=0)
+    assert reader.keyword.generation == reader.generation()
+    tides = set(reader.files()[source_name(folder / "tides.txt")].chunk_ids)
+    assert reader.keyword.search("moon gravity tides", 1)[0][0] in tides

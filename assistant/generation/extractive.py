@@ -34,15 +34,16 @@ from ..schema import Draft, Passage
 from . import DECLINE_TEXT
 
 # Sentence score weights (bench/calibrate_abstain.py searches them on SQuAD v2 dev).
-W_COSINE, W_OVERLAP, W_RANK = 0.45, 0.45, 0.10
-SECOND_SENTENCE_RATIO = 0.85
+W_COSINE, W_OVERLAP, W_RANK, W_TYPE = 0.45, 0.45, 0.10, 0.10
+W_NEIGHBOUR = 0.3  # a sentence right after (or before) a strong one inherits part of its lead ("If so, ...")
+SECOND_SENTENCE_RATIO = 0.6
 
 # Abstention model: P(no answer) = sigmoid(INTERCEPT + sum(COEF[f] * feature f)); see calibrate_abstain.py.
 FEATURES = ("score", "cosine", "coverage", "passage_coverage", "missing_names", "margin", "passage_cosine")
 COEF = dict.fromkeys(FEATURES, 0.0)
 INTERCEPT = -2.0
 THRESHOLD = 0.5
-MIN_PASSAGE_COVERAGE = 0.25  # below this share of the question's (weighted) terms in any passage: decline
+MIN_PASSAGE_COVERAGE = 0.15  # below this share of the question's (weighted) terms in any passage: decline
 
 _NAME = re.compile(r"\b(?:[A-Z][\w'-]*[A-Za-z0-9]|[A-Z]|\d[\d,.]*)\b")
 
@@ -106,17 +107,23 @@ class ExtractiveGenerator:
                 spans.append((n, i, s.start, s.end, text))
         if not spans:
             return [], {}
-        q_terms = list(dict.fromkeys(tokenize(question)))
-        s_terms = [set(tokenize(t)) for *_, t in spans]
+        q_terms = list(dict.fromkeys(_terms(question)))
+        s_terms = [set(_terms(t)) for *_, t in spans]
         idf = _idf(q_terms, s_terms)
         total = sum(idf.values()) or 1.0
         q_vec = self._vectors([question])[0]
         cos = self._vectors([t for *_, t in spans]) @ q_vec
+        overlaps = [sum(idf[t] for t in q_terms if t in terms) / total if q_terms else 0.0 for terms in s_terms]
+        base = {
+            (n, i): W_COSINE * float(c) + W_OVERLAP * o for (n, i, *_), c, o in zip(spans, cos, overlaps, strict=True)
+        }
+        wants = _answer_type(question)
         out = []
-        for (n, i, start, end, text), terms, c in zip(spans, s_terms, cos, strict=True):
-            overlap = sum(idf[t] for t in q_terms if t in terms) / total if q_terms else 0.0
-            rank = 1.0 / n
-            score = W_COSINE * float(c) + W_OVERLAP * overlap + W_RANK * rank
+        for (n, i, start, end, text), c, overlap in zip(spans, cos, overlaps, strict=True):
+            own = base[(n, i)]
+            lead = max(base.get((n, i - 1), 0.0), base.get((n, i + 1), 0.0)) - own
+            fits = 0.5 if wants is None else float(wants(question, text))
+            score = own + W_NEIGHBOUR * max(0.0, lead) + W_RANK / n + W_TYPE * fits
             out.append(Candidate(n, i, start, end, text, float(c), overlap, score))
         out.sort(key=lambda c: -c.score)
         best = out[0]
@@ -171,11 +178,51 @@ class ExtractiveGenerator:
         return np.stack([self._cache[t] for t in texts])
 
 
+def _terms(text: str) -> list[str]:
+    """Keyword tokens, with plural numbers and codes matched to their singular ("S-400s" ~ "S-400")."""
+    return [_PLURAL_CODE.sub(r"\1", t) for t in tokenize(text)]
+
+
+_PLURAL_CODE = re.compile(r"(\d)s$")
+
+
 def _idf(q_terms: list[str], sentence_terms: list[set[str]]) -> dict[str, float]:
     """Smoothed IDF of the question's terms over the passages' sentences (unseen terms weigh most)."""
     df = Counter(t for terms in sentence_terms for t in terms if t in q_terms)
     n = len(sentence_terms)
     return {t: math.log(1.0 + (n + 1) / (df[t] + 0.5)) for t in q_terms}
+
+
+_DATE = re.compile(
+    r"\b(1\d{3}|20\d{2})\b|\b(January|February|March|April|May|June|July|August|September|October|"
+    r"November|December|century|centuries)\b"
+)
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+")
+
+
+def _has_date(question: str, text: str) -> bool:
+    return bool(_DATE.search(text))
+
+
+def _has_number(question: str, text: str) -> bool:
+    return any(ch.isdigit() for ch in text)
+
+
+def _has_new_name(question: str, text: str) -> bool:
+    asked = set(question.split())
+    return any(w not in asked for w in _CAPITALISED.findall(text)[1:])
+
+
+def _answer_type(question: str):
+    """What an answer to this kind of question contains (a date, a number, a name), or None."""
+    q = question.lower()
+    if q.startswith("when") or re.search(r"\b(what|which) (year|century|decade|month|date)\b", q):
+        return _has_date
+    if re.search(r"\bhow (many|much|long|old|far|large|big)\b|\bwhat percentage\b", q):
+        return _has_number
+    if q.startswith(("who ", "whom ")):
+        return _has_new_name
+    return None
 
 
 def _names(question: str) -> list[str]:
