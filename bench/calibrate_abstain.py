@@ -67,6 +67,7 @@ def collect(assistant, questions: list[dict], k: int) -> list[dict]:
         rows.append({
             "impossible": bool(q.get("is_impossible")),
             "features": [evidence.get(f, 0.0) for f in extractive.FEATURES] if evidence else None,
+            "evidence": evidence,
             "coverage": evidence.get("passage_coverage", 0.0) if evidence else 0.0,
             "correct": bool(q.get("answers")) and contains_any(answer, [g.lower() for g in q["answers"]]),
         })
@@ -92,7 +93,7 @@ def probabilities(rows: list[dict], coef: dict[str, float], intercept: float) ->
         if not r["features"]:
             out.append(1.0)
             continue
-        evidence = dict(zip(extractive.FEATURES, r["features"], strict=True))
+        evidence = r["evidence"]
         extractive.COEF.update(coef)
         extractive.INTERCEPT = intercept
         out.append(extractive.ExtractiveGenerator.no_answer_probability(evidence))

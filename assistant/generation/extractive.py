@@ -14,7 +14,7 @@ coefficients were fitted on a sample of SQuAD v2 dev (whose unanswerable questio
 adversarial: same topic, one detail changed) plus a set of off-topic questions, and the threshold
 was chosen so that at most ~10% of answerable questions are declined; `bench/calibrate_abstain.py`
 reproduces the fit and prints the figures. A question whose terms the passages barely mention is
-declined outright.
+declined outright; a short one (at most three content terms) whose terms all occur is answered.
 """
 
 from __future__ import annotations
@@ -40,9 +40,20 @@ SECOND_SENTENCE_RATIO = 0.6
 
 # Abstention model: P(no answer) = sigmoid(INTERCEPT + sum(COEF[f] * feature f)); see calibrate_abstain.py.
 FEATURES = ("score", "cosine", "coverage", "passage_coverage", "missing_names", "margin", "passage_cosine")
-COEF = dict.fromkeys(FEATURES, 0.0)
-INTERCEPT = -2.0
-THRESHOLD = 0.5
+COEF = {
+    "score": -0.0552,
+    "cosine": -2.26,
+    "coverage": -1.3412,
+    "passage_coverage": 0.8421,
+    "missing_names": -0.3678,
+    "margin": 0.3189,
+    "passage_cosine": -1.8153,
+}
+INTERCEPT = 2.754
+THRESHOLD = 0.69
+# Short questions embed poorly (a bare name has a low cosine to anything), so when all of their at
+# most PLAIN_TERMS content terms occur in the passages the documents plainly speak of it: answer.
+PLAIN_TERMS = 3
 MIN_PASSAGE_COVERAGE = 0.15  # below this share of the question's (weighted) terms in any passage: decline
 
 _NAME = re.compile(r"\b(?:[A-Z][\w'-]*[A-Za-z0-9]|[A-Z]|\d[\d,.]*)\b")
@@ -138,6 +149,7 @@ class ExtractiveGenerator:
             "missing_names": sum(1 for w in names if w.lower() not in haystack) / len(names) if names else 0.0,
             "margin": best.score - out[1].score if len(out) > 1 else best.score,
             "passage_cosine": max(p.dense for p in passages),
+            "terms": float(len(q_terms)),
         }
         return out, evidence
 
@@ -149,6 +161,8 @@ class ExtractiveGenerator:
     def no_answer_probability(evidence: dict[str, float]) -> float:
         if not evidence or evidence["passage_coverage"] < MIN_PASSAGE_COVERAGE:
             return 1.0
+        if evidence.get("terms", 99) <= PLAIN_TERMS and evidence["passage_coverage"] >= 0.999:
+            return 0.0  # a short question whose every term the passages contain ("Who is <name>?")
         z = INTERCEPT + sum(COEF[f] * evidence[f] for f in FEATURES)
         return 1.0 / (1.0 + math.exp(-z))
 
@@ -180,10 +194,12 @@ class ExtractiveGenerator:
 
 def _terms(text: str) -> list[str]:
     """Keyword tokens, with plural numbers and codes matched to their singular ("S-400s" ~ "S-400")."""
-    return [_PLURAL_CODE.sub(r"\1", t) for t in tokenize(text)]
+    return [_PLURAL_CODE.sub(r"\1", t) for t in tokenize(text) if t not in _ASKING]
 
 
 _PLURAL_CODE = re.compile(r"(\d)s$")
+# Words that frame a question rather than say what it is about (stemmed as `tokenize` does).
+_ASKING = frozenset(tokenize("who whom whose what which when where why how did does do might can could would"))
 
 
 def _idf(q_terms: list[str], sentence_terms: list[set[str]]) -> dict[str, float]:
@@ -213,6 +229,17 @@ def _has_new_name(question: str, text: str) -> bool:
     return any(w not in asked for w in _CAPITALISED.findall(text)[1:])
 
 
+_CAUSE = re.compile(r"\b(because|since|due to|so that|in order to|as a result|reason|therefore|thus|would)\b", re.I)
+_NEGATION = re.compile(r"\b(not|no|never|nor|cannot)\b|n't\b", re.I)
+
+
+def _explains(question: str, text: str) -> bool:
+    """A "why" answer gives a cause, and keeps the question's polarity ("why not" ~ "would not")."""
+    if _NEGATION.search(question):
+        return bool(_NEGATION.search(text))
+    return bool(_CAUSE.search(text))
+
+
 def _answer_type(question: str):
     """What an answer to this kind of question contains (a date, a number, a name), or None."""
     q = question.lower()
@@ -222,6 +249,8 @@ def _answer_type(question: str):
         return _has_number
     if q.startswith(("who ", "whom ")):
         return _has_new_name
+    if q.startswith("why "):
+        return _explains
     return None
 
 
