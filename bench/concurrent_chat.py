@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -132,6 +133,7 @@ def main() -> int:
         "first_failures": failures[:3],
     }
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

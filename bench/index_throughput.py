@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -156,6 +157,7 @@ def main() -> int:
         }
     )
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -136,6 +137,8 @@ def main() -> int:
         **build,
     }
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    if args.index_dir is None:
+        shutil.rmtree(index_dir, ignore_errors=True)
     return 0
 
 
