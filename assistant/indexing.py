@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .chunking import Chunker
 from .embedding import Embedder
-from .loading import iter_files, load_file, source_name
+from .loading import check_file, iter_files, load_file, source_name
 from .schema import Chunk, Document, IndexReport, Skipped
 from .settings import Settings
 from .store import FileRecord, FileUpdate, Store
@@ -74,24 +74,18 @@ class Indexer:
         max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
         seen: set[str] = set()
         todo: list[tuple[Document, str, FileRecord | None]] = []
-        for p in paths:
-            if not p.exists() and not p.is_symlink():
-                report.skipped.append(Skipped(str(p), "no such file or folder"))
-        for path in iter_files([p for p in paths if p.exists() or p.is_symlink()]):
+        for path in iter_files(paths):
+            skipped = check_file(path, max_bytes=max_bytes)
             source = source_name(path)
-            seen.add(source)
-            try:
-                size = path.stat().st_size
-                if size > max_bytes:
-                    raise _Skip(
-                        f"file too large ({size / 1e6:.1f} MB > limit {self.settings.max_file_mb:g} MB)"
-                    )
-                digest = self._hash(path.read_bytes())
-            except _Skip as skip:
-                report.skipped.append(Skipped(str(path), str(skip)))
+            if path.exists():
+                seen.add(source)  # a file that is there but unusable keeps its earlier chunks
+            if skipped is not None:
+                report.skipped.append(skipped)
                 continue
+            try:
+                digest = self._hash(path.read_bytes())
             except OSError as exc:
-                report.skipped.append(Skipped(str(path), f"cannot read: {exc.strerror or exc}"))
+                report.skipped.append(Skipped(source, f"cannot read file ({exc.strerror or exc})"))
                 continue
             old = records.get(source)
             if old and old.content_hash == digest:
@@ -201,10 +195,6 @@ class Indexer:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-class _Skip(Exception):
-    pass
 
 
 def _under_any(source: str, paths: list[Path]) -> bool:

@@ -112,7 +112,8 @@ def load_file(path: Path, *, max_bytes: int | None = None) -> Document | Skipped
         return Skipped(source_name(path), f"could not load: {_short(exc)}")
 
 
-def _load(path: Path, max_bytes: int | None) -> Document | Skipped:
+def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
+    """Why a file cannot be used, judged from its name and metadata alone (None if it may be)."""
     name = source_name(path)
     try:
         info = path.stat()
@@ -133,6 +134,15 @@ def _load(path: Path, max_bytes: int | None) -> Document | Skipped:
         return Skipped(
             name, f"file too large ({info.st_size / _MB:.1f} MB > limit {max_bytes / _MB:g} MB)"
         )
+    return None
+
+
+def _load(path: Path, max_bytes: int | None) -> Document | Skipped:
+    skipped = check_file(path, max_bytes=max_bytes)
+    if skipped is not None:
+        return skipped
+    name = source_name(path)
+    suffix = path.suffix.lower()
     try:
         data = path.read_bytes()
     except OSError as exc:

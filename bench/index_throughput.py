@@ -86,7 +86,6 @@ def main() -> int:
     texts = [[c.text for d in r for c in indexer.chunker.split(d)] for r in rounds]
     source_chars = sum(len(d.text) for d in documents)
 
-    import torch
     from sentence_transformers import SentenceTransformer
 
     default_threads = os.cpu_count() or 1
@@ -106,8 +105,6 @@ def main() -> int:
     names = list(steps)
     for n in range(len(rounds)):
         for name in names[n % len(names) :] + names[: n % len(names)]:
-            # Ours runs one batch per core with single-threaded torch; the others keep torch's default.
-            torch.set_num_threads(1 if name == "ours" else default_threads)
             w, c = time.perf_counter(), time.process_time()
             steps[name](n)
             wall[name] += time.perf_counter() - w

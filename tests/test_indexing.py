@@ -264,7 +264,7 @@ def test_killed_run_then_rerun_matches_a_clean_run(tmp_path, embedder):
 
 
 def test_embeddings_are_the_packaged_sentence_transformers_model(embedder):
-    """The torch forward pass gives SentenceTransformer's vectors, truncation included."""
+    """Vectors are the packaged model's, normalised, in input order, long texts truncated like the model."""
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
