@@ -24,15 +24,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-DATA = Path("/work/shared/data/squad-v2-dev")
+from _common import DATA, ENV, ROOT
+
+DATA = DATA / "squad-v2-dev"
 
 
 def free_port() -> int:

@@ -22,19 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-for key, value in ENV.items():
-    os.environ.setdefault(key, value)
+from _common import DATA, ENV, ROOT
 
-DATA = Path("/work/shared/data/squad-v2-dev")
+DATA = DATA / "squad-v2-dev"
 
 
 def main() -> int:
