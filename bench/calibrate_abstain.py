@@ -19,24 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import numpy as np
+from _common import DATA
 
 from assistant.evaluation import _jsonl, contains_any
 from assistant.generation import extractive
 from assistant.settings import Settings
 
-DEFAULT = Path("/work/shared/data/squad-v2-dev")
+DEFAULT = DATA / "squad-v2-dev"
 
 # Questions about things an encyclopedia sample or a news article does not cover: a decline check.
 OFF_TOPIC = [

@@ -13,24 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import DATA
 
 from assistant.evaluation import CONTEXT_K, contains_any, load_questions
 from assistant.loading import iter_files, load_file
 from assistant.schema import Document
 from assistant.settings import Settings
 
-DEFAULT = Path("/work/shared/data/squad-v2-dev")
+DEFAULT = DATA / "squad-v2-dev"
 
 
 def textbook(docs: list[Document], questions: list[dict], tmp: Path) -> dict:

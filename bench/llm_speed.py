@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from _common import ROOT
 
-from assistant.generation.llm import (  # noqa: E402
+from assistant.generation.llm import (
     GenerationError,
     LlamaCppGenerator,
     smollm2_gguf_path,
 )
-from assistant.schema import Chunk, Passage  # noqa: E402
+from assistant.schema import Chunk, Passage
 
 QUESTION = "Why is the meeting between Putin and Pezeshkian significant?"
 
