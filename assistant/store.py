@@ -132,6 +132,21 @@ class Store:
                     self._client = self._chunks = self._files = self._max_batch = None
             raise StoreError(f"{what} failed at {self.location}: {_short(exc)}") from None
 
+    def _reopen(self) -> None:
+        """Drop the embedded client so the next call reads what other processes wrote.
+
+        An embedded Chroma keeps its vector segments in memory: rows another process added stay
+        invisible to it (and looking them up by id fails) until the store is opened again.
+        """
+        with self._lock:
+            client, self._client, self._chunks, self._files, self._max_batch = self._client, None, None, None, None
+            close = getattr(client, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
+
     # -- file records --------------------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:
         _, files = self._collections()
@@ -293,6 +308,8 @@ class Store:
             return
         with self._lock:
             current = self.generation()
+            if current is not None and current != self.keyword.generation and not self.url:
+                self._reopen()  # another process wrote the embedded store: this client's view is stale
             if current is not None and current != self.keyword.generation:
                 self.keyword.reload()
             if current is not None and current != self.keyword.generation:
