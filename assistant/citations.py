@@ -24,18 +24,10 @@ def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warni
     order: dict[int, int] = {}  # passage position -> citation number
     context: dict[int, str] = {}  # passage position -> answer sentence citing it first
 
-    def renumber(m: re.Match) -> str:
-        numbers = []
-        for raw in re.split(r"[,;]", m.group(1)):
-            n = int(raw)
-            if 1 <= n <= len(passages):
-                order.setdefault(n, len(order) + 1)
-                context.setdefault(n, _sentence_before(draft.text, m.start()))
-                if order[n] not in numbers:
-                    numbers.append(order[n])
-        return "".join(f" [{k}]" for k in numbers)
+    def first_use(n: int, m: re.Match) -> None:
+        context.setdefault(n, _sentence_before(draft.text, m.start()))
 
-    text = MARKER.sub(renumber, draft.text).strip()
+    text = renumber_markers(draft.text, len(passages), order, on_cite=first_use).strip()
     citations = []
     for n, number in order.items():
         chunk = passages[n - 1].chunk
@@ -53,6 +45,53 @@ def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warni
             )
         )
     return Answer(text, False, citations, generator=generator, warning=warning)
+
+
+def renumber_markers(text: str, n_passages: int, order: dict[int, int], on_cite=None) -> str:
+    """Rewrite `[n]` markers by order of first use (`order` is updated); drop those out of range."""
+
+    def replace(m: re.Match) -> str:
+        numbers: list[int] = []
+        for raw in re.split(r"[,;]", m.group(1)):
+            n = int(raw)
+            if 1 <= n <= n_passages:
+                k = order.setdefault(n, len(order) + 1)
+                if on_cite is not None:
+                    on_cite(n, m)
+                if k not in numbers:
+                    numbers.append(k)
+        return "".join(f" [{k}]" for k in numbers)
+
+    return MARKER.sub(replace, text)
+
+
+class MarkerRenumberer:
+    """Renumbers the `[n]` markers of a streamed answer exactly as `build_answer` will.
+
+    An LLM cites passages by their position ("[3]"); the finished answer renumbers them in order
+    of first use and drops markers that point at no passage. Doing the same to each delta keeps
+    the text a user watches stream in consistent with the sources listed under it. A trailing
+    space or an unfinished "[1, " is held back until the next delta shows what it becomes.
+    """
+
+    _HELD = re.compile(r"\s*(?:\[[\d\s,;]*)?\Z")
+
+    def __init__(self, n_passages: int) -> None:
+        self.n_passages = n_passages
+        self.order: dict[int, int] = {}
+        self._buffer = ""
+
+    def feed(self, delta: str) -> str:
+        """The part of the text so far that can be shown, renumbered."""
+        self._buffer += delta
+        held = self._HELD.search(self._buffer).start()
+        ready, self._buffer = self._buffer[:held], self._buffer[held:]
+        return renumber_markers(ready, self.n_passages, self.order)
+
+    def flush(self) -> str:
+        """Whatever was held back, at the end of the stream."""
+        rest, self._buffer = self._buffer, ""
+        return renumber_markers(rest, self.n_passages, self.order)
 
 
 def best_sentence(passage: str, claim: str) -> str:

@@ -153,7 +153,8 @@ class Assistant:
             yield from re.findall(r"\S+\s*", result.text)
             yield result
             return
-        from .generation.llm import GenerationError, MarkerRenumberer, is_abstention
+        from .citations import MarkerRenumberer
+        from .generation.llm import GenerationError, is_abstention
 
         parts: list[str] = []
         shown = MarkerRenumberer(len(passages))  # the streamed [n] match the final citations

@@ -9,14 +9,11 @@ from __future__ import annotations
 import re
 import socket
 import time
-from typing import Any
 
 import httpx
 import openai
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from pydantic import Field
+from fakes import RaisingFake, fake
 
 from assistant.generation.llm import (
     ABSTAIN_TEXT,
@@ -46,28 +43,6 @@ PASSAGES = [
     passage("Iran has been supplying Russia with drones and ballistic missiles.", "seeds/b.txt", page=2),
 ]
 
-
-class RecordingFake(GenericFakeChatModel):
-    """A fake chat model that remembers the messages of each call."""
-
-    seen: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        self.seen.append(list(messages))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-
-
-class RaisingFake(GenericFakeChatModel):
-    """A fake chat model whose every call fails like the OpenAI client would."""
-
-    error: Any = None
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        raise self.error
-
-
-def fake(*replies: str) -> RecordingFake:
-    return RecordingFake(messages=iter([AIMessage(content=r) for r in replies]))
 
 
 def generator(llm, api_key: str | None = None) -> OpenAIGenerator:

@@ -6,10 +6,11 @@ count most; document frequencies come from the passages' own sentences, so the t
 passage repeats counts least), by its passage's retrieval rank, by whether it holds what the
 question asks for (a date for "when", a number for "how many", a new name for "who", a cause for
 "why"), and by a share of an adjacent sentence's lead (answers often follow the sentence that
-names the subject). The best sentence, plus the runner-up when it scores nearly as well (from the
-same passage only when adjacent, so each quote stays a short true substring), form the answer,
-each cited. The weights come from a grid search on SQuAD v2 dev (share of answerable questions
-whose gold answer is in the chosen sentences: 0.86 for two sentences, 0.77 for one).
+names the subject). The best sentence, plus up to two runners-up that score at least 60 % as well
+(from the same passage only when adjacent, so each quote stays a short true substring), form the
+answer, each cited. The weights come from a grid search on SQuAD v2 dev. On a 1,500-question
+sample, answers of up to three sentences contain the gold answer for 0.82 of answerable
+questions (0.79 with two), which is why three is the default.
 
 Declining is decided by a small logistic model over evidence features (the best sentence's score
 and cosine, the weighted share of the question's terms in the best sentence and in all passages,
@@ -90,7 +91,7 @@ class ExtractiveGenerator:
 
     name = "extractive"
 
-    def __init__(self, embedder: Embedder, max_sentences: int = 2, threshold: float = THRESHOLD):
+    def __init__(self, embedder: Embedder, max_sentences: int = 3, threshold: float = THRESHOLD):
         self.embedder = embedder
         self.max_sentences = max(1, min(3, max_sentences))
         self.threshold = threshold

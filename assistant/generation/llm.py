@@ -97,50 +97,6 @@ def is_abstention(text: str) -> bool:
     return bool(_ABSTAIN_LOOSE.search(text)) and not _MARKER.search(text)
 
 
-class MarkerRenumberer:
-    """Renumbers the `[n]` markers of a streamed answer exactly as `build_answer` will.
-
-    An LLM cites passages by their position ("[3]"); the finished answer renumbers them in order
-    of first use and drops markers that point at no passage. Doing the same to each delta keeps
-    the text a user watches stream in consistent with the sources listed under it. A trailing
-    space or an unfinished "[1, " is held back until the next delta shows what it becomes.
-    """
-
-    _HELD = re.compile(r"\s*(?:\[[\d\s,;]*)?\Z")
-
-    def __init__(self, n_passages: int) -> None:
-        self.n_passages = n_passages
-        self.order: dict[int, int] = {}
-        self._buffer = ""
-
-    def feed(self, delta: str) -> str:
-        """The part of the text so far that can be shown, renumbered."""
-        self._buffer += delta
-        held = self._HELD.search(self._buffer).start()
-        ready, self._buffer = self._buffer[:held], self._buffer[held:]
-        return self._renumber(ready)
-
-    def flush(self) -> str:
-        """Whatever was held back, at the end of the stream."""
-        rest, self._buffer = self._buffer, ""
-        return self._renumber(rest)
-
-    def _renumber(self, text: str) -> str:
-        from assistant.citations import MARKER
-
-        def replace(m: re.Match) -> str:
-            numbers: list[int] = []
-            for raw in re.split(r"[,;]", m.group(1)):
-                n = int(raw)
-                if 1 <= n <= self.n_passages:
-                    k = self.order.setdefault(n, len(self.order) + 1)
-                    if k not in numbers:
-                        numbers.append(k)
-            return "".join(f" [{k}]" for k in numbers)
-
-        return MARKER.sub(replace, text)
-
-
 def neutralise(text: str) -> str:
     """Make tag-like `<` harmless so document text cannot open or close a prompt block."""
     return _TAG_START.sub("\u2039", text)
