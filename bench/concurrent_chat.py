@@ -1,11 +1,14 @@
-"""Several users asking at once through the served JSON API (`POST /api/ask`).
+"""Many users chatting at once, each through its own `gradio_client` session.
 
-Builds a small index (a few SQuAD v2 dev articles) in a temporary folder, starts
-`python -m assistant serve` on a free loopback port, and lets `--users` clients each ask
-`--questions` distinct questions back to back (bounded in count and time; loopback only).
-Prints latency percentiles, throughput and the number of failed requests.
+Builds a small index (several SQuAD v2 dev articles) in a temporary folder, starts
+`python -m assistant serve` on a free loopback port, and runs `--users` simultaneous
+`gradio_client.Client` sessions. Each user talks about one article: a question from it, then
+`--rounds - 1` follow-ups ("What else is known about that?") that only make sense with that user's
+own earlier turn. A follow-up stays in its own conversation when its answer cites the user's
+article (or declines); an answer citing another user's article would mean conversations mixed.
+Bounded in count and time; loopback only.
 
-    python bench/concurrent_chat.py --json [--users 4] [--questions 10]
+    python bench/concurrent_chat.py --json [--users 20] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from _common import DATA, ENV, ROOT
 
 DATA = DATA / "squad-v2-dev"
+FOLLOW_UP = "What else is known about that?"
 
 
 def free_port() -> int:
@@ -35,32 +39,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(url: str, question: str, timeout: float) -> dict:
-    body = json.dumps({"question": question}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--users", type=int, default=4)
-    parser.add_argument("--questions", type=int, default=10, help="per user")
-    parser.add_argument("--articles", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="turns per user: one question, then follow-ups")
+    parser.add_argument("--articles", type=int, default=6)
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per request")
     args = parser.parse_args()
 
     docs = sorted((DATA / "docs").glob("*.txt"))[: args.articles]
-    names = {p.name for p in docs}
-    questions = [
-        rec["question"]
-        for rec in map(json.loads, (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines())
-        if rec["document"] in names
-    ]
-    need = args.users * args.questions
-    if len(questions) < need:
-        raise SystemExit(f"only {len(questions)} questions for {need} requests; use more --articles")
+    first_questions: dict[str, list[str]] = {d.name: [] for d in docs}
+    for rec in map(json.loads, (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()):
+        if rec["document"] in first_questions and not rec["is_impossible"]:
+            first_questions[rec["document"]].append(rec["question"])
 
     work = Path(tempfile.mkdtemp(prefix="bench-chat-"))
     env = {**os.environ, **ENV, "ASSISTANT_INDEX_DIR": str(work / "index"), "PYTHONPATH": str(ROOT)}
@@ -81,32 +73,42 @@ def main() -> int:
                     break
             except OSError:
                 time.sleep(0.5)
-        post(f"{base}/api/ask", questions[-1], args.timeout)  # warm
+        from gradio_client import Client
 
         latencies: list[float] = []
-        failures: list[str] = []
+        errors: list[str] = []
+        follow_ups = {"own": 0, "declined": 0, "other": 0}
         lock = threading.Lock()
 
         def user(n: int) -> None:
-            for q in questions[n * args.questions : (n + 1) * args.questions]:
+            doc = docs[n % len(docs)]
+            question = first_questions[doc.name][n // len(docs)]
+            client = Client(base, verbose=False)  # one session per user
+            history: list[list[str]] = []
+            for turn in range(args.rounds):
+                asked = question if turn == 0 else FOLLOW_UP
                 start = time.perf_counter()
                 try:
-                    answer = post(f"{base}/api/ask", q, args.timeout)
-                    ok = "answer" in answer
+                    result = client.predict(question=asked, history=history, api_name="/ask")
                 except Exception as exc:  # count it, keep going
-                    ok, answer = False, {"error": f"{type(exc).__name__}: {exc}"}
+                    with lock:
+                        errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    continue
+                elapsed = (time.perf_counter() - start) * 1000
+                sources = {Path(c["source"]).name for c in result["citations"]}
                 with lock:
-                    if ok:
-                        latencies.append((time.perf_counter() - start) * 1000)
-                    else:
-                        failures.append(str(answer.get("error"))[:200])
+                    latencies.append(elapsed)
+                    if turn:
+                        kind = "declined" if result["abstained"] else "own" if doc.name in sources else "other"
+                        follow_ups[kind] += 1
+                history.append([asked, result["answer"]])
 
         start = time.perf_counter()
         threads = [threading.Thread(target=user, args=(n,)) for n in range(args.users)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            t.join(args.timeout * args.rounds)
         wall = time.perf_counter() - start
     finally:
         server.terminate()
@@ -118,13 +120,16 @@ def main() -> int:
     latencies.sort()
     out = {
         "users": args.users,
-        "requests": need,
-        "failed": len(failures),
+        "questions": args.users * args.rounds,
+        "errors": len(errors),
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "p95_ms": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1) if latencies else None,
         "answers_per_s": round(len(latencies) / wall, 2),
+        "follow_ups_in_own_conversation": follow_ups["own"],
+        "follow_ups_declined": follow_ups["declined"],
+        "follow_ups_citing_another_users_article": follow_ups["other"],
         "load_average": round(os.getloadavg()[0], 1),
-        "first_failures": failures[:3],
+        "first_errors": errors[:3],
     }
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     shutil.rmtree(work, ignore_errors=True)
