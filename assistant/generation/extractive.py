@@ -45,6 +45,7 @@ from . import DECLINE_TEXT
 W_COSINE, W_OVERLAP, W_RANK, W_TYPE = 0.45, 0.45, 0.10, 0.10
 W_NEIGHBOUR = 0.3  # a sentence right after (or before) a strong one inherits part of its lead ("If so, ...")
 SECOND_SENTENCE_RATIO = 0.6
+THIRD_SENTENCE_RATIO = 0.8  # a third sentence must be nearly as good: it lengthens every answer
 
 # Abstention model: P(no answer) = sigmoid(INTERCEPT + sum(COEF[f] * feature f)); see calibrate_abstain.py.
 FEATURES = ("score", "cosine", "coverage", "passage_coverage", "missing_names", "margin", "passage_cosine")
@@ -180,7 +181,8 @@ class ExtractiveGenerator:
         """The best sentence, plus close runners-up that add something; in reading order."""
         chosen = [ranked[0]]
         for cand in ranked[1:]:
-            if len(chosen) >= self.max_sentences or cand.score < SECOND_SENTENCE_RATIO * ranked[0].score:
+            ratio = SECOND_SENTENCE_RATIO if len(chosen) == 1 else THIRD_SENTENCE_RATIO
+            if len(chosen) >= self.max_sentences or cand.score < ratio * ranked[0].score:
                 break
             if any(_similar(cand.text, c.text) for c in chosen):
                 continue
@@ -287,8 +289,9 @@ _QUESTION_WORDS = frozenset({"what", "who", "when", "where", "which", "why", "ho
 
 
 def _similar(a: str, b: str) -> bool:
+    """Near-duplicates, including a sentence that mostly repeats a longer one (a headline and its lead)."""
     ta, tb = set(tokenize(a)), set(tokenize(b))
-    return bool(ta and tb) and len(ta & tb) / len(ta | tb) > 0.6
+    return bool(ta and tb) and len(ta & tb) / min(len(ta), len(tb)) > 0.75
 
 
 def _clean(text: str) -> str:
