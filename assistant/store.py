@@ -158,16 +158,6 @@ class Store:
                 records[i] = FileRecord(i, str(meta["hash"]), tuple(json.loads(str(meta["chunk_ids"]))))
         return records
 
-    def write_file(
-        self, source: str, content_hash: str, chunk_ids: list[str], new: list[Chunk], vectors: np.ndarray
-    ) -> list[str]:
-        """Store one file's new chunks, record it, then drop its stale chunks. Returns removed ids.
-
-        `chunk_ids` is the file's full chunk list; chunks already stored under the same id (same
-        source, offsets and text) are neither re-embedded nor rewritten.
-        """
-        return self.write_files([FileUpdate(source, content_hash, chunk_ids, new, vectors)])
-
     def write_files(self, updates: list[FileUpdate]) -> list[str]:
         """Write several files in a few batched calls. Returns the chunk ids that were removed.
 
