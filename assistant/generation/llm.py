@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from assistant.schema import Draft, Passage
 
+from . import DECLINE_TEXT as ABSTAIN_TEXT  # one wording for every generator
+
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import BaseMessage
     from langchain_core.runnables import Runnable
 
-ABSTAIN_TEXT = "I could not find this in the documents."
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 
 SYSTEM_PROMPT = f"""You answer questions using ONLY the numbered passages in the user's message.
