@@ -48,6 +48,7 @@ class Assistant:
         self.settings = (settings or Settings.from_env()).with_(**overrides)
         self._generator = generator if generator is not None and not isinstance(generator, str) else None
         self._ready = threading.Lock()
+        self._checked_empty = False
 
     # -- parts, built on first use -------------------------------------------------------------
     @cached_property
@@ -112,9 +113,12 @@ class Assistant:
 
     def ensure_index(self) -> None:
         """Build the index from the seeds folder the first time it is used empty."""
+        if self._checked_empty:  # one count per process, not one per question
+            return
         with self._ready:
-            if self.store.count() == 0 and Path(self.settings.seeds_dir).is_dir():
+            if not self._checked_empty and self.store.count() == 0 and Path(self.settings.seeds_dir).is_dir():
                 self.index([self.settings.seeds_dir])
+            self._checked_empty = True
 
     def documents(self) -> dict[str, int]:
         """Indexed sources and their chunk counts."""
@@ -135,16 +139,12 @@ class Assistant:
 
     def answer(self, question: str, history: History | None = None) -> Answer:
         """Answer from the documents, citing the passages used; declines when they do not say."""
-        question = self.check(question)
-        self.embedder.preload()  # load the model while the index opens
-        self.ensure_index()
+        question = self._begin(question)
         return self.chain.invoke({"question": question, "history": _pairs(history)})
 
     def stream(self, question: str, history: History | None = None) -> Iterator[str | Answer]:
         """Yield the answer's text as it is produced, then the finished `Answer` as the last item."""
-        question = self.check(question)
-        self.embedder.preload()  # load the model while the index opens
-        self.ensure_index()
+        question = self._begin(question)
         query = self.condense(question, _pairs(history))
         passages = self.retrieve(query)
         generator = self.generator
@@ -172,6 +172,12 @@ class Assistant:
             return
         text = "".join(parts)
         yield build_answer(Draft(text, abstained=is_abstention(text)), passages, generator=generator.name)
+
+    def _begin(self, question: str) -> str:
+        question = self.check(question)
+        self.embedder.preload()  # load the model while the index opens
+        self.ensure_index()
+        return question
 
     def check(self, question: str) -> str:
         """Clean a question and refuse what cannot be answered, with a reason."""

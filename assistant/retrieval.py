@@ -48,12 +48,8 @@ class Retriever:
             return []
         keyword = dict(self.store.keyword.search(query, pool)) if self.dense_weight < 1.0 else {}
         missing = [i for i in keyword if i not in dense]
-        if missing:
-            chunks = self.store.get(missing)
-            vectors = self.store.vectors(missing)
-            for i in missing:
-                if i in chunks and i in vectors:
-                    dense[i] = (chunks[i], float(np.dot(vectors[i], vector)))
+        for i, (chunk, stored) in self.store.get_with_vectors(missing).items():
+            dense[i] = (chunk, float(np.dot(stored, vector)))
         cos = np.array([s for _, s in dense.values()])
         lo, hi = float(cos.min()), float(cos.max())
         best_kw = max(keyword.values(), default=0.0)

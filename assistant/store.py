@@ -172,17 +172,14 @@ class Store:
         if new:
             vectors = np.concatenate([np.asarray(u.vectors, dtype=np.float32).reshape(len(u.new), -1)
                                       for u in updates if u.new])
-            batch = self._batch_size()
-            for lo in range(0, len(new), batch):
-                part = new[lo : lo + batch]
-                self._call(
-                    "Storing chunks",
-                    chunks_col.upsert,
-                    ids=[c.id for c in part],
-                    embeddings=vectors[lo : lo + batch],
-                    documents=[c.text for c in part],
-                    metadatas=[_chunk_meta(c) for c in part],
-                )
+            self._batched(
+                "Storing chunks",
+                chunks_col.upsert,
+                ids=[c.id for c in new],
+                embeddings=vectors,
+                documents=[c.text for c in new],
+                metadatas=[_chunk_meta(c) for c in new],
+            )
         stale: list[str] = []
         for u in updates:
             keep = set(u.chunk_ids)
@@ -193,19 +190,16 @@ class Store:
         return stale
 
     def _upsert_records(self, files_col, updates: list[FileUpdate]) -> None:
-        batch = self._batch_size()
-        for lo in range(0, len(updates), batch):
-            part = updates[lo : lo + batch]
-            self._call(
-                "Recording files",
-                files_col.upsert,
-                ids=[u.source for u in part],
-                embeddings=[[1.0]] * len(part),
-                metadatas=[
-                    {"hash": u.content_hash, "chunk_ids": json.dumps(list(u.chunk_ids)), "chunks": len(u.chunk_ids)}
-                    for u in part
-                ],
-            )
+        self._batched(
+            "Recording files",
+            files_col.upsert,
+            ids=[u.source for u in updates],
+            embeddings=[[1.0]] * len(updates),
+            metadatas=[
+                {"hash": u.content_hash, "chunk_ids": json.dumps(list(u.chunk_ids)), "chunks": len(u.chunk_ids)}
+                for u in updates
+            ],
+        )
 
     def remove_file(self, source: str) -> list[str]:
         return self.remove_files([source])
@@ -219,9 +213,7 @@ class Store:
         for source in sources:
             record = records.get(source) if records is not None else None
             ids += list(record.chunk_ids) if record is not None else self._ids_of_source(source)
-        batch = self._batch_size()
-        for lo in range(0, len(sources), batch):
-            self._call("Removing files", files_col.delete, ids=sources[lo : lo + batch])
+        self._batched("Removing files", files_col.delete, ids=list(sources))
         ids = list(dict.fromkeys(ids))
         self._delete(chunks_col, ids)
         return ids
@@ -248,9 +240,14 @@ class Store:
         return list(got["ids"])
 
     def _delete(self, collection, ids: list[str]) -> None:
+        self._batched("Deleting chunks", collection.delete, ids=ids)
+
+    def _batched(self, what: str, fn, **columns) -> None:
+        """Call `fn` on aligned slices of `columns`, at most the server's batch size at a time."""
+        rows = len(columns["ids"])
         batch = self._batch_size()
-        for lo in range(0, len(ids), batch):
-            self._call("Deleting chunks", collection.delete, ids=ids[lo : lo + batch])
+        for lo in range(0, rows, batch):
+            self._call(what, fn, **{name: values[lo : lo + batch] for name, values in columns.items()})
 
     def _batch_size(self) -> int:
         """Rows per write: the server's limit, asked once per connection."""
@@ -298,18 +295,18 @@ class Store:
             return
         with self._lock:
             current = self.generation()
-            if current is not None and current != self.keyword.generation and not self.url:
-                self._reopen()  # another process wrote the embedded store: this client's view is stale
             if current is not None and current != self.keyword.generation:
+                if not self.url:
+                    self._reopen()  # another process wrote the embedded store: this client's view is stale
                 self.keyword.reload()
-            if current is not None and current != self.keyword.generation:
-                chunks_col, _ = self._collections()
-                ids: list[str] = []
-                texts: list[str] = []
-                for page_ids, docs in self._scan(chunks_col, include=["documents"]):
-                    ids.extend(page_ids)
-                    texts.extend(d or "" for d in docs)
-                self.keyword.replace_all(ids, texts, current)
+                if current != self.keyword.generation:
+                    chunks_col, _ = self._collections()
+                    ids: list[str] = []
+                    texts: list[str] = []
+                    for page_ids, docs in self._scan(chunks_col, include=["documents"]):
+                        ids.extend(page_ids)
+                        texts.extend(d or "" for d in docs)
+                    self.keyword.replace_all(ids, texts, current)
             self._checked_at = time.monotonic()
 
     # -- queries -------------------------------------------------------------------------------
@@ -345,12 +342,18 @@ class Store:
             i: _chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
         }
 
-    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+    def get_with_vectors(self, ids: list[str]) -> dict[str, tuple[Chunk, np.ndarray]]:
+        """Chunks and their stored vectors in one read."""
         if not ids:
             return {}
         chunks_col, _ = self._collections()
-        got = self._call("Reading the index", chunks_col.get, ids=ids, include=["embeddings"])
-        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
+        got = self._call(
+            "Reading the index", chunks_col.get, ids=ids, include=["documents", "metadatas", "embeddings"]
+        )
+        return {
+            i: (_chunk(i, d, m), np.asarray(v, dtype=np.float32))
+            for i, d, m, v in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)
+        }
 
 
 def _chunk_meta(c: Chunk) -> dict:

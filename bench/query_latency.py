@@ -33,8 +33,9 @@ def grow(store, target: int, noise: float, seed: int = 0) -> int:
     from assistant.store import FileUpdate
 
     records = store.files()
-    base = store.get([i for r in records.values() for i in r.chunk_ids])
-    vectors = store.vectors(list(base))
+    stored = store.get_with_vectors([i for r in records.values() for i in r.chunk_ids])
+    base = {i: chunk for i, (chunk, _) in stored.items()}
+    vectors = {i: vector for i, (_, vector) in stored.items()}
     rng = np.random.default_rng(seed)
     total, copy = len(base), 0
     while total < target:
