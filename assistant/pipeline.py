@@ -53,7 +53,11 @@ class Assistant:
     # -- parts, built on first use -------------------------------------------------------------
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(batch_size=self.settings.batch_size)
+        return Embedder(
+            batch_size=self.settings.batch_size,
+            cache_dir=self.settings.cache_dir,
+            precision=self.settings.embed_precision,
+        )
 
     @cached_property
     def store(self):
@@ -175,7 +179,7 @@ class Assistant:
 
     def _begin(self, question: str) -> str:
         question = self.check(question)
-        self.embedder.preload()  # load the model while the index opens
+        self.embedder.preload()  # load the question encoder while the index opens
         self.ensure_index()
         return question
 

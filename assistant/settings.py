@@ -13,6 +13,10 @@ def _default_index_dir() -> Path:
     return Path(os.environ.get("ASSISTANT_INDEX_DIR") or PROJECT_ROOT / "index")
 
 
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "assistant"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a user can configure.
@@ -31,6 +35,9 @@ class Settings:
         max_question_chars: Longer questions are refused with a clear message.
         chunk_tokens / chunk_overlap_tokens: Passage size in word pieces (the model reads 256 at most).
         batch_size: Embedding batch size.
+        embed_precision: `auto` (bfloat16 on CPUs with native support), `float32` or `bfloat16`,
+            for embedding documents; questions always use float32.
+        cache_dir: Per-user cache (the ONNX export of the embedding model that questions use).
         progress: Show progress bars for long runs.
     """
 
@@ -51,6 +58,8 @@ class Settings:
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40
     batch_size: int = 64
+    embed_precision: str = "auto"
+    cache_dir: Path = field(default_factory=_default_cache_dir)
     progress: bool = True
 
     @classmethod
@@ -64,7 +73,7 @@ class Settings:
         if "llm_api_key" not in values and os.environ.get("OPENAI_API_KEY"):
             values["llm_api_key"] = os.environ["OPENAI_API_KEY"]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("index_dir", "seeds_dir", "llm_gguf"):
+        for name in ("index_dir", "seeds_dir", "llm_gguf", "cache_dir"):
             if isinstance(values.get(name), str):
                 values[name] = Path(values[name])
         return cls(**values)

@@ -265,7 +265,7 @@ class Service:
     def warm_up(self) -> None:
         """Build the index from seeds when empty and load the model, so the first user does not wait."""
         self.base.ensure_index()
-        self.base.embedder.encode(["warm up"])
+        self.base.embedder.encode_queries(["warm up"])
 
     def documents(self) -> dict[str, int]:
         return self.base.documents()

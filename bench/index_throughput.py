@@ -3,9 +3,10 @@
 Indexes the SQuAD v2 dev articles (files) plus the SciFact abstracts (one document per abstract,
 through `Indexer.index_documents`) into a fresh temporary index, then in the same run measures:
 
-* raw: `SentenceTransformer.encode` alone on exactly our chunk texts (the ceiling);
+* raw: `SentenceTransformer.encode` alone on exactly our chunk texts, in the precision the
+  product embeds in (the ceiling);
 * textbook: RecursiveCharacterTextSplitter(1000, 200) + HuggingFaceEmbeddings +
-  Chroma.from_documents on the same documents;
+  Chroma.from_documents on the same documents, as the textbook writes it (float32);
 * re-indexing the unchanged corpus.
 
 Every model is loaded before its clock starts. The work is done in rounds (SQuAD, then parts of
@@ -61,8 +62,8 @@ def main() -> int:
     squad = DATA / "squad-v2-dev" / "docs"
     scifact = scifact_documents(args.scifact_limit)
     work = Path(tempfile.mkdtemp(prefix="bench-index-"))
-    settings = Settings(index_dir=work / "ours", progress=False)
-    embedder = Embedder(batch_size=settings.batch_size)
+    settings = Settings.from_env(index_dir=work / "ours", progress=False)
+    embedder = Embedder(batch_size=settings.batch_size, precision=settings.embed_precision)
     indexer = Indexer(Store(settings), embedder, settings)
     _ = embedder.model  # every model is loaded outside the clock
 
@@ -80,6 +81,10 @@ def main() -> int:
 
     default_threads = os.cpu_count() or 1
     model = SentenceTransformer(str(default_model_path()), device="cpu")
+    if embedder.bulk_precision == "bfloat16":
+        import torch
+
+        model.to(torch.bfloat16)
     model.encode(texts[0][:8])
     book = None if args.skip_textbook else Textbook(work / "textbook")
 
@@ -139,6 +144,8 @@ def main() -> int:
                 "textbook_chunks_per_s is the textbook's source chars/s divided by our mean chars per chunk; "
                 "models loaded before timing; *_cpu ratios use process CPU time"
             ),
+            "precision": embedder.bulk_precision,
+            "textbook_precision": "float32",
             "scifact_documents": len(scifact),
             "cores": default_threads,
         }

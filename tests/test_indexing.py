@@ -263,20 +263,6 @@ def test_killed_run_then_rerun_matches_a_clean_run(tmp_path, embedder):
     assert len(after.keyword) == 240
 
 
-def test_embeddings_are_the_packaged_sentence_transformers_model(embedder):
-    """Vectors are the packaged model's, normalised, in input order, long texts truncated like the model."""
-    import numpy as np
-    from sentence_transformers import SentenceTransformer
-
-    texts = [article(t, f) for t, f in TOPICS] + ["hi", "  Ünïcödé café 東京 😀 ", "word " * 400, "", "a\n\nb\tc"]
-    reference = SentenceTransformer(str(embedder.model_path), device="cpu")
-    expected = reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-    ours = embedder.encode(texts)
-    assert ours.shape == expected.shape == (len(texts), 384)
-    assert np.abs(ours - expected).max() < 1e-5
-    assert np.abs(embedder.encode_query(texts[0]) - expected[0]).max() < 1e-5
-
-
 def test_keyword_scores_are_bm25s_scores(corpus):
     """Questions read the saved BM25 matrix with numpy alone; the scores must be bm25s's own."""
     import bm25s
