@@ -17,6 +17,7 @@ import hashlib
 import os
 import threading
 import warnings
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ class Embedder:
         self._loader: threading.Thread | None = None
 
     # -- loading -------------------------------------------------------------------------------
-    @property
+    @cached_property
     def onnx_path(self) -> Path | None:
         """The export's file, named after the weights it came from (a changed model is re-exported)."""
         if self.cache_dir is None:
@@ -176,11 +177,10 @@ class Embedder:
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
-            normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=progress,
         )
-        return _unit(np.asarray(vectors, dtype=np.float32))  # again in float32: bfloat16 norms are off by 0.5 %
+        return _unit(np.asarray(vectors, dtype=np.float32))  # normalised in float32 (in bfloat16 norms are 0.5 % off)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Embed the few texts a question needs, through the ONNX export when there is one."""
@@ -245,6 +245,7 @@ class OnnxEncoder:
     @staticmethod
     def export(model, path: Path) -> bool:
         """Write `model` (a loaded SentenceTransformer) as ONNX, atomically; False if it cannot be done."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             import torch
 
@@ -259,7 +260,6 @@ class OnnxEncoder:
                     return self.model(features)["sentence_embedding"]
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in _INPUTS)
             axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS} | {"sentence_embedding": {0: "batch"}}
             with warnings.catch_warnings(), torch.no_grad():
@@ -270,8 +270,7 @@ class OnnxEncoder:
             os.replace(tmp, path)
             return True
         except Exception:  # no `onnx` package, read-only cache, an exporter change: questions use torch
-            if "tmp" in locals():
-                tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             return False
 
 

@@ -14,6 +14,8 @@ def _default_index_dir() -> Path:
 
 
 def _default_cache_dir() -> Path:
+    if os.environ.get("ASSISTANT_CACHE_DIR"):
+        return Path(os.environ["ASSISTANT_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "assistant"
 
 

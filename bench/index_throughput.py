@@ -53,7 +53,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="SQuAD, then the abstracts in this many - 1 parts")
     args = parser.parse_args()
 
-    from assistant.embedding import Embedder, default_model_path
+    from assistant.embedding import Embedder
     from assistant.indexing import Indexer
     from assistant.loading import iter_files, load_file
     from assistant.settings import Settings
@@ -77,14 +77,8 @@ def main() -> int:
     texts = [[c.text for d in r for c in indexer.chunker.split(d)] for r in rounds]
     source_chars = sum(len(d.text) for d in documents)
 
-    from sentence_transformers import SentenceTransformer
-
     default_threads = os.cpu_count() or 1
-    model = SentenceTransformer(str(default_model_path()), device="cpu")
-    if embedder.bulk_precision == "bfloat16":
-        import torch
-
-        model.to(torch.bfloat16)
+    model = embedder.model  # the very SentenceTransformer the indexer calls, in its precision
     model.encode(texts[0][:8])
     book = None if args.skip_textbook else Textbook(work / "textbook")
 
