@@ -91,7 +91,7 @@ class Indexer:
             if old and old.content_hash == digest:
                 report.unchanged += 1
                 continue
-            loaded = load_file(path, max_bytes=max_bytes)
+            loaded = load_file(path, max_bytes=max_bytes, max_chars=self.settings.max_chars_per_file)
             if isinstance(loaded, Skipped):
                 report.skipped.append(loaded)
                 continue

@@ -16,12 +16,14 @@ import logging
 import os
 import stat
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.schema import Document, PageSpan, Skipped
+from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,10 @@ _HTML_SUFFIXES = frozenset({".html", ".htm"})
 _MB = 1024 * 1024
 _BINARY = "binary file (not text)"
 _EMPTY = "empty file"
+DEFAULT_MAX_CHARS: int = Settings.max_chars_per_file
+_ZIP_SUFFIXES = frozenset({".docx"})  # zip containers, checked before parsing (pptx, xlsx, epub when supported)
+_PDF_BYTES_PER_CHAR = 4  # content-stream bytes a PDF may decompress to, per character allowed
+_PDF_PAGE_BYTES = 1024  # each page counts at least this much, so a million empty pages cost too
 
 # Checked in this order: the UTF-32 LE BOM starts with the UTF-16 LE one.
 _BOMS = (
@@ -90,11 +96,13 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield item
 
 
-def load_paths(paths: Iterable[str | Path], *, max_bytes: int | None = None) -> LoadResult:
+def load_paths(
+    paths: Iterable[str | Path], *, max_bytes: int | None = None, max_chars: int = DEFAULT_MAX_CHARS
+) -> LoadResult:
     """Load every file under `paths`; unusable files land in `skipped`, never in an exception."""
     result = LoadResult()
     for item in _walk(paths):
-        loaded = item if isinstance(item, Skipped) else load_file(item, max_bytes=max_bytes)
+        loaded = item if isinstance(item, Skipped) else load_file(item, max_bytes=max_bytes, max_chars=max_chars)
         if isinstance(loaded, Skipped):
             logger.debug("skipped %s: %s", loaded.path, loaded.reason)
             result.skipped.append(loaded)
@@ -103,13 +111,33 @@ def load_paths(paths: Iterable[str | Path], *, max_bytes: int | None = None) -> 
     return result
 
 
-def load_file(path: Path, *, max_bytes: int | None = None) -> Document | Skipped:
-    """Load one file as a `Document`, or return `Skipped` saying why it cannot be used."""
+def load_file(path: Path, *, max_bytes: int | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> Document | Skipped:
+    """Load one file as a `Document`, or return `Skipped` saying why it cannot be used.
+
+    Args:
+        path: The file.
+        max_bytes: Larger files are skipped before they are read.
+        max_chars: Files whose extracted text is longer are skipped: a small docx or pdf can
+            expand to millions of passages (a decompression bomb).
+    """
     path = Path(path)
     try:
-        return _load(path, max_bytes)
+        loaded = _load(path, max_bytes, max_chars)
     except Exception as exc:  # a last guard: a bad file must never stop a run
         return Skipped(source_name(path), f"could not load: {_short(exc)}")
+    if isinstance(loaded, Document) and len(loaded.text) > max_chars:
+        return Skipped(loaded.source, _too_much_text(path, len(loaded.text), max_chars))
+    return loaded
+
+
+def _too_much_text(path: Path, chars: int, max_chars: int) -> str:
+    if path.suffix.lower() in _TEXT_SUFFIXES | _HTML_SUFFIXES:
+        return f"too much text ({chars:,} characters > limit {max_chars:,}, ASSISTANT_MAX_CHARS_PER_FILE)"
+    return _bomb(max_chars)
+
+
+def _bomb(max_chars: int) -> str:
+    return f"expands to more than {max_chars:,} characters (possible decompression bomb)"
 
 
 def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
@@ -137,7 +165,7 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
     return None
 
 
-def _load(path: Path, max_bytes: int | None) -> Document | Skipped:
+def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipped:
     skipped = check_file(path, max_bytes=max_bytes)
     if skipped is not None:
         return skipped
@@ -161,8 +189,14 @@ def _load(path: Path, max_bytes: int | None) -> Document | Skipped:
             return Skipped(name, _BINARY)
         text = html_to_text(text)
         return Document(name, text) if text else Skipped(name, "no visible text")
+    if suffix in _ZIP_SUFFIXES and (problem := check_zip(data)) is not None:
+        return Skipped(name, problem)
     if suffix == ".pdf":
-        return _load_pdf(name, data)
+        budget = max(max_chars * _PDF_BYTES_PER_CHAR, _MB)
+        if not pdf_within(data, budget):
+            return Skipped(name, _bomb(max_chars))
+        with _pdf_limits(budget):
+            return _load_pdf(name, data)
     return _load_docx(name, data)
 
 
@@ -353,6 +387,130 @@ def _load_pdf(name: str, data: bytes) -> Document | Skipped:
     if not spans:
         return Skipped(name, "no extractable text (scanned PDF?)")
     return Document(name, "".join(parts), tuple(spans))
+
+
+def _pdf_limits(max_stream_bytes: int):
+    """pypdf's own limits, lowered for one call: no stream may decompress to more than this.
+
+    Older pypdf versions have no configuration; their built-in limits then apply.
+    """
+    try:
+        from pypdf import apply_configuration
+    except ImportError:
+        return nullcontext()
+    return apply_configuration(
+        zlib_maximum_output_length=max_stream_bytes,
+        lzw_maximum_output_length=max_stream_bytes,
+        run_length_maximum_output_length=max_stream_bytes,
+        brotli_maximum_output_length=max_stream_bytes,
+    )
+
+
+def pdf_within(data: bytes, budget: int) -> bool:
+    """Whether the page content a PDF makes text extraction read stays within `budget` bytes.
+
+    Text extraction parses every page's decompressed content stream and the forms it draws,
+    at about 0.5 MB/s; a 20 KB file whose pages share one stream of a few megabytes would
+    keep it busy for hours. Each page counts what it draws (shared streams once per page, as
+    extraction reads them) plus `_PDF_PAGE_BYTES`; the count stops as soon as it is over.
+    Files pypdf cannot open count as within: the loader then says what is wrong with them.
+    """
+    from pypdf import PdfReader
+    from pypdf.errors import LimitReachedError
+
+    total = 0
+    with _quiet_pypdf(), _pdf_limits(budget):
+        try:
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                return True
+            for page in reader.pages:
+                total += _PDF_PAGE_BYTES + _page_content_bytes(page)
+                if total > budget:
+                    return False
+        except LimitReachedError:
+            return False
+        except Exception:
+            return True
+    return True
+
+
+def _page_content_bytes(page) -> int:
+    """Decompressed bytes of a page's content stream and of the forms it draws (0 if unreadable)."""
+    from pypdf.errors import LimitReachedError
+
+    try:
+        contents = page.get_contents()
+        size = len(contents.get_data()) if contents is not None else 0
+        resources = _resolved(page.get("/Resources"))
+        for ref in _resolved(resources.get("/XObject")).values():
+            form = ref.get_object()
+            if form.get("/Subtype") == "/Form":
+                size += len(form.get_data())
+    except LimitReachedError:
+        raise
+    except Exception:  # a broken page: extraction will find no text in it either
+        return 0
+    return size
+
+
+def _resolved(obj) -> dict:
+    obj = obj.get_object() if obj is not None else None
+    return obj if isinstance(obj, dict) else {}
+
+
+# -- zip containers (docx) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """What a zip-based document may hold, judged from its central directory before parsing.
+
+    The ratio and size figures are Apache POI's (ZipSecureFile): real documents compress
+    text about 5-20 times; a bomb compresses repeated text hundreds of times.
+
+    Args:
+        max_members: Most files inside the container.
+        max_total_bytes: Most bytes all members may expand to.
+        max_ratio: Most a member may expand relative to its compressed size...
+        ratio_after_bytes: ...once it is larger than this (small members compress poorly anyway).
+    """
+
+    max_members: int = 10_000
+    max_total_bytes: int = 256 * _MB
+    max_ratio: float = 100.0
+    ratio_after_bytes: int = 100 * 1024
+
+
+def check_zip(data: bytes, limits: ZipLimits = ZipLimits()) -> str | None:
+    """Why a zip container (docx, and later pptx, xlsx, epub) is unsafe to open; None if it is not.
+
+    Reads the central directory only, so a bomb is refused before anything is decompressed.
+    Python's zip reader never returns more than a member's declared size, so the declared
+    sizes are the bound. A file that is not a zip is left to the format's loader to report.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+    if len(members) > limits.max_members:
+        return f"too many files inside ({len(members):,} > {limits.max_members:,}; possible zip bomb)"
+    total = 0
+    for m in members:
+        total += m.file_size
+        if total > limits.max_total_bytes:
+            return (
+                f"expands to more than {limits.max_total_bytes / _MB:g} MB "
+                "when unpacked (possible decompression bomb)"
+            )
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > limits.ratio_after_bytes and ratio > limits.max_ratio:
+            return (
+                f"a part expands {ratio:,.0f} times ({m.compress_size / 1024:,.0f} KB to "
+                f"{m.file_size / _MB:,.1f} MB; possible decompression bomb)"
+            )
+    return None
 
 
 # -- docx ----------------------------------------------------------------------------------------

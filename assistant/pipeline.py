@@ -26,6 +26,14 @@ _FOLLOW_UP = re.compile(
     re.IGNORECASE,
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: not text, cannot be encoded
+
+
+def _text(value: str) -> str:
+    """A string safe to tokenize and encode: surrogate pairs joined, lone surrogates dropped."""
+    if not _SURROGATE.search(value):
+        return value
+    return _SURROGATE.sub(" ", value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass"))
 
 
 class QuestionError(ValueError):
@@ -187,7 +195,7 @@ class Assistant:
         """Clean a question and refuse what cannot be answered, with a reason."""
         if not isinstance(question, str):
             raise QuestionError("The question must be text.")
-        question = " ".join(_CONTROL.sub(" ", question).split())
+        question = " ".join(_CONTROL.sub(" ", _text(question)).split())
         if not question:
             raise QuestionError("Please ask a question: the text was empty.")
         if len(question) > self.settings.max_question_chars:
@@ -244,14 +252,14 @@ def _pairs(history: History | None) -> list[tuple[str, str]]:
     for item in history:
         if isinstance(item, dict):
             role, content = item.get("role"), item.get("content")
-            content = content if isinstance(content, str) else ""
+            content = _text(content) if isinstance(content, str) else ""
             if role == "user":
                 pending = content
             elif role == "assistant" and pending is not None:
                 pairs.append((pending, content))
                 pending = None
         elif isinstance(item, (list, tuple)) and len(item) == 2:
-            pairs.append((str(item[0] or ""), str(item[1] or "")))
+            pairs.append((_text(str(item[0] or "")), _text(str(item[1] or ""))))
     if pending is not None:
         pairs.append((pending, ""))
     return pairs

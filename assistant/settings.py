@@ -34,6 +34,8 @@ class Settings:
         llm_gguf: A GGUF file served by an embedded llama.cpp server.
         llm_max_tokens: Longest LLM answer, in tokens (ASSISTANT_LLM_MAX_TOKENS).
         max_file_mb: Files larger than this are skipped with a reason.
+        max_chars_per_file: Files whose text is longer than this once extracted are skipped with a
+            reason: a small compressed file (docx, pdf) can expand to millions of passages.
         max_question_chars: Longer questions are refused with a clear message.
         chunk_tokens / chunk_overlap_tokens: Passage size in word pieces (the model reads 256 at most).
         batch_size: Embedding batch size.
@@ -56,6 +58,7 @@ class Settings:
     llm_gguf: Path | None = None
     llm_max_tokens: int = 384
     max_file_mb: float = 25.0
+    max_chars_per_file: int = 5_000_000
     max_question_chars: int = 2000
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40

@@ -9,23 +9,32 @@ page, and the chat renders no Markdown, so a `<script>` in a file shows as text.
 from __future__ import annotations
 
 import html
+import io
+import json
+import logging
 import os
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 import threading
-import unicodedata
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .schema import Answer, Citation, Document
 from .settings import Settings
+from .uploads import (
+    UPLOAD_SUFFIXES,
+    UploadError,
+    UploadGuard,
+    check_upload_source,
+    remove_partial_uploads,
+    safe_name,
+    save_upload,
+)
 
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".pdf", ".docx")
 EXAMPLES = (
     "Why might Russia not send S-400s?",
     "Who said Russia wouldn't want to antagonise Israel?",
@@ -36,7 +45,9 @@ _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _MB = 1024 * 1024
 _CONTEXT_CHARS = 600  # neighbouring text shown around a cited passage
 _MAX_HISTORY_TURNS = 20
+_MAX_BODY = 64 * 1024  # an /api/ask body: a question and recent history fit many times over
 _MARKER = re.compile(r"\[(\d+)\]")
+logger = logging.getLogger(__name__)
 
 CSS = """
 #chat .message { font-size: 15px; line-height: 1.5; }
@@ -57,49 +68,6 @@ table.docs { width: 100%; border-collapse: collapse; }
 table.docs td, table.docs th { padding: 4px 8px; border-bottom: 1px solid var(--border-color-primary);
                                text-align: left; }
 """
-
-
-# -- uploads ---------------------------------------------------------------------------------------
-class UploadError(ValueError):
-    """An upload that was refused; the message says why."""
-
-
-def safe_name(name: str) -> str:
-    """A file name that cannot leave its folder: no directories, `..`, control or markup characters."""
-    name = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # control, format, unassigned
-    name = re.sub(r"[^\w.\- ()]+", "_", name)
-    name = re.sub(r"\.{2,}", ".", name).strip(" ._")
-    suffix = Path(name).suffix.lower()
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    stem = stem.strip(" ._")[:100] or "upload"
-    return stem + suffix
-
-
-def save_upload(path: str | Path, original_name: str, folder: Path, *, max_mb: float) -> Path:
-    """Copy an uploaded file into `folder` under a safe name; refuse unsupported types and big files."""
-    name = safe_name(original_name)
-    suffix = Path(name).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        shown = suffix or "no extension"
-        raise UploadError(f"{name}: unsupported file type ({shown}); upload {', '.join(UPLOAD_SUFFIXES)} files.")
-    size = Path(path).stat().st_size
-    if size > max_mb * _MB:
-        raise UploadError(f"{name}: file too large ({size / 1e6:.1f} MB > limit {max_mb:g} MB).")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    if target.resolve().parent != folder.resolve():  # belt and braces: safe_name already forbids this
-        raise UploadError(f"{name}: not a valid file name.")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            shutil.copyfileobj(src, out)
-        os.replace(tmp, target)  # replaces a symlink itself, never writes through it
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
 
 
 # -- rendering (every document string is escaped here) ---------------------------------------------
@@ -124,9 +92,15 @@ def render_error(message: str) -> str:
     return f'<div class="answer-done"><span class="badge">Cannot answer</span>{html.escape(message)}</div>'
 
 
-def where(citation: Citation) -> str:
-    name = Path(citation.source).name or citation.source
+def where(citation: Citation, show: Callable[[str], str] | None = None) -> str:
+    """The file (and page) of a citation as the page shows it; `show` maps a source to its shown name."""
+    name = show(citation.source) if show else Path(citation.source).name or citation.source
     return f"{name}, page {citation.page}" if citation.page is not None else name
+
+
+def printable(text: str) -> str:
+    """Text that can be encoded for the page: a lone surrogate (half a UTF-16 pair) becomes "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def highlight(passage: str, quote: str) -> str:
@@ -145,16 +119,17 @@ class ContextReader:
     the neighbouring text. When the file changed or is gone, there is no context to show.
     """
 
-    def __init__(self, window: int = _CONTEXT_CHARS, max_mb: float = 25.0):
+    def __init__(self, window: int = _CONTEXT_CHARS, max_mb: float = 25.0, max_chars: int | None = None):
         self.window = window
         self.max_bytes = int(max_mb * _MB)
+        self.max_chars = max_chars if max_chars is not None else Settings.max_chars_per_file
 
     def around(self, c: Citation) -> tuple[str, str] | None:
         try:
             stat = Path(c.source).stat()
         except OSError:
             return None
-        doc = _load_cached(c.source, stat.st_mtime_ns, stat.st_size, self.max_bytes)
+        doc = _load_cached(c.source, stat.st_mtime_ns, stat.st_size, self.max_bytes, self.max_chars)
         if doc is None or doc.text[c.start : c.end] != c.text:
             return None
         before = doc.text[max(0, c.start - self.window) : c.start]
@@ -167,15 +142,23 @@ class ContextReader:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(source: str, mtime_ns: int, size: int, max_bytes: int) -> Document | None:
+def _load_cached(source: str, mtime_ns: int, size: int, max_bytes: int, max_chars: int) -> Document | None:
     from .loading import load_file
 
-    loaded = load_file(Path(source), max_bytes=max_bytes)
+    loaded = load_file(Path(source), max_bytes=max_bytes, max_chars=max_chars)
     return loaded if isinstance(loaded, Document) else None
 
 
-def render_sources(answer: Answer | None, reader: ContextReader | None = None) -> str:
-    """The sources panel: number, file (and page), score, passage with the quote marked, context."""
+def render_sources(
+    answer: Answer | None, reader: ContextReader | None = None, show: Callable[[str], str] | None = None
+) -> str:
+    """The sources panel: number, file (and page), score, passage with the quote marked, context.
+
+    Args:
+        answer: The answer whose citations to show (None: the empty panel).
+        reader: Reads the text around each passage.
+        show: Maps a source to the name clients see (default: the file name).
+    """
     if answer is None:
         return '<p class="muted">Ask a question: the passages the answer cites appear here.</p>'
     if answer.abstained or not answer.citations:
@@ -198,22 +181,68 @@ def render_sources(answer: Answer | None, reader: ContextReader | None = None) -
             )
         cards.append(
             f'<div class="source" data-n="{c.n}">'
-            f'<div class="source-head"><span>[{c.n}] {html.escape(where(c))}</span>'
+            f'<div class="source-head"><span>[{c.n}] {html.escape(where(c, show))}</span>'
             f'<span class="source-score">relevance {c.score:.2f}</span></div>'
             f'<div class="passage">{highlight(c.text, c.quote)}</div>{more}</div>'
         )
     return "".join(cards)
 
 
-def render_documents(docs: dict[str, int]) -> str:
+def render_documents(docs: dict[str, int], names: SourceNames) -> str:
+    """The Documents table: each document by its shown name (never its server path), and its passages."""
     if not docs:
         return '<p class="muted">No documents indexed yet.</p>'
     rows = "".join(
-        f"<tr><td>{html.escape(Path(s).name)}</td><td>{n}</td>"
-        f'<td class="muted">{html.escape(str(Path(s).parent))}</td></tr>'
+        f"<tr><td>{html.escape(names.show(s))}</td><td>{n}</td>"
+        f'<td class="muted">{"uploaded" if names.is_upload(s) else "indexed folder"}</td></tr>'
         for s, n in docs.items()
     )
-    return f'<table class="docs"><tr><th>Document</th><th>Chunks</th><th>Folder</th></tr>{rows}</table>'
+    return f'<table class="docs"><tr><th>Document</th><th>Passages</th><th>From</th></tr>{rows}</table>'
+
+
+class SourceNames:
+    """The names clients see for indexed sources, and back: never an absolute server path.
+
+    An uploaded file shows as its upload name (`notes.txt`); any other file as the shortest
+    end of its path that tells it apart from the others, at least `folder/file`
+    (`seeds/putin-pezeshkian-ashgabat-s400.txt`). The absolute path stays on the server.
+
+    Args:
+        sources: Every indexed source (absolute paths).
+        uploads: The folder uploads are stored in.
+    """
+
+    def __init__(self, sources: Iterable[str], uploads: Path):
+        self._uploads = Path(uploads).resolve().as_posix()
+        parts = {s: PurePosixPath(s).parts[1:] or (s,) for s in sources}
+        depth = {s: 1 if self.is_upload(s) else min(2, len(p)) for s, p in parts.items()}
+        while True:
+            shown = {s: "/".join(parts[s][-depth[s] :]) for s in parts}
+            clashes = defaultdict(list)
+            for s, name in shown.items():
+                clashes[name].append(s)
+            longer = [s for group in clashes.values() if len(group) > 1 for s in group
+                      if not self.is_upload(s) and depth[s] < len(parts[s])]  # fmt: skip
+            if not longer:
+                break
+            for s in longer:
+                depth[s] += 1
+        self._shown = shown
+        self._source = {name: s for s, name in sorted(shown.items(), reverse=True)}
+
+    def is_upload(self, source: str) -> bool:
+        return PurePosixPath(source).parent.as_posix() == self._uploads
+
+    def show(self, source: str) -> str:
+        """The shown name of a source (a source not in the index shows as `folder/file`)."""
+        if source in self._shown:
+            return self._shown[source]
+        parts = PurePosixPath(source).parts[1:]
+        return "/".join(parts[-1 if self.is_upload(source) else -2 :]) or source
+
+    def source(self, shown: str) -> str | None:
+        """The source behind a shown name, or None when no indexed source has it."""
+        return self._source.get(shown)
 
 
 # -- the service behind the page and the API --------------------------------------------------------
@@ -237,9 +266,10 @@ class Service:
         self.settings = settings
         self.base = Assistant(settings)
         self.uploads = Path(settings.index_dir) / "uploads"
-        self.reader = ContextReader(max_mb=settings.max_file_mb)
+        self.reader = ContextReader(max_mb=settings.max_file_mb, max_chars=settings.max_chars_per_file)
         self._variants: dict[str, object] = {self.base.settings.generator: self.base}
         self._lock = threading.Lock()
+        self._names: tuple[str | None, SourceNames] | None = None
 
     @property
     def generators(self) -> list[str]:
@@ -263,24 +293,83 @@ class Service:
             return self._variants[name]
 
     def warm_up(self) -> None:
-        """Build the index from seeds when empty and load the model, so the first user does not wait."""
+        """Build the index from seeds when empty, settle `uploads/`, load the model: the first user does not wait."""
         self.base.ensure_index()
+        if note := self.recover_uploads():
+            print(note, file=sys.stderr, flush=True)
         self.base.embedder.encode_queries(["warm up"])
+
+    def recover_uploads(self) -> str | None:
+        """Settle what a killed upload left in `uploads/`; returns a line saying what was done, if anything.
+
+        Unfinished copies (`.upload-*`) are deleted; complete files missing from the index (killed
+        before indexing) are indexed, or deleted when they cannot be used, as an upload would be.
+        """
+        if not self.uploads.is_dir():
+            return None
+        partial = remove_partial_uploads(self.uploads)
+        known = set(self.documents())
+        missing = sorted(p for p in self.uploads.iterdir() if not p.name.startswith(".") and p.is_file()
+                         and p.resolve().as_posix() not in known)  # fmt: skip
+        report = self.base.index(missing) if missing else None
+        dropped = []
+        for s in report.skipped if report else []:
+            Path(s.path).unlink(missing_ok=True)
+            dropped.append(f"{Path(s.path).name} ({s.reason})")
+        done = []
+        if partial:
+            done.append(f"deleted {len(partial)} unfinished upload(s)")
+        if indexed := len(missing) - len(dropped):
+            done.append(f"indexed {indexed} upload(s) that were missing from the index")
+        if dropped:
+            done.append("deleted unusable " + ", ".join(dropped))
+        return f"Uploads folder {self.uploads}: " + "; ".join(done) + "." if done else None
 
     def documents(self) -> dict[str, int]:
         return self.base.documents()
 
-    def upload(self, files: Sequence[str], progress=None) -> tuple[list[str], list[str]]:
-        """Save and index uploads one by one; returns (what was indexed, what was refused and why)."""
+    def names(self) -> SourceNames:
+        """The shown names of the indexed sources, rebuilt only when the index changed."""
+        stamp = self.base.store.generation()
+        cached = self._names
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1]
+        names = SourceNames(self.documents(), self.uploads)
+        self._names = (stamp, names)
+        return names
+
+    def public(self, answer: Answer) -> dict:
+        """An answer's JSON for clients: each citation's source as its shown name, not a server path."""
+        out = answer.to_dict()
+        names = self.names()
+        for c in out["citations"]:
+            c["source"] = names.show(c["source"])
+        return out
+
+    def upload(
+        self, files: Sequence[str], progress=None, *, folder: Path | None = None, received=None
+    ) -> tuple[list[str], list[str]]:
+        """Save and index uploads one by one; returns (what was indexed, what was refused and why).
+
+        Args:
+            files: Paths of the uploaded files (as Gradio stored them).
+            progress: Called with ((done, total), desc=...) while indexing.
+            folder / received: Gradio's upload folder and the paths its upload route wrote; when
+                given, any other path is refused (see `check_upload_source`).
+        """
         done, refused, saved = [], [], []
         for f in files:
             try:
-                saved.append(save_upload(f, Path(f).name, self.uploads, max_mb=self.settings.max_file_mb))
+                if folder is not None:
+                    check_upload_source(f, folder, received)
+                target = save_upload(f, Path(f).name, self.uploads, max_mb=self.settings.max_file_mb)
+                saved.append((safe_name(Path(f).name), target))
             except UploadError as exc:
                 refused.append(str(exc))
+                logger.warning("upload refused: %s", exc)
             except OSError as exc:
                 refused.append(f"{safe_name(Path(f).name)}: could not be saved ({exc.strerror or exc}).")
-        for i, path in enumerate(saved):
+        for i, (name, path) in enumerate(saved):
             if progress is not None:
                 progress((i, len(saved)), desc=f"Indexing {path.name}")
             report = self.base.index([path])
@@ -290,18 +379,20 @@ class Service:
                 continue
             chunks = self.documents().get(path.resolve().as_posix(), 0)
             state = "unchanged" if report.unchanged else "indexed"
-            done.append(f"{path.name}: {state} ({chunks} passages)")
+            renamed = f"; {name} holds a different document" if path.name != name else ""
+            done.append(f"{path.name}: {state} ({chunks} passages{renamed})")
         return done, refused
 
-    def remove(self, source: str) -> str:
-        """Drop a document from the index; an uploaded copy is deleted so it does not come back."""
-        if source not in self.documents():
+    def remove(self, shown: str) -> str:
+        """Drop a document (by its shown name) from the index; an uploaded copy is deleted so it does not come back."""
+        names = self.names()
+        source = names.source(shown)
+        if source is None or source not in self.documents():
             raise ValueError("That document is not in the index (any more).")
         removed = self.base.remove(source)
-        path = Path(source)
-        if path.parent == self.uploads.resolve():
-            path.unlink(missing_ok=True)
-        return f"Removed {path.name} ({removed} passages)."
+        if names.is_upload(source):
+            Path(source).unlink(missing_ok=True)
+        return f"Removed {shown} ({removed} passages)."
 
 
 # -- JSON API --------------------------------------------------------------------------------------
@@ -323,11 +414,44 @@ def parse_history(raw) -> list:
     return raw[-2 * _MAX_HISTORY_TURNS :]
 
 
+class BodyError(ValueError):
+    """A request body refused before it is parsed; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+async def read_json(request, limit: int = _MAX_BODY):
+    """The JSON value of a request body: JSON content type only, at most `limit` bytes, read in pieces.
+
+    Raises:
+        BodyError: 415 for another content type, 413 when larger than `limit`, 400 when not JSON.
+    """
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise BodyError(415, 'Send JSON with "Content-Type: application/json": {"question": "..."}.')
+    too_large = BodyError(413, f"The request body is larger than {limit // 1024} KB; send only recent history.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise too_large
+    try:
+        return json.loads(bytes(body))
+    except (ValueError, RecursionError):
+        raise BodyError(400, 'The body must be JSON: {"question": "..."}.') from None
+
+
 def build_app(service: Service, *, auth: tuple[str, str] | None = None):
     """FastAPI with `/api/ask` and `/api/health`; the Gradio page is mounted on it at `/` by `serve`.
 
     Plain Starlette routes (request in, response out) keep the validation and the error JSON
-    in our hands: bad input gets `{"error": ...}` with 400/422, never a framework error page.
+    in our hands: bad input gets `{"error": ...}` with 400/413/415/422, never a framework error
+    page, and the server log gets one line for it, never a stack trace.
     """
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
@@ -339,6 +463,8 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
     app = FastAPI(title="Document assistant", docs_url=None, redoc_url=None, openapi_url=None)
 
     def error(message: str, status: int, **headers) -> JSONResponse:
+        if status != 401:
+            logger.warning("/api/ask answered %d: %s", status, message)
         return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
     async def health(request) -> JSONResponse:
@@ -348,9 +474,9 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
         if auth is not None and not basic_auth_ok(request.headers.get("authorization", ""), auth):
             return error("Authentication required.", 401, **{"WWW-Authenticate": 'Basic realm="assistant"'})
         try:
-            body = await request.json()
-        except Exception:
-            return error('The body must be JSON: {"question": "..."}.', 400)
+            body = await read_json(request)
+        except BodyError as exc:
+            return error(str(exc), exc.status)
         if not isinstance(body, dict) or "question" not in body:
             return error('Missing "question".', 422)
         if not isinstance(body["question"], str):
@@ -367,7 +493,7 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
             return error(str(exc), 400)
         except Exception as exc:
             return error(describe(exc), 500)
-        return JSONResponse(answer.to_dict())
+        return JSONResponse(service.public(answer))
 
     app.router.add_route("/api/health", health, methods=["GET"])
     app.router.add_route("/api/ask", ask, methods=["POST"])
@@ -392,6 +518,7 @@ def basic_auth_ok(header: str, auth: tuple[str, str]) -> bool:
 def build_blocks(service: Service, *, concurrency: int = 2):
     """The chat page: conversation, sources of the current answer, generator choice, documents."""
     import gradio as gr
+    from gradio.utils import get_upload_folder
 
     from .errors import describe
 
@@ -400,7 +527,7 @@ def build_blocks(service: Service, *, concurrency: int = 2):
         question = question or ""
         history = [(t.question, t.answer) for t in turns]
         shown = _messages(turns)
-        asked = {"role": "user", "content": html.escape(question)}
+        asked = {"role": "user", "content": html.escape(printable(question))}
         try:
             assistant = service.assistant(generator)
             text = ""
@@ -409,12 +536,14 @@ def build_blocks(service: Service, *, concurrency: int = 2):
                     text += item
                     yield "", [*shown, asked, {"role": "assistant", "content": render_text(text)}], gr.skip(), turns
                 else:
-                    turn = Turn(question, item.text, render_answer(item))
+                    turn = Turn(printable(question), item.text, render_answer(item))
                     turns.append(turn)
-                    yield "", _messages(turns), render_sources(item, service.reader), turns
-        except Exception as exc:  # a clear line in the chat, never a stack trace
-            bubble = {"role": "assistant", "content": render_error(describe(exc))}
-            yield question, [*shown, asked, bubble], gr.skip(), turns
+                    yield "", _messages(turns), render_sources(item, service.reader, service.names().show), turns
+        except Exception as exc:  # a clear line in the chat, one line in the log, never a stack trace
+            reason = describe(exc)
+            logger.warning("chat answered with an error: %s", reason)
+            bubble = {"role": "assistant", "content": render_error(reason)}
+            yield printable(question), [*shown, asked, bubble], gr.skip(), turns
 
     def clear():
         return [], [], render_sources(None), ""
@@ -423,36 +552,39 @@ def build_blocks(service: Service, *, concurrency: int = 2):
         if not files:
             return gr.skip(), gr.skip(), "<p class='muted'>Choose files to upload first.</p>", None
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
-        try:
-            done, refused = service.upload(paths, progress=progress)
+        try:  # only files this server's upload route wrote: a crafted event can name any server path
+            done, refused = service.upload(
+                paths, progress=progress, folder=Path(get_upload_folder()), received=demo.upload_file_set
+            )
         except Exception as exc:
             done, refused = [], [describe(exc)]
         lines = [f"<li>✔ {html.escape(d)}</li>" for d in done] + [
             f"<li>✘ skipped {html.escape(r)}</li>" for r in refused
         ]
-        docs = service.documents()
-        return render_documents(docs), _choices(docs), f"<ul>{''.join(lines)}</ul>", None
+        return *documents(), f"<ul>{''.join(lines)}</ul>", None
 
-    def remove(source):
-        if not source:
+    def remove(shown):
+        if not shown:
             return gr.skip(), gr.skip(), "<p class='muted'>Pick a document to remove.</p>"
         try:
-            message = service.remove(source)
+            message = service.remove(shown)
         except Exception as exc:
             message = describe(exc)
-        docs = service.documents()
-        return render_documents(docs), _choices(docs), f"<p>{html.escape(message)}</p>"
+        return *documents(), f"<p>{html.escape(message)}</p>"
 
-    def refresh():
-        docs = service.documents()
-        return render_documents(docs), _choices(docs)
+    def documents():
+        """The Documents table and the dropdown: shown names only; the server maps them back to sources."""
+        docs, names = service.documents(), service.names()
+        return render_documents(docs, names), gr.update(choices=[names.show(s) for s in docs], value=None)
 
     def ask_api(question: str, history: list | None = None, generator: str | None = None) -> dict:
-        """Answer from the documents; returns the JSON of `assistant ask --json`."""
+        """Answer from the documents; returns the JSON of `assistant ask --json` (sources as shown names)."""
         try:
-            return service.assistant(generator).answer(question, parse_history(history)).to_dict()
-        except Exception as exc:  # the client gets the one-line reason, not "error"
-            raise gr.Error(describe(exc)) from None
+            return service.public(service.assistant(generator).answer(question, parse_history(history)))
+        except Exception as exc:  # the client gets the one-line reason; the log gets one line
+            reason = describe(exc)
+            logger.warning("/ask answered with an error: %s", reason)
+            raise gr.Error(reason, print_exception=False) from None
 
     with gr.Blocks(
         title="Ask your documents",
@@ -469,7 +601,8 @@ def build_blocks(service: Service, *, concurrency: int = 2):
                         elem_id="chat",
                         label="Conversation",
                         height=460,
-                        render_markdown=False,  # document text is never markup
+                        render_markdown=False,  # document text is never markup ...
+                        latex_delimiters=[],  # ... nor math: "$$x$$" in a document stays "$$x$$"
                         sanitize_html=True,
                         allow_tags=False,
                         feedback_options=None,
@@ -543,7 +676,7 @@ def build_blocks(service: Service, *, concurrency: int = 2):
             concurrency_id="index",
             api_visibility="private",
         )
-        demo.load(refresh, outputs=[doc_list, to_remove], api_visibility="private")
+        demo.load(documents, outputs=[doc_list, to_remove], api_visibility="private")
         gr.api(ask_api, api_name="ask")
 
     demo.queue(default_concurrency_limit=concurrency, max_size=64)
@@ -558,10 +691,72 @@ def _messages(turns: list[Turn]) -> list[dict]:
     return out
 
 
-def _choices(docs: dict[str, int]):
-    import gradio as gr
+class OneLineTracebacks(io.TextIOBase):
+    """A stderr for `serve` on which a Python stack trace shrinks to its exception line.
 
-    return gr.update(choices=[(Path(s).name, s) for s in docs], value=None)
+    Gradio prints a full stack trace for every malformed event a client sends (and uvicorn for
+    any error in a request); the server log should say what happened in one line, not show the
+    server's code paths. `traceback` writes an exception's message, and `logging` a whole record,
+    in one `write`, so the rest of that write is the rest of the message. `ASSISTANT_DEBUG=1`
+    keeps the full traces.
+
+    Args:
+        stream: Where the lines go (the real stderr).
+    """
+
+    _HEAD = "Traceback (most recent call last):"
+    _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._pending = ""
+        self._in_trace = False  # between the head and the exception line
+        self._after_trace = False  # the exception line was written: the rest of this write is its message
+        self._mid_line = False  # the start of the current line was already passed on
+        self._last_error = False  # the last line passed on was an exception line
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self._last_error and text.lstrip("\n").startswith(self._CHAIN):
+            return len(text)  # the glue between chained exceptions
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._line(line)
+        self._after_trace = False
+        if self._pending and not self._in_trace and not self._HEAD.startswith(self._pending):
+            self.stream.write(self._pending)  # a partial line (a progress bar): pass it on now
+            self._pending = ""
+            self._mid_line = True
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if self._mid_line:
+            self._mid_line = False
+            self.stream.write(line + "\n")
+            return
+        if line.startswith(self._HEAD):
+            self._in_trace = True
+            return
+        if self._after_trace or (self._in_trace and (not line.strip() or line[:1].isspace())):
+            return  # a frame, its source line, or the rest of a long exception message
+        self._last_error = self._in_trace
+        if self._in_trace:
+            self._in_trace, self._after_trace = False, True
+            line = f"error: {line}"
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
 
 
 # -- serve -----------------------------------------------------------------------------------------
@@ -597,7 +792,10 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, auth
 
     import gradio as gr
     import uvicorn
+    from gradio.utils import get_upload_folder
 
+    if os.environ.get("ASSISTANT_DEBUG") != "1":
+        sys.stderr = OneLineTracebacks(sys.stderr)
     service = Service(settings)
     print("Loading the model and the index…", file=sys.stderr, flush=True)
     service.warm_up()
@@ -614,6 +812,10 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, auth
         footer_links=["api"],
         css=CSS,
     )
+    # A crafted event can name any server path as an "uploaded" file, and Gradio copies it into its
+    # cache before a handler runs. `launch()` turns Gradio's own check on; a mounted app must ask.
+    demo.has_launched = True
+    app.add_middleware(UploadGuard, folder=get_upload_folder())
     shown = f"[{host}]" if ":" in host else host
     print(f"Serving on http://{shown}:{port}  (page: /, API: POST /api/ask, GET /api/health)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,9 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant
+from assistant.loading import ZipLimits, check_zip, load_file
 from assistant.pipeline import QuestionError
+from assistant.schema import Skipped
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_FILE_MB = 10
@@ -242,6 +246,168 @@ def test_question_through_the_cli(hostile, case):
         assert data["abstained"] or data["citations"]
         if case.needle:
             assert case.needle in data["answer"]
+
+
+# -- files that expand: decompression bombs -----------------------------------------------------
+
+MB = 1024 * 1024
+SENTENCE = b"The quick brown fox jumps over the lazy dog near the quiet harbour wall. "
+
+
+def docx_bomb(path: Path, xml_mb: int = 40) -> None:
+    """A real .docx whose document.xml is `xml_mb` MB of one repeated paragraph (about 200 KB zipped)."""
+    import docx
+
+    buffer = io.BytesIO()
+    docx.Document().save(buffer)
+    paragraph = b"<w:p><w:r><w:t>" + SENTENCE * 4 + b"</w:t></w:r></w:p>"
+    with zipfile.ZipFile(buffer) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                head, tail = data.split(b"<w:body>", 1)
+                data = head + b"<w:body>" + paragraph * (xml_mb * MB // len(paragraph)) + tail
+            out.writestr(item.filename, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+
+
+def docx_of_many_parts(path: Path) -> None:
+    """A valid .docx carrying 20,000 extra tiny files."""
+    import docx
+
+    buffer = io.BytesIO()
+    docx.Document().save(buffer)
+    path.write_bytes(buffer.getvalue())
+    with zipfile.ZipFile(path, "a") as out:
+        for i in range(20_000):
+            out.writestr(f"extra/part{i}.xml", b"<a/>")
+
+
+def pdf_with_stream(content: bytes, pages: int = 1) -> bytes:
+    """A minimal PDF whose pages all draw one Flate-compressed content stream."""
+    packed = zlib.compress(content, 9)
+    kids = " ".join(f"{4 + i} 0 R" for i in range(pages))
+    font = 4 + pages
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed) + packed + b"\nendstream",
+        *[
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
+            for _ in range(pages)
+        ],
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def _text_lines(mb: float) -> bytes:
+    line = b"BT /F1 12 Tf 72 720 Td (" + SENTENCE + b") Tj ET\n"
+    return line * int(mb * MB // len(line))
+
+
+@dataclass(frozen=True)
+class BombCase:
+    """A small file that expands to far more text than a file may; it must be refused quickly."""
+
+    name: str
+    filename: str
+    make: Callable[[Path], None]
+    reason: str
+
+
+BOMB_CASES = [
+    BombCase("docx: 40 MB document.xml zipped to ~200 KB", "bomb.docx", docx_bomb, "possible decompression bomb"),
+    BombCase("docx: 20,000 files inside", "parts.docx", docx_of_many_parts, "too many files inside"),
+    BombCase(
+        "pdf: one 30 MB content stream in ~100 KB",
+        "stream.pdf",
+        lambda p: p.write_bytes(pdf_with_stream(_text_lines(30))),
+        "possible decompression bomb",
+    ),
+    BombCase(
+        "pdf: 40 pages drawing one shared 1 MB stream",
+        "pages.pdf",
+        lambda p: p.write_bytes(pdf_with_stream(_text_lines(1), pages=40)),
+        "possible decompression bomb",
+    ),
+    BombCase(
+        "txt: 6 million characters (limit 5 million)",
+        "long.txt",
+        lambda p: p.write_bytes(SENTENCE * (6_000_000 // len(SENTENCE) + 1)),
+        "too much text",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BOMB_CASES, ids=[c.name for c in BOMB_CASES])
+def test_a_file_that_expands_too_far_is_skipped_quickly(tmp_path, case):
+    path = tmp_path / case.filename
+    case.make(path)
+    assert path.stat().st_size < 10 * MB
+    started = time.monotonic()
+    loaded = load_file(path, max_bytes=25 * MB)
+    elapsed = time.monotonic() - started
+    assert isinstance(loaded, Skipped), f"loaded {len(loaded.text):,} characters"
+    assert case.reason in loaded.reason and len(loaded.reason) < 200, loaded.reason
+    assert elapsed < 5, f"{elapsed:.1f} s to refuse {case.filename}"
+
+
+def test_the_bomb_is_the_one_from_the_report(tmp_path):
+    docx_bomb(tmp_path / "bomb.docx")
+    size = (tmp_path / "bomb.docx").stat().st_size
+    with zipfile.ZipFile(tmp_path / "bomb.docx") as z:
+        xml = z.getinfo("word/document.xml").file_size
+    assert size < 256 * 1024 and xml >= 40 * 1000 * 1000, (size, xml)
+
+
+def test_zip_limits_read_from_the_central_directory(tmp_path):
+    docx_bomb(tmp_path / "bomb.docx", xml_mb=2)
+    data = (tmp_path / "bomb.docx").read_bytes()
+    assert "expands" in check_zip(data)  # 2 MB of one paragraph: hundreds of times
+    assert check_zip(data, ZipLimits(max_ratio=10_000)) is None
+    assert "more than 1 MB" in check_zip(data, ZipLimits(max_ratio=10_000, max_total_bytes=MB))
+    assert check_zip(b"not a zip") is None  # the docx loader says what is wrong with it
+
+
+def test_extracted_text_is_capped_for_every_format(tmp_path):
+    import docx
+
+    document = docx.Document()
+    for i in range(400):
+        document.add_paragraph(f"Paragraph {i} of the ledger notes that shipment {i * 37} left on time.")
+    document.save(tmp_path / "ledger.docx")
+    (tmp_path / "page.html").write_text("<p>" + "Harbour notes and tides. " * 2000 + "</p>")
+    (tmp_path / "ok.txt").write_text("Short and fine.")
+    for name in ("ledger.docx", "page.html"):
+        loaded = load_file(tmp_path / name, max_chars=10_000)
+        assert isinstance(loaded, Skipped) and "10,000" in loaded.reason, (name, loaded)
+        assert not isinstance(load_file(tmp_path / name), Skipped)  # the default limit is far higher
+    assert load_file(tmp_path / "ok.txt", max_chars=10_000).text == "Short and fine."
+
+
+def test_the_character_limit_is_a_setting(tmp_path, seed_assistant, monkeypatch):
+    from assistant.settings import Settings
+
+    monkeypatch.setenv("ASSISTANT_MAX_CHARS_PER_FILE", "1234")
+    assert Settings.from_env().max_chars_per_file == 1234
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "long.txt").write_text("The tide table lists every hour of the week. " * 100)
+    a = Assistant(seed_assistant.settings.with_(index_dir=tmp_path / "index", max_chars_per_file=1000))
+    a.embedder = seed_assistant.embedder
+    report = a.index([docs])
+    assert [s.reason for s in report.skipped] == ["too much text (4,500 characters > limit 1,000, "
+                                                  "ASSISTANT_MAX_CHARS_PER_FILE)"]  # fmt: skip
+    assert a.documents() == {}
 
 
 # -- many files -----------------------------------------------------------------------------------

@@ -193,8 +193,10 @@ class OpenAIGenerator:
 
     @property
     def endpoint(self) -> str:
-        """The URL named in messages (the key never is)."""
-        return self.url or OPENAI_DEFAULT_URL
+        """The URL named in messages: never the key, nor credentials or query values inside the URL."""
+        from ..errors import redact_url
+
+        return redact_url(self.url or OPENAI_DEFAULT_URL)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -296,7 +298,7 @@ class OpenAIGenerator:
                 raise GenerationError(f"The OpenAI client is not installed ({exc.name}).") from None
             self._llm = ChatOpenAI(
                 model=self.model,
-                base_url=self.endpoint,
+                base_url=self.url or OPENAI_DEFAULT_URL,
                 # Local servers ignore the key, but the client insists on one.
                 api_key=self._api_key or "not-needed",
                 temperature=self.temperature,

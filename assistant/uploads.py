@@ -1,0 +1,217 @@
+"""Files uploaded through the chat page: safe names, no silent overwrites, only real uploads.
+
+Gradio-free: the web layer passes in Gradio's upload folder and the paths its upload route wrote.
+A logged-in client can send an upload event that names any path on the server (or a URL)
+instead of a file it uploaded; `check_upload_source` and `UploadGuard` refuse those, so a
+document on the host can never be indexed and read back through the chat.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import tempfile
+import unicodedata
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".pdf", ".docx")
+PARTIAL_PREFIX = ".upload-"  # a copy in progress; a kill leaves it behind
+_MB = 1024 * 1024
+_MAX_VARIANTS = 1000
+
+logger = logging.getLogger(__name__)
+
+
+class UploadError(ValueError):
+    """An upload that was refused; the message says why."""
+
+
+def safe_name(name: str) -> str:
+    """A file name that cannot leave its folder: no directories, `..`, control or markup characters."""
+    name = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # control, format, unassigned
+    name = re.sub(r"[^\w.\- ()]+", "_", name)
+    name = re.sub(r"\.{2,}", ".", name).strip(" ._")
+    suffix = Path(name).suffix.lower()
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    stem = stem.strip(" ._")[:100] or "upload"
+    return stem + suffix
+
+
+def check_upload_source(path: str | Path, folder: str | Path, received: Collection[str] | None = None) -> Path:
+    """The uploaded file at `path`, or `UploadError` if it is not one this server received.
+
+    Args:
+        path: What the upload event names as the uploaded file.
+        folder: Gradio's upload folder for this server: only files inside it were uploaded.
+        received: The paths the upload route wrote, when known; a file that merely sits in the
+            folder (another Gradio app on the machine shares it) is refused too.
+
+    The path must be a regular file (not a link) whose real location, links resolved, is
+    inside `folder`. URLs are refused: uploads come from the client, never from elsewhere.
+    """
+    text = str(path)
+    refused = UploadError(f"{safe_name(Path(text).name)}: refused: not a file uploaded to this server.")
+    if "://" in text or "\x00" in text:
+        raise refused
+    given = Path(os.path.abspath(text))
+    if not any(given.is_relative_to(f) for f in (Path(os.path.abspath(folder)), Path(folder).resolve())):
+        raise refused  # decided from the text alone: nothing outside the folder is even looked at
+    try:
+        root = Path(folder).resolve(strict=True)
+        real = given.resolve(strict=True)
+        info = given.lstat()
+    except (OSError, RuntimeError, ValueError):
+        raise refused from None
+    if not stat.S_ISREG(info.st_mode) or real == root or not real.is_relative_to(root):
+        raise refused
+    if received is not None and text not in received and str(given) not in received:
+        raise refused
+    return real
+
+
+def save_upload(path: str | Path, original_name: str, folder: Path, *, max_mb: float) -> Path:
+    """Copy an uploaded file into `folder` under a safe name; refuse unsupported types and big files.
+
+    A different file already stored under the same name is kept: the new one becomes
+    `name (2).txt`. The same content under the same name is stored once.
+    """
+    name = safe_name(original_name)
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        shown = suffix or "no extension"
+        raise UploadError(f"{name}: unsupported file type ({shown}); upload {', '.join(UPLOAD_SUFFIXES)} files.")
+    size = Path(path).stat().st_size
+    if size > max_mb * _MB:
+        raise UploadError(f"{name}: file too large ({size / 1e6:.1f} MB > limit {max_mb:g} MB).")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _free_name(folder, name, Path(path))
+    if target.resolve().parent != folder.resolve():  # belt and braces: safe_name already forbids this
+        raise UploadError(f"{name}: not a valid file name.")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=PARTIAL_PREFIX, suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.replace(tmp, target)  # replaces a symlink itself, never writes through it
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _free_name(folder: Path, name: str, source: Path) -> Path:
+    """`name` in `folder`, or `stem (n).suffix` when another file already has it."""
+    suffix = Path(name).suffix
+    stem = name[: len(name) - len(suffix)]
+    for n in range(1, _MAX_VARIANTS + 1):
+        candidate = folder / (name if n == 1 else f"{stem} ({n}){suffix}")
+        if not candidate.exists() and not candidate.is_symlink():
+            return candidate
+        if candidate.is_file() and not candidate.is_symlink() and filecmp.cmp(candidate, source, shallow=False):
+            return candidate
+    raise UploadError(f"{name}: too many uploads with this name; rename the file.")
+
+
+def remove_partial_uploads(folder: Path) -> list[str]:
+    """Delete the copies a killed upload left behind (`.upload-*`); returns their names."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(PARTIAL_PREFIX) and not entry.is_dir():
+            entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
+
+
+# -- the HTTP guard ------------------------------------------------------------------------------
+class UploadGuard:
+    """ASGI middleware: refuse a Gradio call naming a file outside the upload folder, before Gradio copies it.
+
+    Gradio copies a file an event names into its cache before the event handler runs, and an app
+    mounted with `gr.mount_gradio_app` skips Gradio's own check, so a crafted event could make
+    the server copy any file it can read. Every POST under `prefix` (except the upload route
+    itself) whose JSON body holds a `{"path": ...}` outside `folder` gets 403 and `{"error": ...}`.
+
+    Args:
+        app: The ASGI app to guard.
+        folder: Gradio's upload folder for this server.
+        prefix: Where Gradio's API routes live.
+    """
+
+    def __init__(self, app, folder: str | Path, prefix: str = "/gradio_api/"):
+        self.app = app
+        self.folder = Path(folder)
+        self.prefix = prefix
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        is_upload_route = path.rstrip("/") == self.prefix + "upload"  # multipart file bodies, never a path
+        if scope["type"] != "http" or scope.get("method") != "POST" or not path.startswith(self.prefix) \
+                or is_upload_route:  # fmt: skip
+            await self.app(scope, receive, send)
+            return
+        messages, body = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        refusal = self.refusal(body)
+        if refusal is not None:
+            status, problem = refusal
+            logger.warning("refused %s: %s", path, problem)
+            await _json(send, status, {"error": problem})
+            return
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    def refusal(self, body: bytes) -> tuple[int, str] | None:
+        """(HTTP status, reason) when a request body must be refused; None to let it through."""
+        try:
+            data = json.loads(body)
+        except RecursionError:
+            return 400, "The request body is nested too deeply."
+        except ValueError:  # not JSON (UnicodeDecodeError included): Gradio refuses it on its own
+            return None
+        for named in _file_paths(data):
+            try:
+                check_upload_source(named, self.folder)
+            except UploadError as exc:
+                return 403, str(exc)
+        return None
+
+
+def _file_paths(data) -> Iterator[str]:
+    """The `path` of every file reference (`{"path": ..., ...}`) anywhere in a JSON value."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("path"), str):
+                yield item["path"]
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+async def _json(send, status: int, payload: dict) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
