@@ -18,7 +18,7 @@ import secrets
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -47,6 +47,7 @@ _CONTEXT_CHARS = 600  # neighbouring text shown around a cited passage
 _MAX_HISTORY_TURNS = 20
 _MAX_BODY = 64 * 1024  # an /api/ask body: a question and recent history fit many times over
 _MARKER = re.compile(r"\[(\d+)\]")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"<>]+/)+([^\s/'\"<>]*)")  # not the path of a URL
 logger = logging.getLogger(__name__)
 
 CSS = """
@@ -96,6 +97,13 @@ def where(citation: Citation, show: Callable[[str], str] | None = None) -> str:
     """The file (and page) of a citation as the page shows it; `show` maps a source to its shown name."""
     name = show(citation.source) if show else Path(citation.source).name or citation.source
     return f"{name}, page {citation.page}" if citation.page is not None else name
+
+
+def public_error(exc: BaseException) -> str:
+    """The one-line reason for a client: `describe`, with server paths cut to their last part."""
+    from .errors import describe
+
+    return _ABSOLUTE_PATH.sub(r"…/\1", describe(exc))
 
 
 def printable(text: str) -> str:
@@ -347,7 +355,12 @@ class Service:
         return out
 
     def upload(
-        self, files: Sequence[str], progress=None, *, folder: Path | None = None, received=None
+        self,
+        files: Sequence[str],
+        progress=None,
+        *,
+        folder: Path | None = None,
+        received: Collection[str] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Save and index uploads one by one; returns (what was indexed, what was refused and why).
 
@@ -391,7 +404,10 @@ class Service:
             raise ValueError("That document is not in the index (any more).")
         removed = self.base.remove(source)
         if names.is_upload(source):
-            Path(source).unlink(missing_ok=True)
+            try:
+                Path(source).unlink(missing_ok=True)
+            except OSError as exc:
+                return f"Removed {shown} from the index ({removed} passages); its upload stays: {exc.strerror}."
         return f"Removed {shown} ({removed} passages)."
 
 
@@ -457,7 +473,6 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
-    from .errors import describe
     from .pipeline import QuestionError
 
     app = FastAPI(title="Document assistant", docs_url=None, redoc_url=None, openapi_url=None)
@@ -492,7 +507,7 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
         except QuestionError as exc:
             return error(str(exc), 400)
         except Exception as exc:
-            return error(describe(exc), 500)
+            return error(public_error(exc), 500)
         return JSONResponse(service.public(answer))
 
     app.router.add_route("/api/health", health, methods=["GET"])
@@ -520,8 +535,6 @@ def build_blocks(service: Service, *, concurrency: int = 2):
     import gradio as gr
     from gradio.utils import get_upload_folder
 
-    from .errors import describe
-
     def respond(question: str, turns: list[Turn], generator: str) -> Iterator:
         turns = list(turns or [])
         question = question or ""
@@ -540,7 +553,7 @@ def build_blocks(service: Service, *, concurrency: int = 2):
                     turns.append(turn)
                     yield "", _messages(turns), render_sources(item, service.reader, service.names().show), turns
         except Exception as exc:  # a clear line in the chat, one line in the log, never a stack trace
-            reason = describe(exc)
+            reason = public_error(exc)
             logger.warning("chat answered with an error: %s", reason)
             bubble = {"role": "assistant", "content": render_error(reason)}
             yield printable(question), [*shown, asked, bubble], gr.skip(), turns
@@ -557,7 +570,7 @@ def build_blocks(service: Service, *, concurrency: int = 2):
                 paths, progress=progress, folder=Path(get_upload_folder()), received=demo.upload_file_set
             )
         except Exception as exc:
-            done, refused = [], [describe(exc)]
+            done, refused = [], [public_error(exc)]
         lines = [f"<li>✔ {html.escape(d)}</li>" for d in done] + [
             f"<li>✘ skipped {html.escape(r)}</li>" for r in refused
         ]
@@ -569,7 +582,7 @@ def build_blocks(service: Service, *, concurrency: int = 2):
         try:
             message = service.remove(shown)
         except Exception as exc:
-            message = describe(exc)
+            message = public_error(exc)
         return *documents(), f"<p>{html.escape(message)}</p>"
 
     def documents():
@@ -582,7 +595,7 @@ def build_blocks(service: Service, *, concurrency: int = 2):
         try:
             return service.public(service.assistant(generator).answer(question, parse_history(history)))
         except Exception as exc:  # the client gets the one-line reason; the log gets one line
-            reason = describe(exc)
+            reason = public_error(exc)
             logger.warning("/ask answered with an error: %s", reason)
             raise gr.Error(reason, print_exception=False) from None
 

@@ -23,7 +23,7 @@ import pytest
 
 from assistant.errors import describe, redact_url
 from assistant.generation.llm import OpenAIGenerator
-from assistant.ui import OneLineTracebacks, SourceNames
+from assistant.ui import OneLineTracebacks, SourceNames, public_error
 from assistant.uploads import UploadError, UploadGuard, check_upload_source, save_upload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +146,16 @@ def test_sources_are_shown_without_server_paths():
     assert {clash.show("/a/x/docs/r.txt"), clash.show("/b/x/docs/r.txt")} == {"a/x/docs/r.txt", "b/x/docs/r.txt"}
     assert names.source("/srv/app/seeds/putin.txt") is None  # clients name documents by shown name only
     assert names.is_upload("/srv/app/index/uploads/notes.txt") and not names.is_upload("/data/notes.txt")
+
+
+def test_errors_for_clients_name_no_server_paths():
+    from assistant.store import StoreError
+
+    line = public_error(StoreError("Cannot open the index at /srv/app/index: disk I/O error"))
+    assert line == "Cannot open the index at …/index: disk I/O error"
+    denied = OSError(13, "Permission denied", "/srv/app/index/uploads/a.txt")
+    assert public_error(denied) == "Permission denied: …/a.txt"
+    assert public_error(ValueError(f"Cannot reach {LLM_URL}")) == "Cannot reach http://127.0.0.1:9/v1?token=***&team=***"
 
 
 def test_urls_are_redacted_wherever_an_endpoint_is_named():
@@ -439,8 +449,9 @@ def test_clients_never_see_server_paths(server, gradio):
     ok, docs, _ = gradio.run("documents", [], session)
     choices = [c[0] for c in docs[1]["choices"]]
     assert "seeds/tide-notes.txt" in choices and "observatory notes.txt" in choices
-    for shown in (json.dumps(body), json.dumps(via_gradio), json.dumps(chat), json.dumps(docs)):
-        assert root not in shown and "/tmp/" not in shown, shown[:300]
+    pages = [gradio.http.get(route).text for route in ("/", "/config", "/gradio_api/info")]
+    for shown in (json.dumps(body), json.dumps(via_gradio), json.dumps(chat), json.dumps(docs), *pages):
+        assert root not in shown and str(server.gradio_tmp) not in shown, shown[:300]
     ok, removed, _ = gradio.run("remove", ["observatory notes.txt"], session)  # by shown name
     assert ok and "Removed observatory notes.txt (1 passages)." in removed[2], removed
     assert not (server.uploads / "observatory notes.txt").exists()
