@@ -727,23 +727,25 @@ class OneLineTracebacks(io.TextIOBase):
         self._after_trace = False  # the exception line was written: the rest of this write is its message
         self._mid_line = False  # the start of the current line was already passed on
         self._last_error = False  # the last line passed on was an exception line
+        self._lock = threading.Lock()  # worker threads and the event loop write at once
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        if self._last_error and text.lstrip("\n").startswith(self._CHAIN):
-            return len(text)  # the glue between chained exceptions
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._line(line)
-        self._after_trace = False
-        if self._pending and not self._in_trace and not self._HEAD.startswith(self._pending):
-            self.stream.write(self._pending)  # a partial line (a progress bar): pass it on now
-            self._pending = ""
-            self._mid_line = True
-        return len(text)
+        with self._lock:
+            if self._last_error and text.lstrip("\n").startswith(self._CHAIN):
+                return len(text)  # the glue between chained exceptions
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                self._line(line)
+            self._after_trace = False
+            if self._pending and not self._in_trace and not self._HEAD.startswith(self._pending):
+                self.stream.write(self._pending)  # a partial line (a progress bar): pass it on now
+                self._pending = ""
+                self._mid_line = True
+            return len(text)
 
     def _line(self, line: str) -> None:
         if self._mid_line:
