@@ -15,13 +15,11 @@ import io
 import logging
 import os
 import stat
-import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.schema import Document, PageSpan, Skipped
+from assistant.schema import Document, Skipped
 
 logger = logging.getLogger(__name__)
 
@@ -300,59 +298,26 @@ def html_to_text(html: str) -> str:
 # -- pdf -----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _quiet_pypdf() -> Iterator[None]:
-    """pypdf logs and warns about every recoverable quirk; the user only needs our verdict."""
-    pypdf_logger = logging.getLogger("pypdf")
-    level = pypdf_logger.level
-    pypdf_logger.setLevel(logging.CRITICAL + 1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        pypdf_logger.setLevel(level)
-
-
 def _load_pdf(name: str, data: bytes) -> Document | Skipped:
-    from pypdf import PdfReader
-    from pypdf.errors import DependencyError
+    """Text in reading order, paragraph by paragraph, with each page's character range.
+
+    How: `pdf_reading` (PDFium's character boxes) and `pdf_layout` (columns, paragraphs,
+    hyphenation, headers and footnotes). Text the PDF loses (unreadable pages, images without
+    text, undecodable fonts) is reported once as the document's warnings.
+    """
+    from .pdf_layout import PdfLayout, english_words
+    from .pdf_reading import PdfUnreadable, read_glyphs
 
     if b"%PDF-" not in data[:1024]:
         return Skipped(name, "corrupt or unreadable PDF: not a PDF file")
-    with _quiet_pypdf():
-        try:
-            reader = PdfReader(io.BytesIO(data))
-            if reader.is_encrypted and not reader.decrypt(""):
-                return Skipped(name, "encrypted PDF")
-            pages = list(reader.pages)
-        except DependencyError:  # AES needs pypdf's optional crypto backend
-            return Skipped(name, "encrypted PDF (opening it needs the 'cryptography' package)")
-        except Exception as exc:  # pypdf raises many types on broken files
-            return Skipped(name, f"corrupt or unreadable PDF: {_short(exc)}")
-
-        texts: list[str] = []
-        for page in pages:
-            try:
-                texts.append((page.extract_text() or "").strip())
-            except Exception:  # one broken page should not lose the others
-                texts.append("")
-
-    parts: list[str] = []
-    spans: list[PageSpan] = []
-    offset = 0
-    for number, text in enumerate(texts, start=1):
-        if not text:
-            continue
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        parts.append(text)
-        spans.append(PageSpan(number, offset, offset + len(text)))
-        offset += len(text)
-    if not spans:
+    try:
+        glyphs = read_glyphs(data)
+    except PdfUnreadable as exc:
+        return Skipped(name, str(exc))
+    result = PdfLayout(english_words()).run(glyphs.pages)
+    if not result.pages:
         return Skipped(name, "no extractable text (scanned PDF?)")
-    return Document(name, "".join(parts), tuple(spans))
+    return Document(name, result.text, result.pages, warnings=glyphs.warnings)
 
 
 # -- docx ----------------------------------------------------------------------------------------

@@ -290,7 +290,7 @@ class Service:
                 continue
             chunks = self.documents().get(path.resolve().as_posix(), 0)
             state = "unchanged" if report.unchanged else "indexed"
-            done.append(f"{path.name}: {state} ({chunks} passages)")
+            done.append(f"{path.name}: {state} ({chunks} passages)" + "".join(f"; {w.reason}" for w in report.warnings))
         return done, refused
 
     def remove(self, source: str) -> str:
