@@ -26,6 +26,8 @@ _WRAP_WIDTH = 120  # a line longer than this is a paragraph of its own (html, ma
 _BEFORE_NUMBER = re.compile(
     r"\b(?:approx|ca|cf|eq|eqs|fig|figs|no|nos|nr|p|pp|sec|sect|tab|vol|ch|ref|refs|art|thm)\.$", re.IGNORECASE
 )
+# Lowercase words that sentencex reads as abbreviations (No., Me., Art.) unless a common word follows.
+_WORD_END = re.compile(r"(?<![\w.])(?:no|me|art|may|etc)\.(?=\s+[A-Z])")
 _ENUMERATION = re.compile(r"\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]")
 _CLOSING = "\"'”’)]}»"
 TokenCounter = Callable[[list[str]], list[int]]
@@ -103,26 +105,23 @@ def _segment(text: str, block: Span) -> list[Span]:
     """Sentences of one block, by sentencex, with its known slips repaired."""
     import sentencex
 
-    piece = text[block.start : block.end].replace("\n", " ")
-    out: list[Span] = []
-    for b in sentencex.get_sentence_boundaries("en", piece):
-        s, e = block.start + b["start_index"], block.start + b["end_index"]
-        trimmed = next(_trimmed(text, s, e), None)
-        if trimmed is None:
+    piece = text[block.start : block.end].replace("\n", " ")  # same length: offsets stay exact
+    cuts = {block.start + b["end_index"] for b in sentencex.get_sentence_boundaries("en", piece)}
+    cuts |= {m.end() for m in _WORD_END.finditer(text, block.start, block.end)}
+    spans: list[Span] = []
+    start = block.start
+    for cut in sorted(cuts | {block.end}):
+        while cut < block.end and text[cut] in _CLOSING and not text[cut - 1].isspace():
+            cut += 1  # "(... the end.)" ends after the bracket
+        span = next(_trimmed(text, start, cut), None)
+        if span is None:
             continue
-        if out and _continues(text, out[-1], trimmed):
-            out[-1] = Span(out[-1].start, trimmed.end)
-            continue
-        lead = trimmed.start
-        while out and lead < trimmed.end and text[lead] in _CLOSING:  # "... end." + ")" belongs before
-            lead += 1
-        if lead > trimmed.start:
-            out[-1] = Span(out[-1].start, lead)
-            trimmed = next(_trimmed(text, lead, trimmed.end), None)
-            if trimmed is None:
-                continue
-        out.append(trimmed)
-    return out
+        if spans and _continues(text, spans[-1], span):
+            spans[-1] = Span(spans[-1].start, span.end)
+        else:
+            spans.append(span)
+        start = cut
+    return spans
 
 
 def _continues(text: str, previous: Span, current: Span) -> bool:
