@@ -29,6 +29,11 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
 _TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 
+# An index folder is recognised by these files; of its content only the uploads folder (documents
+# added through the chat page) is walked, so indexing a folder that holds the index skips the index.
+_INDEX_MARKERS = ("chroma.sqlite3", ".index.lock")
+INDEX_UPLOADS = "uploads"
+
 _MB = 1024 * 1024
 _BINARY = "binary file (not text)"
 _EMPTY = "empty file"
@@ -79,7 +84,8 @@ def source_name(path: Path) -> str:
 def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Yield the files named by `paths`, walking folders recursively in sorted order.
 
-    Hidden entries (".git", ".DS_Store") inside folders are ignored; explicitly given paths are
+    Hidden entries (".git", ".DS_Store") inside folders are ignored, and so is an index folder's
+    own content (its uploads excepted); explicitly given paths are
     always yielded, even if missing, so `load_file` can say what is wrong with them. Symlinked
     folders are followed once (loops are cut) and a file reached twice is yielded once.
     """
@@ -191,6 +197,8 @@ def _walk(paths: Iterable[str | Path]) -> Iterator[Path | Skipped]:
         except OSError as exc:
             yield Skipped(key, f"cannot read folder ({exc.strerror or exc})")
             return
+        if _is_index(path):  # an index inside the folder: only the documents uploaded to it are documents
+            entries = [e for e in entries if e.name == INDEX_UPLOADS]
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -204,6 +212,11 @@ def _walk(paths: Iterable[str | Path]) -> Iterator[Path | Skipped]:
     for raw in paths:
         path = Path(raw)
         yield from folder(path) if path.is_dir() else file(path)
+
+
+def _is_index(path: Path) -> bool:
+    """Whether a folder holds an index (an embedded Chroma store, or this project's indexing lock)."""
+    return any((path / marker).exists() for marker in _INDEX_MARKERS)
 
 
 # -- text ----------------------------------------------------------------------------------------

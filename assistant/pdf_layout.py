@@ -289,7 +289,7 @@ def _continues(last: Glyph, g: Glyph) -> bool:
 
 
 def _make_line(page: int, glyphs: list[Glyph]) -> _Line | None:
-    glyphs = _unique(sorted(glyphs, key=lambda g: g.x0))
+    glyphs = sorted(glyphs, key=lambda g: g.x0)  # stable: a ligature's letters share one box
     size = _size(glyphs)
     full = [g for g in glyphs if g.height >= 0.85 * size]
     base = statistics.median(g.y0 for g in full) if full else glyphs[0].y0
@@ -320,17 +320,6 @@ def _make_line(page: int, glyphs: list[Glyph]) -> _Line | None:
     x1 = max(g.x1 for g in glyphs)
     return _Line(page, glyphs[0].x0, min(g.y0 for g in glyphs), x1, max(g.y1 for g in glyphs), size, text,
                  lead if lead is not None else x1 - glyphs[0].x0)  # fmt: skip
-
-
-def _unique(glyphs: list[Glyph]) -> list[Glyph]:
-    """Drop a character printed twice at the same spot (bold by overprinting, shadows)."""
-    out: list[Glyph] = []
-    for g in glyphs:
-        last = out[-1] if out else None
-        if last and g.char == last.char and abs(g.x0 - last.x0) + abs(g.x1 - last.x1) < 0.1 * g.height:
-            continue
-        out.append(g)
-    return out
 
 
 def _size(glyphs: Iterable[Glyph]) -> float:
@@ -417,7 +406,7 @@ def _split(block: _Block) -> list[_Paragraph]:
     paragraphs = [_Paragraph([block.lines[0]], block, True)]
     for prev, line in zip(block.lines, block.lines[1:], strict=False):
         size = line.size
-        fits = prev.x1 + 0.3 * size + line.lead < right - 0.5 * size
+        fits = prev.x1 + 0.3 * size + line.lead < right - 0.5 * size and not prev.text.endswith(_HYPHENS)
         if hanging:  # an entry starts where a line sticks out again
             indented = line.x0 < min(margin, prev.x0) - 0.7 * size
         else:

@@ -125,9 +125,10 @@ def _read(document) -> PdfGlyphs:
         pages.append(_upright(index + 1, width, height, glyphs))
     notes = []
     if failed:
-        notes.append(f"{_count(failed, 'page')} could not be read ({_list(failed)}); their text is missing")
+        notes.append(f"{_pages(failed)} could not be read; {'its' if len(failed) == 1 else 'their'} text is missing")
     if images and len(images) < len(pages):
-        notes.append(f"{_count(images, 'page')} are images without text ({_list(images)}), not searchable (no OCR)")
+        what = "is an image" if len(images) == 1 else "are images"
+        notes.append(f"{_pages(images)} {what} without text, not searchable (no OCR)")
     if lost and lost >= _LOST_SHARE * total:
         notes.append(f"{lost} characters could not be decoded (a font without a Unicode map); that text is missing")
     return PdfGlyphs(pages, tuple(notes))
@@ -208,13 +209,9 @@ def _has_image(page) -> bool:
     return any(True for _ in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE], max_depth=2))
 
 
-def _count(items: list[int], noun: str) -> str:
-    return f"1 {noun}" if len(items) == 1 else f"{len(items)} {noun}s"
-
-
-def _list(numbers: list[int], limit: int = 5) -> str:
-    shown = ", ".join(str(n) for n in numbers[:limit])
-    return f"page {shown}" if len(numbers) == 1 else f"pages {shown}" + (", …" if len(numbers) > limit else "")
+def _pages(numbers: list[int], limit: int = 5) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit]) + (", …" if len(numbers) > limit else "")
+    return f"page {shown}" if len(numbers) == 1 else f"pages {shown}"
 
 
 def _reason(exc: BaseException, limit: int = 100) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .loading import INDEX_UPLOADS
 from .schema import Answer, Citation, Document
 from .settings import Settings
 
@@ -236,7 +237,7 @@ class Service:
 
         self.settings = settings
         self.base = Assistant(settings)
-        self.uploads = Path(settings.index_dir) / "uploads"
+        self.uploads = Path(settings.index_dir) / INDEX_UPLOADS
         self.reader = ContextReader(max_mb=settings.max_file_mb)
         self._variants: dict[str, object] = {self.base.settings.generator: self.base}
         self._lock = threading.Lock()
