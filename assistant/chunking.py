@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import sentencex
+
 from .schema import Chunk, Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
@@ -103,8 +105,6 @@ def _soft_break(line: str, following: str, width: int, wrap: int) -> bool:
 
 def _segment(text: str, block: Span) -> list[Span]:
     """Sentences of one block, by sentencex, with its known slips repaired."""
-    import sentencex
-
     piece = text[block.start : block.end].replace("\n", " ")  # same length: offsets stay exact
     cuts = {block.start + b["end_index"] for b in sentencex.get_sentence_boundaries("en", piece)}
     cuts |= {m.end() for m in _WORD_END.finditer(text, block.start, block.end)}

@@ -1,10 +1,7 @@
 """Reading order and paragraphs from character boxes, so a PDF reads like the text it prints.
 
 Everything is decided from geometry, never from one file's quirks:
-- lines: characters that share a baseline and sit close together (superscript footnote markers
-  inside a line are dropped, at the start of a footnote kept as "1 ...");
-- running headers, footers and page numbers: short lines in the top or bottom tenth of pages that
-  repeat (digits aside) across pages, or that are a bare page number;
+- lines, and the running headers, footers and page numbers among them: `pdf_lines.py`;
 - blocks: lines stacked at the document's usual line spacing, in the same column and size;
   paragraphs inside a block start where a line ends early (its next word would have fitted),
   where a line is indented after a sentence end, or at a bullet;
@@ -20,6 +17,7 @@ Everything is decided from geometry, never from one file's quirks:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import statistics
@@ -28,16 +26,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .pdf_reading import HYPHEN_MARK, SOFT_HYPHEN, Glyph, PageGlyphs
+from .pdf_lines import Line, drop_furniture, page_lines
+from .pdf_reading import HYPHEN_MARK, SOFT_HYPHEN, PageGlyphs
 from .schema import PageSpan
 
-_BAND = 0.1  # top and bottom share of a page where running headers and footers live
-_PAGE_NUMBER = re.compile(
-    r"(?:page\s*)?[-–—(\[]?\s*(?:\d{1,4}|(?=[ivxlc]+\b)c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3}))\s*[-–—)\]]?"
-    r"(?:\s*(?:of|/)\s*\d{1,4})?",
-    re.IGNORECASE,
-)
-_MARKERS = frozenset("0123456789*∗†‡§¶#,")  # what a raised small run must be to count as a footnote mark
 _BULLET = re.compile(r"[•●○■□▪▫◦‣∙·➢➤✓✔\-–—*]\s")
 _ENUMERATOR = re.compile(r"(?:\(?\d{1,3}[.)]|\(?[a-zA-Z][.)]|\([ivx]{1,4}\))\s")
 _CAPTION = re.compile(r"(?:figure|fig\.|table|tab\.|picture|listing|algorithm|chart)\s*[\dIVX]+[a-z]?[.:]\s", re.I)
@@ -47,6 +39,7 @@ _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 _TAIL_WORD = re.compile(r"[^\W\d_]+$")
 _HEAD_WORD = re.compile(r"[^\W\d_]+")
 _HYPHENS = ("-", "\u2010", HYPHEN_MARK, SOFT_HYPHEN)
+_MAX_ORDERED = 150
 
 
 @dataclass(frozen=True)
@@ -58,20 +51,8 @@ class PdfText:
 
 
 @dataclass(eq=False)
-class _Line:
-    page: int
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    size: float
-    text: str
-    lead: float  # width of the first word: would it have fitted on the line above?
-
-
-@dataclass(eq=False)
 class _Block:
-    lines: list[_Line]
+    lines: list[Line]
     x0: float = field(init=False)
     y0: float = field(init=False)
     x1: float = field(init=False)
@@ -81,7 +62,7 @@ class _Block:
         self.x0, self.x1 = min(ln.x0 for ln in self.lines), max(ln.x1 for ln in self.lines)
         self.y0, self.y1 = min(ln.y0 for ln in self.lines), max(ln.y1 for ln in self.lines)
 
-    def add(self, line: _Line) -> None:
+    def add(self, line: Line) -> None:
         self.lines.append(line)
         self.x0, self.x1 = min(self.x0, line.x0), max(self.x1, line.x1)
         self.y0, self.y1 = min(self.y0, line.y0), max(self.y1, line.y1)
@@ -93,7 +74,7 @@ class _Block:
 
 @dataclass(eq=False)
 class _Paragraph:
-    lines: list[_Line]
+    lines: list[Line]
     block: _Block
     first_in_block: bool
 
@@ -127,8 +108,8 @@ class PdfLayout:
         self.lexicon = lexicon
 
     def run(self, pages: list[PageGlyphs]) -> PdfText:
-        lines = [_lines(page) for page in pages]
-        _drop_furniture(lines, pages)
+        lines = [page_lines(page) for page in pages]
+        drop_furniture(lines, pages)
         every = [ln for page in lines for ln in page]
         if not every:
             return PdfText("", ())
@@ -137,8 +118,8 @@ class PdfLayout:
         counts = Counter(w.lower() for ln in every for w in _WORD.findall(ln.text.replace(HYPHEN_MARK, " ")))
         body_paragraphs: list[_Paragraph] = []
         notes: dict[int, list[_Paragraph]] = {}
-        for page, page_lines in zip(pages, lines, strict=True):
-            blocks = _blocks(page_lines, spacing)
+        for page, on_page in zip(pages, lines, strict=True):
+            blocks = _blocks(on_page, spacing)
             foot = [b for b in blocks if _is_footnote(b, blocks, body, page.height)]
             main = [b for b in blocks if b not in foot]
             body_paragraphs += [p for b in _order(main) for p in _split(b)]
@@ -160,7 +141,7 @@ class PdfLayout:
                 out.paragraph(self._text(note.lines, counts))
         return PdfText("".join(out.parts), tuple(out.spans))
 
-    def _text(self, lines: list[_Line], counts: Counter) -> list[tuple[int, str]]:
+    def _text(self, lines: list[Line], counts: Counter) -> list[tuple[int, str]]:
         """A paragraph's text as (page, piece) pieces: lines joined, hyphenated words rejoined."""
         pieces: list[list] = []  # [page, text]
         for line in lines:
@@ -172,7 +153,7 @@ class PdfLayout:
                     pieces[-1][1] += text
                     continue
             pieces.append([line.page, text])
-        return [(page, text.replace(HYPHEN_MARK, "-")) for page, text in pieces]
+        return [(page, text.replace(HYPHEN_MARK, "-").replace(SOFT_HYPHEN, "")) for page, text in pieces]
 
     def _glue(self, before: str, after: str, counts: Counter) -> tuple[str, str]:
         """How two lines of a paragraph join: (the first line's new end, what goes between)."""
@@ -241,130 +222,14 @@ def _tidy(text: str) -> str:
     return body.replace(SOFT_HYPHEN, "").replace(HYPHEN_MARK, "-") + end
 
 
-# -- lines ---------------------------------------------------------------------------------------
-
-
-def _lines(page: PageGlyphs) -> list[_Line]:
-    """The page's text lines: stream runs split where the pen jumps, merged along baselines."""
-    runs: list[list[Glyph]] = []
-    for g in page.glyphs:
-        if runs and not _continues(runs[-1][-1], g):
-            runs.append([g])
-        elif runs:
-            runs[-1].append(g)
-        else:
-            runs.append([g])
-    runs.sort(key=lambda r: -_centre(r))
-    rows: list[list[list[Glyph]]] = []
-    for run in runs:
-        if rows and _overlap_y(rows[-1][0], run) >= 0.5 * min(_height(rows[-1][0]), _height(run)):
-            rows[-1].append(run)
-            rows[-1].sort(key=lambda r: -_height(r))  # the row's band is its tallest run
-        else:
-            rows.append([run])
-    lines = []
-    for row in rows:
-        row.sort(key=lambda r: min(g.x0 for g in r))
-        merged: list[list[Glyph]] = [list(row[0])]
-        for run in row[1:]:
-            size = max(_size(merged[-1]), _size(run))
-            gap = min(g.x0 for g in run) - max(g.x1 for g in merged[-1])
-            if gap <= 0.6 * size:  # adjoining, or a mark written later inside the line
-                merged[-1].extend(run)
-            else:
-                merged.append(list(run))
-        lines += [line for glyphs in merged if (line := _make_line(page.number, glyphs))]
-    return lines
-
-
-def _continues(last: Glyph, g: Glyph) -> bool:
-    """Whether `g` goes on the line that `last` is on (stream order, before baseline merging)."""
-    if g.newline:
-        return False
-    size = max(last.height, g.height, 1e-3)
-    overlap = min(last.y1, g.y1) - max(last.y0, g.y0)
-    if overlap < 0.5 * min(last.height, g.height):
-        return False
-    return -0.5 * size <= g.x0 - last.x1 <= 3 * size  # wide justified spaces, table cells
-
-
-def _make_line(page: int, glyphs: list[Glyph]) -> _Line | None:
-    glyphs = sorted(glyphs, key=lambda g: g.x0)  # stable: a ligature's letters share one box
-    size = _size(glyphs)
-    full = [g for g in glyphs if g.height >= 0.85 * size]
-    base = statistics.median(g.y0 for g in full) if full else glyphs[0].y0
-    raised = [g.height < 0.85 * size and g.y0 > base + 0.2 * size and g.char in _MARKERS for g in glyphs]
-    out: list[str] = []
-    lead = None
-    prev: Glyph | None = None
-    for i, g in enumerate(glyphs):
-        if raised[i]:
-            if not out:  # a footnote's own number: "1 The footnote"
-                out.append(g.char)
-                if i + 1 < len(glyphs) and not raised[i + 1]:
-                    out.append(" ")
-                prev = g
-                continue
-            if prev is not None and not prev.char.isdigit():
-                prev = g  # a footnote mark in running text: dropped, and no space for it
-                continue
-        if prev is not None and (g.space or g.x0 - prev.x1 > 0.25 * size) and out and out[-1] != " ":
-            out.append(" ")
-            if lead is None:
-                lead = prev.x1 - glyphs[0].x0
-        out.append(g.char)
-        prev = g
-    text = "".join(out).strip()
-    if not text or (not any(c.isalnum() for c in text) and len(text) < 2):
-        return None
-    x1 = max(g.x1 for g in glyphs)
-    return _Line(page, glyphs[0].x0, min(g.y0 for g in glyphs), x1, max(g.y1 for g in glyphs), size, text,
-                 lead if lead is not None else x1 - glyphs[0].x0)  # fmt: skip
-
-
-def _size(glyphs: Iterable[Glyph]) -> float:
-    glyphs = list(glyphs)
-    heights = [g.height for g in glyphs if g.char.isalnum()] or [g.height for g in glyphs]
-    return max(statistics.median(heights), 1e-3)
-
-
-def _centre(run: list[Glyph]) -> float:
-    return (min(g.y0 for g in run) + max(g.y1 for g in run)) / 2
-
-
-def _height(run: list[Glyph]) -> float:
-    return max(g.y1 for g in run) - min(g.y0 for g in run)
-
-
-def _overlap_y(a: list[Glyph], b: list[Glyph]) -> float:
-    return min(max(g.y1 for g in a), max(g.y1 for g in b)) - max(min(g.y0 for g in a), min(g.y0 for g in b))
-
-
-def _drop_furniture(lines: list[list[_Line]], pages: list[PageGlyphs]) -> None:
-    """Remove running headers and footers (repeated across pages) and bare page numbers."""
-    found: dict[tuple[str, str], set[int]] = {}
-    marked: list[tuple[int, _Line, tuple[str, str]]] = []
-    for index, (page_lines, page) in enumerate(zip(lines, pages, strict=True)):
-        for ln in page_lines:
-            where = "top" if ln.y0 > (1 - _BAND) * page.height else "bottom" if ln.y1 < _BAND * page.height else ""
-            if where:
-                key = (where, re.sub(r"\d+", "#", " ".join(ln.text.lower().split())))
-                found.setdefault(key, set()).add(index)
-                marked.append((index, ln, key))
-    repeated = max(2, math.ceil(0.25 * len(pages)))
-    drop = {id(ln) for index, ln, key in marked if len(found[key]) >= repeated or _PAGE_NUMBER.fullmatch(ln.text)}
-    for page_lines in lines:
-        page_lines[:] = [ln for ln in page_lines if id(ln) not in drop]
-
-
 # -- blocks and paragraphs -----------------------------------------------------------------------
 
 
-def _line_spacing(pages: list[list[_Line]]) -> float:
+def _line_spacing(pages: list[list[Line]]) -> float:
     """The usual gap between stacked lines, as a share of their size (paragraph spacing aside)."""
     ratios = []
-    for page_lines in pages:
-        ordered = sorted(page_lines, key=lambda ln: -ln.y1)
+    for on_page in pages:
+        ordered = sorted(on_page, key=lambda ln: -ln.y1)
         for i, a in enumerate(ordered):
             for b in ordered[i + 1 :]:
                 if b.y1 < a.y0 - 2 * a.size:
@@ -376,7 +241,7 @@ def _line_spacing(pages: list[list[_Line]]) -> float:
     return _mode(usual) if usual else 0.3
 
 
-def _blocks(lines: list[_Line], spacing: float) -> list[_Block]:
+def _blocks(lines: list[Line], spacing: float) -> list[_Block]:
     """Group lines stacked at the usual spacing, in one column and size, top to bottom."""
     blocks: list[_Block] = []
     for line in sorted(lines, key=lambda ln: (-ln.y1, ln.x0)):
@@ -404,7 +269,7 @@ def _split(block: _Block) -> list[_Paragraph]:
     margin = _mode(round(ln.x0) for ln in block.lines[1:]) if len(block.lines) > 2 else block.x0
     hanging = margin > block.x0 + 0.7 * block.size  # first lines stick out (references, lists)
     paragraphs = [_Paragraph([block.lines[0]], block, True)]
-    for prev, line in zip(block.lines, block.lines[1:], strict=False):
+    for prev, line in itertools.pairwise(block.lines):
         size = line.size
         fits = prev.x1 + 0.3 * size + line.lead < right - 0.5 * size and not prev.text.endswith(_HYPHENS)
         if hanging:  # an entry starts where a line sticks out again
@@ -476,8 +341,14 @@ def _is_footnote(block: _Block, blocks: list[_Block], body: float, height: float
 
 def _order(blocks: list[_Block]) -> list[_Block]:
     """Reading order (Breuel 2003): a block comes before another below it in the same column, and
-    before one to its right unless a block between them in height spans both (a full-width title)."""
+    before one to its right unless a block between them in height spans both (a full-width title).
+
+    A page of hundreds of scattered blocks (a chart's labels) is read row by row instead: the
+    rule costs the cube of the number of blocks.
+    """
     n = len(blocks)
+    if n > _MAX_ORDERED:
+        return sorted(blocks, key=lambda b: (-b.y1, b.x0))
     before: list[set[int]] = [set() for _ in range(n)]
     for i, a in enumerate(blocks):
         for j, b in enumerate(blocks):

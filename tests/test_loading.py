@@ -159,7 +159,7 @@ def test_pdf_problems_are_reasons(tmp_path):
 
 def test_damaged_pdf_is_recovered_quietly(tmp_path, capsys, caplog):
     data = write_pdf(tmp_path / "good.pdf", [PAGE_1, PAGE_2]).read_bytes()
-    shifted = tmp_path / "shifted.pdf"  # every xref offset is now wrong: pypdf warns, recovers
+    shifted = tmp_path / "shifted.pdf"  # every xref offset is now wrong: the reader recovers
     shifted.write_bytes(b"%PDF-1.4\n%junk junk\n" + data[data.index(b"\n") + 1 :])
     assert PAGE_2 in load_file(shifted).text
     load_file(tmp_path / "missing.pdf")

@@ -16,14 +16,12 @@ from assistant.loading import load_file
 from assistant.schema import Document, Skipped
 
 # Where the typesetter may break a long word (as a hyphenation dictionary would say).
-HYPHENATION = {
-    w.replace("-", ""): w
-    for w in (
-        "rela-tion-ship re-fer-en-tial ex-pla-na-tion ex-pla-na-tions in-for-ma-tion con-fir-ma-tion "
-        "an-no-ta-tors an-no-tated ex-am-ples dis-tri-bu-tion pre-dic-tion ques-tions doc-u-ments "
-        "sys-tem-at-i-cally un-der-stand-ing gen-er-ated sen-tences"
-    ).split()
-}
+_BREAKS = (
+    "rela-tion-ship re-fer-en-tial ex-pla-na-tion ex-pla-na-tions in-for-ma-tion con-fir-ma-tion an-no-ta-tors "
+    "an-no-tated ex-am-ples dis-tri-bu-tion pre-dic-tion ques-tions doc-u-ments sys-tem-at-i-cally "
+    "un-der-stand-ing gen-er-ated sen-tences"
+)
+HYPHENATION = {w.replace("-", ""): w for w in _BREAKS.split(" ")}
 TITLE = "Measuring Layout in Documents"
 PARAGRAPHS = [
     "We describe a dataset of explanations that specify the relationship between a question and its "
