@@ -15,7 +15,7 @@ import pytest
 
 from assistant.chunking import Chunker, sentences
 from assistant.embedding import Embedder
-from assistant.evaluation import evaluate_qa, load_questions
+from assistant.evaluation import CONTEXT_K, contains_any, load_questions
 from assistant.loading import load_file
 from assistant.schema import Document
 
@@ -90,12 +90,17 @@ def real_assistant(tmp_path_factory):
     return a
 
 
-def test_answers_quote_whole_sentences(real_assistant, documents):
+@pytest.fixture(scope="module")
+def answered(real_assistant) -> list[tuple[dict, object]]:
+    return [(q, real_assistant.answer(q["question"])) for q in load_questions(REAL_DOCS / "questions.jsonl")]
+
+
+def test_answers_quote_whole_sentences(answered, documents):
     by_source = {doc.source: doc for doc in documents}
     bounds = {s: [(sp.start, sp.end) for sp in sentences(d.text)] for s, d in by_source.items()}
     quoted = 0
-    for q in load_questions(REAL_DOCS / "questions.jsonl"):
-        for c in real_assistant.answer(q["question"]).citations:
+    for q, answer in answered:
+        for c in answer.citations:
             at = c.text.find(c.quote)
             assert at >= 0, (c.quote, c.text)
             start, end = c.start + at, c.start + at + len(c.quote)
@@ -107,7 +112,14 @@ def test_answers_quote_whole_sentences(real_assistant, documents):
     assert quoted >= 12
 
 
-def test_quality_on_real_pdfs(real_assistant):
-    figures = evaluate_qa(real_assistant, REAL_DOCS, index=False)
-    assert figures["answer_recall"] >= 0.9, figures
-    assert figures["context_recall@4"] >= 0.9, figures
+def test_quality_on_real_pdfs(real_assistant, answered):
+    """The issue's bar: answer recall and context recall@4 of at least 0.9 (as `assistant eval`)."""
+    answerable = [(q, a) for q, a in answered if not q.get("is_impossible")]
+    gold = [[g.lower() for g in q["answers"]] for q, _ in answerable]
+    answers = sum(contains_any(a.text, g) and not a.abstained for (_, a), g in zip(answerable, gold, strict=True))
+    contexts = sum(
+        contains_any(" ".join(p.chunk.text for p in real_assistant.retrieve(q["question"], CONTEXT_K)), g)
+        for (q, _), g in zip(answerable, gold, strict=True)
+    )
+    assert answers >= 0.9 * len(answerable), [a.text for _, a in answerable]
+    assert contexts >= 0.9 * len(answerable)
