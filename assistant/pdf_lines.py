@@ -9,7 +9,7 @@ pages; bare page numbers there go too.
 
 from __future__ import annotations
 
-import math
+import heapq
 import re
 import statistics
 from collections.abc import Iterable
@@ -59,15 +59,19 @@ def page_lines(page: PageGlyphs) -> list[Line]:
     lines = []
     for row in rows:
         row.sort(key=lambda r: min(g.x0 for g in r))
-        merged: list[list[Glyph]] = [list(row[0])]
+        merged: list[list[list[Glyph]]] = [[row[0]]]
         for run in row[1:]:
-            size = max(_size(merged[-1]), _size(run))
-            gap = min(g.x0 for g in run) - max(g.x1 for g in merged[-1])
+            size = max(_size(merged[-1][-1]), _size(run))
+            gap = min(g.x0 for g in run) - max(g.x1 for r in merged[-1] for g in r)
             if gap <= 0.6 * size:  # adjoining, or a mark written later inside the line
-                merged[-1].extend(run)
+                merged[-1].append(run)
             else:
-                merged.append(list(run))
-        lines += [line for glyphs in merged if (line := _make_line(page.number, glyphs))]
+                merged.append([run])
+        for parts in merged:
+            # Interleave by position, each run in its own (stream) order: a ligature's letters share a box.
+            glyphs = list(heapq.merge(*parts, key=lambda g: g.x0))
+            if line := _make_line(page.number, glyphs):
+                lines.append(line)
     return lines
 
 
@@ -79,11 +83,11 @@ def _continues(last: Glyph, g: Glyph) -> bool:
     overlap = min(last.y1, g.y1) - max(last.y0, g.y0)
     if overlap < 0.5 * min(last.height, g.height):
         return False
-    return -0.5 * size <= g.x0 - last.x1 <= 3 * size  # wide justified spaces, table cells
+    # Not back before the previous glyph (a ligature's letters share its box), nor far ahead (a table cell).
+    return g.x0 - last.x0 >= -0.5 * size and g.x0 - last.x1 <= 3 * size
 
 
 def _make_line(page: int, glyphs: list[Glyph]) -> Line | None:
-    glyphs = sorted(glyphs, key=lambda g: g.x0)  # stable: a ligature's letters share one box
     size = _size(glyphs)
     full = [g for g in glyphs if g.height >= 0.85 * size]
     base = statistics.median(g.y0 for g in full) if full else glyphs[0].y0
@@ -135,17 +139,35 @@ def _overlap_y(a: list[Glyph], b: list[Glyph]) -> float:
 
 
 def drop_furniture(lines: list[list[Line]], pages: list[PageGlyphs]) -> None:
-    """Remove running headers and footers (repeated across pages) and bare page numbers."""
-    found: dict[tuple[str, str], set[int]] = {}
-    marked: list[tuple[int, Line, tuple[str, str]]] = []
+    """Remove running headers and footers and bare page numbers from the top and bottom bands.
+
+    A running header is the same text, numbers aside, at the same height on three pages or more,
+    or on two when it stands apart from the text (a blank line or more away) or its number
+    changes: a chapter's header repeats on a few pages only, while body text that happens to sit
+    in the same spot twice (an example shown again in an appendix) is set close to its text.
+    """
+    found: dict[tuple, set[tuple[int, str]]] = {}
+    marked: list[tuple[Line, tuple, bool]] = []
     for index, (page_lines, page) in enumerate(zip(lines, pages, strict=True)):
         for ln in page_lines:
-            where = "top" if ln.y0 > (1 - _BAND) * page.height else "bottom" if ln.y1 < _BAND * page.height else ""
-            if where:
-                key = (where, re.sub(r"\d+", "#", " ".join(ln.text.lower().split())))
-                found.setdefault(key, set()).add(index)
-                marked.append((index, ln, key))
-    repeated = max(2, math.ceil(0.25 * len(pages)))
-    drop = {id(ln) for index, ln, key in marked if len(found[key]) >= repeated or _PAGE_NUMBER.fullmatch(ln.text)}
+            if _BAND * page.height <= ln.y1 and ln.y0 <= (1 - _BAND) * page.height:
+                continue
+            key = (round(ln.y0 / 3), re.sub(r"\d+", "#", " ".join(ln.text.lower().split())))
+            found.setdefault(key, set()).add((index, ln.text))
+            marked.append((ln, key, _apart(ln, page_lines)))
+
+    def running(key: tuple, apart: bool) -> bool:
+        seen = found[key]
+        pages_seen = len({i for i, _ in seen})
+        return pages_seen >= 3 or (pages_seen >= 2 and (apart or len({t for _, t in seen}) > 1))
+
+    drop = {id(ln) for ln, key, apart in marked if running(key, apart) or _PAGE_NUMBER.fullmatch(ln.text)}
     for page_lines in lines:
         page_lines[:] = [ln for ln in page_lines if id(ln) not in drop]
+
+
+def _apart(line: Line, page_lines: list[Line]) -> bool:
+    """Whether a blank line or more separates `line` from every line above and below it."""
+    gaps = [max(other.y0 - line.y1, line.y0 - other.y1) for other in page_lines if other is not line]
+    gaps = [g for g in gaps if g > 0]  # lines on the same row (a page number beside it) aside
+    return not gaps or min(gaps) > 1.5 * line.size

@@ -310,3 +310,18 @@ def test_the_pdf_library_prints_nothing(tmp_path, capfd):
     assert isinstance(load_file(truncated), Document | Skipped)
     out, err = capfd.readouterr()
     assert out == err == ""
+
+
+def test_text_repeated_in_the_same_spot_is_not_taken_for_a_header(tmp_path):
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "example.pdf"
+    c = canvas.Canvas(str(path), pagesize=(612, 792))
+    for page in (1, 2):
+        c.setFont("Times-Roman", 10)
+        c.drawString(72, 760, "Example: the river rose by two metres overnight.")
+        c.drawString(72, 748, f"On page {page} the example is discussed again in more detail.")
+        c.showPage()
+    c.save()
+    doc = load_file(path)
+    assert doc.text.count("Example: the river rose by two metres overnight.") == 2
