@@ -85,9 +85,9 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Yield the files named by `paths`, walking folders recursively in sorted order.
 
     Hidden entries (".git", ".DS_Store") inside folders are ignored, and so is an index folder's
-    own content (its uploads excepted); explicitly given paths are
-    always yielded, even if missing, so `load_file` can say what is wrong with them. Symlinked
-    folders are followed once (loops are cut) and a file reached twice is yielded once.
+    own content (its uploads excepted); explicitly given paths are always yielded, even if
+    missing, so `load_file` can say what is wrong with them. Symlinked folders are followed once
+    (loops are cut) and a file reached twice is yielded once.
     """
     for item in _walk(paths):
         if isinstance(item, Path):
