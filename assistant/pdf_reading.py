@@ -1,9 +1,10 @@
 """The characters of a PDF with their boxes, read by PDFium (pypdfium2), upright and cleaned.
 
-Why PDFium: on the project's real documents it reads 30 pages in a tenth of the time pypdf
-takes for plain text, and it gives every character's box, which is what reading order, columns,
-footnotes and hyphenation are decided from (`pdf_layout.py`). pdfminer.six gives the same boxes
-at half pypdf's speed; pypdf's layout mode gives no boxes. pypdfium2 is Apache-2.0/BSD-3.
+Why PDFium: it reads the characters and boxes of the 30 real-docs pages in about a tenth of the
+time pypdf takes for their plain text, and every character's box is what reading order, columns,
+footnotes and hyphenation are decided from (`pdf_lines.py`, `pdf_layout.py`). pdfminer.six gives
+the same boxes at half pypdf's speed; pypdf's layout mode gives no boxes. pypdfium2 is
+Apache-2.0/BSD-3 (see `bench/pdf_extraction.py`).
 
 Here the characters are only read: spaces and line ends of the content stream become flags on the
 next character, ligatures are spelled out, zero-width characters dropped, and glyphs that no font
@@ -25,7 +26,8 @@ HYPHEN_MARK = "\x02"  # PDFium's mark for a hyphen that ends a line (the word ma
 SOFT_HYPHEN = "\u00ad"
 _QUARTER = math.pi / 2
 _TILT = 0.1  # radians: text further than this from its page's reading direction is a stamp or label
-# A page whose lost (undecodable) characters exceed this share is reported.
+# Undecodable characters are reported once they are this share of a document's characters (a few
+# math symbols of a paper are not worth a warning; a font without any Unicode map is).
 _LOST_SHARE = 0.01
 
 _PDFIUM = threading.Lock()  # PDFium is not thread-safe, not even across documents

@@ -5,7 +5,11 @@ landscape pages), must come back paragraph for paragraph, in reading order."""
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,7 +289,8 @@ def test_a_scanned_page_among_text_pages_is_reported_once(tmp_path):
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen import canvas
 
-    path = tmp_path / "mixed.pdf"
+    (tmp_path / "docs").mkdir()
+    path = tmp_path / "docs" / "mixed.pdf"
     c = canvas.Canvas(str(path))
     c.drawString(72, 720, "The first page has text about apples.")
     c.showPage()
@@ -298,6 +303,16 @@ def test_a_scanned_page_among_text_pages_is_reported_once(tmp_path):
     assert isinstance(doc, Document)
     assert doc.warnings == ("page 2 is an image without text, not searchable (no OCR)",)
     assert [span.page for span in doc.pages] == [1, 3]
+    # Indexed all the same, and the index report says it once.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_PROGRESS": "0"}
+    command = [sys.executable, "-m", "assistant", "--index-dir", str(tmp_path / "index"), "index", "--json"]
+    run = subprocess.run(
+        [*command, str(path.parent)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    report = json.loads(run.stdout)
+    assert (report["added"], report["skipped"]) == (1, [])
+    assert report["warnings"] == [{"path": doc.source, "reason": doc.warnings[0]}]
 
 
 def test_the_pdf_library_prints_nothing(tmp_path, capfd):
