@@ -12,19 +12,26 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import sentencex
+
 from .schema import Chunk, Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace and
-# a likely sentence start, or at a single line break (titles, list items, headlines).
-_SENTENCE_END = re.compile(
-    r"""(?<=[.!?])["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|\n+""",
-)
-_ABBREVIATIONS = re.compile(
-    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|al|Fig|No|Inc|Ltd|Co|Corp|U\.S|U\.K|Gen|Col|Lt|Sgt|Rev|Gov|Sen|Rep|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)|\b[A-Z])\.$"
-)
 _HAS_CONTENT = re.compile(r"\w")
-
+# Where a line break inside a paragraph is a hard break, whatever the words say: before a list
+# item, a markdown heading or a table row, and after a heading or a table row.
+_STARTS_ITEM = re.compile(r"\s*(?:[-*+•●○■□▪◦‣–—>|#]|\d{1,3}[.)]\s|\(?[a-zA-Z][.)]\s|\([ivx]{1,4}\)\s)")
+_ENDS_ITEM = re.compile(r"^\s*#|\|\s*$|\s\|\s")
+_RUNS_ON = re.compile(r"[,;(\[/&\u2010-]$|(?:^|\s)(?:and|or|but|nor|of|to|the|a|an|in|on|at|for|with|by|from)$", re.I)
+_WRAP_WIDTH = 120  # a line longer than this is a paragraph of its own (html, markdown), not a wrapped line
+# Abbreviations before a number that the segmenter takes for a sentence end ("Approx. 20%", "Eq. 3").
+_BEFORE_NUMBER = re.compile(
+    r"\b(?:approx|ca|cf|eq|eqs|fig|figs|no|nos|nr|p|pp|sec|sect|tab|vol|ch|ref|refs|art|thm)\.$", re.IGNORECASE
+)
+# Lowercase words that sentencex reads as abbreviations (No., Me., Art.) unless a common word follows.
+_WORD_END = re.compile(r"(?<![\w.])(?:no|me|art|may|etc)\.(?=\s+[A-Z])")
+_ENUMERATION = re.compile(r"\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]")
+_CLOSING = "\"'”’)]}»"
 TokenCounter = Callable[[list[str]], list[int]]
 
 
@@ -44,16 +51,86 @@ def paragraphs(text: str) -> Iterator[Span]:
 
 
 def sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """Sentence spans of `text[start:end]`, trimmed, without content-free fragments."""
+    """Sentence spans of `text[start:end]`: exact offsets, trimmed, without content-free fragments.
+
+    Sentences are found by a maintained segmenter (sentencex, rule-based, with abbreviations
+    and numbers handled per language), on language rather than line breaks: a blank line always
+    ends a sentence, a single line break only where the line is not running on (a heading, a
+    list item, a table row, a short line before a capitalised one), so wrapped text reads as one
+    sentence and a title never merges with the paragraph under it.
+    """
     end = len(text) if end is None else end
     spans: list[Span] = []
-    pos = start
-    for m in _SENTENCE_END.finditer(text, start, end):
-        if m.group().startswith(("\n",)) or not _ABBREVIATIONS.search(text[max(pos, m.start() - 8) : m.start()]):
-            spans.extend(_trimmed(text, pos, m.start()))
-            pos = m.end()
-    spans.extend(_trimmed(text, pos, end))
+    for block in _blocks(text, start, end):
+        spans.extend(_segment(text, block))
     return [s for s in spans if _HAS_CONTENT.search(text, s.start, s.end)]
+
+
+def _blocks(text: str, start: int, end: int) -> Iterator[Span]:
+    """Runs of lines that may share a sentence: paragraphs cut at hard line breaks."""
+    pos = start
+    for m in _PARAGRAPH_BREAK.finditer(text, start, end):
+        yield from _line_runs(text, pos, m.start())
+        pos = m.end()
+    yield from _line_runs(text, pos, end)
+
+
+def _line_runs(text: str, start: int, end: int) -> Iterator[Span]:
+    if "\n" not in text[start:end]:
+        yield Span(start, end)
+        return
+    lines, pos = [], start
+    for line in text[start:end].split("\n"):
+        lines.append(Span(pos, pos + len(line)))
+        pos += len(line) + 1
+    widths = [len(text[ln.start : ln.end].strip()) for ln in lines]
+    wrap = max([w for w in widths if w <= _WRAP_WIDTH], default=0)
+    run_start = start
+    for i in range(len(lines) - 1):
+        here, after = text[lines[i].start : lines[i].end].strip(), text[lines[i + 1].start : lines[i + 1].end]
+        if not _soft_break(here, after, widths[i], wrap):
+            yield Span(run_start, lines[i].end)
+            run_start = lines[i + 1].start
+    yield Span(run_start, end)
+
+
+def _soft_break(line: str, following: str, width: int, wrap: int) -> bool:
+    """Whether a single line break sits inside a sentence (text wrapped at a fixed width)."""
+    if not line or not following.strip() or _ENDS_ITEM.search(line) or _STARTS_ITEM.match(following):
+        return False
+    if following.lstrip()[:1].islower() or _RUNS_ON.search(line):
+        return True
+    return width <= _WRAP_WIDTH and width >= 0.7 * wrap and wrap >= 40
+
+
+def _segment(text: str, block: Span) -> list[Span]:
+    """Sentences of one block, by sentencex, with its known slips repaired."""
+    piece = text[block.start : block.end].replace("\n", " ")  # same length: offsets stay exact
+    cuts = {block.start + b["end_index"] for b in sentencex.get_sentence_boundaries("en", piece)}
+    cuts |= {m.end() for m in _WORD_END.finditer(text, block.start, block.end)}
+    spans: list[Span] = []
+    start = block.start
+    for cut in sorted(cuts | {block.end}):
+        while cut < block.end and text[cut] in _CLOSING and not text[cut - 1].isspace():
+            cut += 1  # "(... the end.)" ends after the bracket
+        span = next(_trimmed(text, start, cut), None)
+        if span is None:
+            continue
+        if spans and _continues(text, spans[-1], span):
+            spans[-1] = Span(spans[-1].start, span.end)
+        else:
+            spans.append(span)
+        start = cut
+    return spans
+
+
+def _continues(text: str, previous: Span, current: Span) -> bool:
+    """A cut the segmenter made inside a sentence: before a lowercase word, after a list number
+    ("1. When ..."), or after an abbreviation before a number ("Eq. 3")."""
+    first = text[current.start]
+    if first.islower() or _ENUMERATION.fullmatch(text, previous.start, previous.end):
+        return True
+    return (first.isdigit() or first == "(") and bool(_BEFORE_NUMBER.search(text, previous.start, previous.end))
 
 
 def _trimmed(text: str, start: int, end: int) -> Iterator[Span]:

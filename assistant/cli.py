@@ -95,6 +95,8 @@ def _index(args, settings: Settings) -> int:
         )
         for s in report.skipped:
             print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+        for w in report.warnings:
+            print(f"warning {w.path}: {w.reason}", file=sys.stderr)
     return 0
 
 

@@ -96,6 +96,7 @@ class Indexer:
                 report.skipped.append(loaded)
                 continue
             todo.append((loaded, digest, old))
+            report.warnings += [Skipped(source, w) for w in loaded.warnings]
             report.updated += old is not None
             report.added += old is None
         gone = [s for s in records if s not in seen and _under_any(s, paths)]

@@ -15,14 +15,12 @@ import io
 import logging
 import os
 import stat
-import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.expansion import check_zip, pdf_limits, pdf_within
-from assistant.schema import Document, PageSpan, Skipped
+from assistant.schema import Document, Skipped
 from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,6 +30,11 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
 )
 _TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
+
+# An index folder is recognised by these files; of its content only the uploads folder (documents
+# added through the chat page) is walked, so indexing a folder that holds the index skips the index.
+_INDEX_MARKERS = ("chroma.sqlite3", ".index.lock")
+INDEX_UPLOADS = "uploads"
 
 _MB = 1024 * 1024
 _BINARY = "binary file (not text)"
@@ -86,9 +89,10 @@ def source_name(path: Path) -> str:
 def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Yield the files named by `paths`, walking folders recursively in sorted order.
 
-    Hidden entries (".git", ".DS_Store") inside folders are ignored; explicitly given paths are
-    always yielded, even if missing, so `load_file` can say what is wrong with them. Symlinked
-    folders are followed once (loops are cut) and a file reached twice is yielded once.
+    Hidden entries (".git", ".DS_Store") inside folders are ignored, and so is an index folder's
+    own content (its uploads excepted); explicitly given paths are always yielded, even if
+    missing, so `load_file` can say what is wrong with them. Symlinked folders are followed once
+    (loops are cut) and a file reached twice is yielded once.
     """
     for item in _walk(paths):
         if isinstance(item, Path):
@@ -227,6 +231,8 @@ def _walk(paths: Iterable[str | Path]) -> Iterator[Path | Skipped]:
         except OSError as exc:
             yield Skipped(key, f"cannot read folder ({exc.strerror or exc})")
             return
+        if _is_index(path):  # an index inside the folder: only the documents uploaded to it are documents
+            entries = [e for e in entries if e.name == INDEX_UPLOADS]
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -240,6 +246,11 @@ def _walk(paths: Iterable[str | Path]) -> Iterator[Path | Skipped]:
     for raw in paths:
         path = Path(raw)
         yield from folder(path) if path.is_dir() else file(path)
+
+
+def _is_index(path: Path) -> bool:
+    """Whether a folder holds an index (an embedded Chroma store, or this project's indexing lock)."""
+    return any((path / marker).exists() for marker in _INDEX_MARKERS)
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -334,59 +345,26 @@ def html_to_text(html: str) -> str:
 # -- pdf -----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _quiet_pypdf() -> Iterator[None]:
-    """pypdf logs and warns about every recoverable quirk; the user only needs our verdict."""
-    pypdf_logger = logging.getLogger("pypdf")
-    level = pypdf_logger.level
-    pypdf_logger.setLevel(logging.CRITICAL + 1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        pypdf_logger.setLevel(level)
-
-
 def _load_pdf(name: str, data: bytes) -> Document | Skipped:
-    from pypdf import PdfReader
-    from pypdf.errors import DependencyError
+    """Text in reading order, paragraph by paragraph, with each page's character range.
+
+    How: `pdf_reading` (PDFium's character boxes) and `pdf_layout` (columns, paragraphs,
+    hyphenation, headers and footnotes). Text the PDF loses (unreadable pages, images without
+    text, undecodable fonts) is reported once as the document's warnings.
+    """
+    from .pdf_layout import PdfLayout, english_words
+    from .pdf_reading import PdfUnreadable, read_glyphs
 
     if b"%PDF-" not in data[:1024]:
         return Skipped(name, "corrupt or unreadable PDF: not a PDF file")
-    with _quiet_pypdf():
-        try:
-            reader = PdfReader(io.BytesIO(data))
-            if reader.is_encrypted and not reader.decrypt(""):
-                return Skipped(name, "encrypted PDF")
-            pages = list(reader.pages)
-        except DependencyError:  # AES needs pypdf's optional crypto backend
-            return Skipped(name, "encrypted PDF (opening it needs the 'cryptography' package)")
-        except Exception as exc:  # pypdf raises many types on broken files
-            return Skipped(name, f"corrupt or unreadable PDF: {_short(exc)}")
-
-        texts: list[str] = []
-        for page in pages:
-            try:
-                texts.append((page.extract_text() or "").strip())
-            except Exception:  # one broken page should not lose the others
-                texts.append("")
-
-    parts: list[str] = []
-    spans: list[PageSpan] = []
-    offset = 0
-    for number, text in enumerate(texts, start=1):
-        if not text:
-            continue
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        parts.append(text)
-        spans.append(PageSpan(number, offset, offset + len(text)))
-        offset += len(text)
-    if not spans:
+    try:
+        glyphs = read_glyphs(data)
+    except PdfUnreadable as exc:
+        return Skipped(name, str(exc))
+    result = PdfLayout(english_words()).run(glyphs.pages)
+    if not result.pages:
         return Skipped(name, "no extractable text (scanned PDF?)")
-    return Document(name, "".join(parts), tuple(spans))
+    return Document(name, result.text, result.pages, warnings=glyphs.warnings)
 
 
 # -- docx ----------------------------------------------------------------------------------------

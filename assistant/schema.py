@@ -24,11 +24,13 @@ class Document:
 
     `text` is what chunk offsets point into. For .txt/.md it is the file's text unchanged; for
     html/pdf/docx it is the extracted visible text. `pages` is empty for unpaginated formats.
+    `warnings` say what of the file could not be read (a PDF's undecodable font, say).
     """
 
     source: str
     text: str
     pages: tuple[PageSpan, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def page_at(self, offset: int) -> int | None:
         for span in self.pages:
@@ -146,6 +148,7 @@ class IndexReport:
     chunks: int = 0
     embedded: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)  # indexed, but part of the file was unreadable
 
     def to_dict(self) -> dict:
         return {
@@ -156,4 +159,5 @@ class IndexReport:
             "chunks": self.chunks,
             "embedded": self.embedded,
             "skipped": [asdict(s) for s in self.skipped],
+            "warnings": [asdict(w) for w in self.warnings],
         }

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+from .loading import INDEX_UPLOADS
 from .schema import Answer, Citation, Document
 from .settings import Settings
 from .uploads import (
@@ -273,7 +274,7 @@ class Service:
 
         self.settings = settings
         self.base = Assistant(settings)
-        self.uploads = Path(settings.index_dir) / "uploads"
+        self.uploads = Path(settings.index_dir) / INDEX_UPLOADS
         self.reader = ContextReader(max_mb=settings.max_file_mb, max_chars=settings.max_chars_per_file)
         self._variants: dict[str, object] = {self.base.settings.generator: self.base}
         self._lock = threading.Lock()
@@ -393,7 +394,8 @@ class Service:
             chunks = self.documents().get(path.resolve().as_posix(), 0)
             state = "unchanged" if report.unchanged else "indexed"
             renamed = f"; {name} holds a different document" if path.name != name else ""
-            done.append(f"{path.name}: {state} ({chunks} passages{renamed})")
+            warned = "".join(f"; {w.reason}" for w in report.warnings)
+            done.append(f"{path.name}: {state} ({chunks} passages{renamed}{warned})")
         return done, refused
 
     def remove(self, shown: str) -> str:

@@ -64,3 +64,57 @@ def test_sentence_splitter_keeps_abbreviations_together():
     spans = [text[s.start : s.end] for s in sentences(text)]
     assert spans[0] == "Dr. Smith met Mr. Jones in the U.S. capital."
     assert spans[1:] == ["They talked.", "Then they left!"]
+
+
+def _said(text: str, start: int = 0, end: int | None = None) -> list[str]:
+    spans = sentences(text, start, end)
+    for s in spans:  # exact offsets, trimmed
+        assert text[s.start : s.end] == text[s.start : s.end].strip() and s.start >= start
+    return [text[s.start : s.end] for s in spans]
+
+
+def test_wrapped_lines_are_one_sentence_but_titles_and_items_are_not():
+    text = (
+        "Annual Report 2024\n"
+        "The committee met in Geneva on 3 May and agreed that the budget for\n"
+        "the coming year would rise by four percent. Members from Norway and\n"
+        "Switzerland asked for a review of travel costs before the vote.\n"
+        "- travel costs\n"
+        "- staff costs\n"
+        "\n"
+        "Next Steps\n"
+        "A review follows in June."
+    )
+    assert _said(text) == [
+        "Annual Report 2024",
+        "The committee met in Geneva on 3 May and agreed that the budget for\n"
+        "the coming year would rise by four percent.",
+        "Members from Norway and\nSwitzerland asked for a review of travel costs before the vote.",
+        "- travel costs",
+        "- staff costs",
+        "Next Steps",
+        "A review follows in June.",
+    ]
+
+
+def test_one_paragraph_per_line_keeps_lines_apart():
+    long = "This line is a whole paragraph of a page converted to text, as html and markdown give it, " * 2
+    text = f"{long} without a final stop\n{long}."
+    assert _said(text) == [f"{long} without a final stop", f"{long}."]
+
+
+def test_segmenter_slips_are_repaired():
+    assert _said("It is yes or no. Feel free to ask.") == ["It is yes or no.", "Feel free to ask."]
+    assert _said("1. When done, stop. 2. Then go home.") == ["1. When done, stop.", "2. Then go home."]
+    assert _said("Approx. 20% of them agreed. Eq. 3 holds.") == ["Approx. 20% of them agreed.", "Eq. 3 holds."]
+    assert _said("It ended.)  Then he left.") == ["It ended.)", "Then he left."]
+    assert _said("Lee et al. (2019) trained a model, e.g. BERT. It worked.") == [
+        "Lee et al. (2019) trained a model, e.g. BERT.",
+        "It worked.",
+    ]
+
+
+def test_sentences_of_a_range_have_offsets_into_the_whole_text():
+    text = "Préface — “Quoted.” 😀 Emoji line here. Second one!\n\nOther paragraph."
+    start = text.index("😀")
+    assert _said(text, start, text.index("\n")) == ["😀 Emoji line here.", "Second one!"]

@@ -299,3 +299,17 @@ def test_other_process_change_is_reloaded_not_rebuilt(corpus, monkeypatch):
     assert reader.keyword.generation == reader.generation()
     tides = set(reader.files()[source_name(folder / "tides.txt")].chunk_ids)
     assert reader.keyword.search("moon gravity tides", 1)[0][0] in tides
+
+
+def test_indexing_a_folder_that_holds_the_index(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text(article(*TOPICS[0]))
+    indexer = make_indexer(folder / "index", embedder)
+    first = indexer.index([folder])
+    assert first.added == 1 and not first.skipped, first.skipped
+    (folder / "index" / "uploads").mkdir()
+    (folder / "index" / "uploads" / "b.txt").write_text(article(*TOPICS[1]))
+    second = indexer.index([folder])
+    assert (second.added, second.unchanged, second.removed) == (1, 1, 0) and not second.skipped
+    assert set(indexer.store.files()) == {source_name(folder / "a.txt"), source_name(folder / "index/uploads/b.txt")}

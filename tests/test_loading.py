@@ -159,7 +159,7 @@ def test_pdf_problems_are_reasons(tmp_path):
 
 def test_damaged_pdf_is_recovered_quietly(tmp_path, capsys, caplog):
     data = write_pdf(tmp_path / "good.pdf", [PAGE_1, PAGE_2]).read_bytes()
-    shifted = tmp_path / "shifted.pdf"  # every xref offset is now wrong: pypdf warns, recovers
+    shifted = tmp_path / "shifted.pdf"  # every xref offset is now wrong: the reader recovers
     shifted.write_bytes(b"%PDF-1.4\n%junk junk\n" + data[data.index(b"\n") + 1 :])
     assert PAGE_2 in load_file(shifted).text
     load_file(tmp_path / "missing.pdf")
@@ -292,3 +292,21 @@ def test_source_name_is_resolved_posix_path(tree, monkeypatch):
 def test_named_pipe_is_not_read(tmp_path):
     os.mkfifo(tmp_path / "pipe.txt")  # reading it would block forever
     assert reason(load_file(tmp_path / "pipe.txt")) == "not a regular file"
+
+
+def test_an_index_folder_inside_is_not_walked_but_its_uploads_are(tmp_path):
+    (tmp_path / "notes.txt").write_text("Notes about the budget.")
+    index = tmp_path / "index"
+    (index / "keyword" / "local-docs").mkdir(parents=True)
+    (index / "chroma.sqlite3").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    (index / "keyword" / "local-docs" / "ids.json").write_text("[]")
+    (index / "uploads").mkdir()
+    (index / "uploads" / "report.txt").write_text("An uploaded report.")
+    other = tmp_path / "chroma-data"  # a Chroma server's folder, not ours: skipped as well
+    (other / "0b1e").mkdir(parents=True)
+    (other / "chroma.sqlite3").write_bytes(b"SQLite format 3\x00")
+    (other / "0b1e" / "header.bin").write_bytes(b"\x00\x01")
+    found = [p.relative_to(tmp_path).as_posix() for p in iter_files([tmp_path])]
+    assert found == ["index/uploads/report.txt", "notes.txt"]
+    result = load_paths([tmp_path])
+    assert not result.skipped and len(result.documents) == 2
