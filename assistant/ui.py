@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import UploadError
 from .schema import Answer, Citation, Document
 from .settings import Settings
 
@@ -60,10 +61,6 @@ table.docs td, table.docs th { padding: 4px 8px; border-bottom: 1px solid var(--
 
 
 # -- uploads ---------------------------------------------------------------------------------------
-class UploadError(ValueError):
-    """An upload that was refused; the message says why."""
-
-
 def safe_name(name: str) -> str:
     """A file name that cannot leave its folder: no directories, `..`, control or markup characters."""
     name = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
