@@ -34,7 +34,6 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +42,7 @@ from ..chunking import sentences
 from ..embedding import Embedder
 from ..keyword import tokenize
 from ..schema import Draft, Passage
-from . import DECLINE_TEXT
+from . import DECLINE_TEXT, Generator
 
 # Sentence score weights (grid-searched on SQuAD v2 dev, see the module docstring).
 W_COSINE, W_OVERLAP, W_RANK, W_TYPE = 0.45, 0.45, 0.10, 0.10
@@ -88,7 +87,7 @@ class Candidate:
     score: float
 
 
-class ExtractiveGenerator:
+class ExtractiveGenerator(Generator):
     """Composes a short cited answer from the best sentences of the passages.
 
     Args:
@@ -120,10 +119,6 @@ class ExtractiveGenerator:
             parts.append(f"{_clean(c.text)} [{c.passage}]")
             quotes[c.passage] = _join_quote(passages[c.passage - 1].chunk.text, quotes.get(c.passage), c)
         return Draft(" ".join(parts), abstained=False, quotes=quotes)
-
-    def stream(self, question: str, passages: list[Passage]) -> Iterator[str]:
-        text = self.generate(question, passages).text
-        yield from re.findall(r"\S+\s*", text)
 
     # -- scoring -------------------------------------------------------------------------------
     def analyse(self, question: str, passages: list[Passage]) -> tuple[list[Candidate], dict[str, float]]:
