@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sentencex
 
+from .errors import InputError
 from .schema import Chunk, Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
@@ -33,6 +34,9 @@ _WORD_END = re.compile(r"(?<![\w.])(?:no|me|art|may|etc)\.(?=\s+[A-Z])")
 _ENUMERATION = re.compile(r"\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]")
 _CLOSING = "\"'”’)]}»"
 TokenCounter = Callable[[list[str]], list[int]]
+# Bump when a change to this module cuts the same text into other passages: an index keeps the
+# version it was built with, and one built by another version is refused until rebuilt.
+CHUNKER_VERSION = "2"  # 2: sentences by sentencex, not line breaks
 
 
 @dataclass(frozen=True)
@@ -153,20 +157,25 @@ class Chunker:
 
     Args:
         count_tokens: Word pieces per text (the embedding model's own tokenizer).
-        max_tokens: Budget per chunk; keep it under the model's 254 usable word pieces.
+        max_tokens: Budget per chunk, without the two special tokens the model adds.
         overlap_tokens: How much of the end of a cut paragraph is repeated at the next chunk's start.
+        limit: The most word pieces the model reads (special tokens included); the budget must fit.
     """
 
-    def __init__(self, count_tokens: TokenCounter, max_tokens: int = 200, overlap_tokens: int = 40):
-        if not 16 <= max_tokens <= 254:
-            raise ValueError("max_tokens must be between 16 and 254 (the model reads 256 word pieces)")
+    def __init__(
+        self, count_tokens: TokenCounter, max_tokens: int = 200, overlap_tokens: int = 40, *, limit: int
+    ):
+        if not 16 <= max_tokens <= limit - 2:
+            raise InputError(
+                f"The chunk size must be between 16 and {limit - 2} word pieces (the model reads {limit})."
+            )
         self.count_tokens = count_tokens
         self.max_tokens = max_tokens
         self.overlap_tokens = max(0, min(overlap_tokens, max_tokens // 2))
 
     def split(self, document: Document) -> list[Chunk]:
         text = document.text
-        units = [s for p in paragraphs(text) for s in self._units(text, p)]
+        units = [s for p in paragraphs(text) for s in sentences(text, p.start, p.end)]
         if not units:
             return []
         counts = self.count_tokens([text[u.start : u.end] for u in units])
@@ -179,9 +188,6 @@ class Chunker:
                 for w in self._windows(text, u):
                     pieces.append((w, self.count_tokens([text[w.start : w.end]])[0], para))
         return [self._make(document, s, e) for s, e in self._pack(pieces)]
-
-    def _units(self, text: str, paragraph: Span) -> list[Span]:
-        return sentences(text, paragraph.start, paragraph.end)
 
     def _pack(self, pieces: list[tuple[Span, int, int]]) -> list[tuple[int, int]]:
         """Greedy packing: whole paragraphs while they fit, sentence cuts with overlap otherwise."""

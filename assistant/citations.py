@@ -14,13 +14,15 @@ from .chunking import sentences
 from .keyword import tokenize
 from .schema import Answer, Citation, Draft, Passage
 
-MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+# The one `[n]` citation marker pattern ("[2]", "[1, 3]"); group 1 holds the number(s).
+MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_SPACED_MARKER = re.compile(r"\s*" + MARKER.pattern)  # with the space before it, which renumbering rewrites
 
 
 def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warning: str | None = None) -> Answer:
     """Validate and renumber markers, attach citations with exact quotes."""
     if draft.abstained:
-        return Answer(MARKER.sub("", draft.text).strip(), True, [], generator=generator, warning=warning)
+        return Answer(_SPACED_MARKER.sub("", draft.text).strip(), True, [], generator=generator, warning=warning)
     order: dict[int, int] = {}  # passage position -> citation number
     context: dict[int, str] = {}  # passage position -> answer sentence citing it first
 
@@ -62,7 +64,7 @@ def renumber_markers(text: str, n_passages: int, order: dict[int, int], on_cite=
                     numbers.append(k)
         return "".join(f" [{k}]" for k in numbers)
 
-    return MARKER.sub(replace, text)
+    return _SPACED_MARKER.sub(replace, text)
 
 
 class MarkerRenumberer:
@@ -105,5 +107,5 @@ def best_sentence(passage: str, claim: str) -> str:
 
 
 def _sentence_before(text: str, pos: int) -> str:
-    head = MARKER.sub("", text[:pos])
+    head = _SPACED_MARKER.sub("", text[:pos])
     return re.split(r"(?<=[.!?])\s+", head.strip())[-1] if head.strip() else text

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .settings import Settings
+from .settings import GENERATORS, Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generator_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="(ASSISTANT_GENERATOR)")
+    p.add_argument("--generator", choices=GENERATORS, help="(ASSISTANT_GENERATOR)")
     p.add_argument("--llm-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1")
     p.add_argument("--llm-model", help="model name for --llm-url")
     p.add_argument("--llm-gguf", type=Path, help="a local GGUF file for --generator llamacpp")
@@ -115,16 +115,11 @@ def _ask(args, settings: Settings) -> int:
                 result = item
         print()
         if result is not None:
-            print(_sources(result))
+            print(result.footer())
         return 0
     result = assistant.answer(args.question)
     print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else str(result))
     return 0
-
-
-def _sources(result) -> str:
-    text = str(result)
-    return text[len(result.text) :].lstrip("\n")
 
 
 def _serve(args, settings: Settings) -> int:

@@ -8,12 +8,19 @@ the cache folder, the first time the torch model is loaded (indexing always load
 questions use torch.
 
 Word pieces are counted with the model's own fast tokenizer (no torch needed), so chunking a
-corpus never waits for the model.
+corpus never waits for the model. The vector length and the most word pieces the model reads are
+read from the model's own files, not assumed.
+
+Importing this module changes nothing global. The model is always read from its folder with
+`local_files_only` (never the Hugging Face hub, whatever HF_HUB_OFFLINE says), and loading a
+model or tokenizer quiets transformers' logging and progress bars and sets TOKENIZERS_PARALLELISM
+to false unless the application set it (the tokenizers library warns at every fork otherwise).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import warnings
@@ -22,16 +29,23 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from .errors import InputError
+from .settings import PRECISIONS, Precision
 
-MAX_WORD_PIECES = 256  # all-MiniLM-L6-v2 silently truncates past this, special tokens included
-DIMENSION = 384
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def _before_loading() -> None:
+    """What loading a model or tokenizer needs from the process (see the module docstring)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def default_model_path() -> Path:
@@ -50,6 +64,8 @@ class Embedder:
         cache_dir: Where the ONNX export for questions is kept; None disables it (torch only).
         precision: `float32`, `bfloat16`, or `auto` (bfloat16 where the CPU computes it natively,
             AVX512-BF16 or AMX: about 1.6x the documents per second, vectors within 0.996 cosine).
+        model_name: What the index records as its embedding model; defaults to the packaged model's
+            name, or the folder's name for another model.
     """
 
     def __init__(
@@ -57,11 +73,13 @@ class Embedder:
         model_path: Path | None = None,
         batch_size: int = 64,
         cache_dir: Path | None = None,
-        precision: str = "auto",
+        precision: Precision = "auto",
+        model_name: str | None = None,
     ):
         if precision not in PRECISIONS:
-            raise ValueError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+            raise InputError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
         self.model_path = Path(model_path) if model_path else default_model_path()
+        self.model_name = model_name or (self.model_path.name if model_path else DEFAULT_MODEL)
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.precision = precision
@@ -109,9 +127,11 @@ class Embedder:
                     from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as hf_logging
 
+                    _before_loading()
                     hf_logging.disable_progress_bar()
-                    model = SentenceTransformer(str(self.model_path), device="cpu")
-                    model.max_seq_length = MAX_WORD_PIECES
+                    hf_logging.set_verbosity_error()
+                    model = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
+                    model.max_seq_length = self.max_seq_length
                     path = self.onnx_path
                     if path is not None and not path.exists():
                         OnnxEncoder.export(model, path)  # from the float32 weights
@@ -131,7 +151,7 @@ class Embedder:
             import torch
 
             native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-        except Exception:  # an older torch without the probes: stay exact
+        except (AttributeError, RuntimeError):  # an older torch without the probes: stay exact
             native = False
         return "bfloat16" if native else "float32"
 
@@ -143,7 +163,8 @@ class Embedder:
                 if not self._runtime_tried:
                     path = self.onnx_path
                     if path is not None and path.exists():
-                        self._runtime = OnnxEncoder.load(path, self.model_path / "tokenizer.json")
+                        tokenizer = self.model_path / "tokenizer.json"
+                        self._runtime = OnnxEncoder.load(path, tokenizer, self.max_seq_length, self.dimension)
                     self._runtime_tried = True
         return self._runtime
 
@@ -153,15 +174,32 @@ class Embedder:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
+            _before_loading()
             tok = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
             tok.no_truncation()
             tok.no_padding()
             self._tokenizer = tok
         return self._tokenizer
 
-    @property
+    @cached_property
+    def max_seq_length(self) -> int:
+        """The most word pieces the model reads, special tokens included (it silently drops the rest)."""
+        configured = _json(self.model_path / "sentence_bert_config.json").get("max_seq_length")
+        return int(configured or _json(self.model_path / "config.json").get("max_position_embeddings", 512))
+
+    @cached_property
     def dimension(self) -> int:
-        return DIMENSION
+        """The vectors' length: the pooling layer's output, or the last dense layer's, as the model's files say."""
+        dimension = int(_json(self.model_path / "config.json").get("hidden_size", 0))
+        modules = _json(self.model_path / "modules.json") or []
+        for module in modules if isinstance(modules, list) else []:
+            config = _json(self.model_path / module.get("path", "") / "config.json")
+            if module.get("type", "").endswith("Pooling"):
+                modes = sum(bool(v) for k, v in config.items() if k.startswith("pooling_mode_"))
+                dimension = int(config.get("word_embedding_dimension", dimension)) * max(1, modes)
+            elif module.get("type", "").endswith("Dense"):
+                dimension = int(config.get("out_features", dimension))
+        return dimension
 
     # -- encoding ------------------------------------------------------------------------------
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -173,7 +211,7 @@ class Embedder:
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """Embed documents in bulk with sentence-transformers: float32 unit vectors, in the order given."""
         if not texts:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -183,13 +221,18 @@ class Embedder:
         return _unit(np.asarray(vectors, dtype=np.float32))  # normalised in float32 (in bfloat16 norms are 0.5 % off)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Embed the few texts a question needs, through the ONNX export when there is one."""
+        """Embed the few texts a question needs (the question, an answer's candidate sentences).
+
+        Differs from `encode` only in how: the ONNX export in float32 when there is one (the same
+        vectors to 1e-6, without importing torch), never the bulk precision, no batching by size.
+        """
         runtime = self.runtime
         if runtime is None or not texts:
             return self.encode(texts)
         return runtime.encode(texts)
 
     def encode_query(self, text: str) -> np.ndarray:
+        """One question's vector (see `encode_queries`)."""
         return self.encode_queries([text])[0]
 
 
@@ -198,38 +241,41 @@ class OnnxEncoder:
 
     Args:
         session: An `onnxruntime.InferenceSession` of an export made by `export`.
-        tokenizer: The model's `tokenizers.Tokenizer`.
+        tokenizer: The model's `tokenizers.Tokenizer`, truncating as the model does.
+        dimension: The vectors' length.
         batch_size: Texts per run, sorted by length so padding stays short.
     """
 
-    def __init__(self, session, tokenizer, batch_size: int = 32):
+    def __init__(self, session, tokenizer, dimension: int, batch_size: int = 32):
         self.session = session
         self.tokenizer = tokenizer
+        self.dimension = dimension
         self.batch_size = batch_size
         self.inputs = [i.name for i in session.get_inputs()]
 
     @classmethod
-    def load(cls, path: Path, tokenizer_file: Path) -> OnnxEncoder | None:
+    def load(cls, path: Path, tokenizer_file: Path, max_length: int, dimension: int) -> OnnxEncoder | None:
         """The encoder for an export, or None (and the file removed, to be re-exported) if it is unusable."""
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
 
+            _before_loading()
             options = ort.SessionOptions()
             options.log_severity_level = 3
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             tokenizer = Tokenizer.from_file(str(tokenizer_file))
-            tokenizer.enable_truncation(MAX_WORD_PIECES)
+            tokenizer.enable_truncation(max_length)
             tokenizer.enable_padding()
-            return cls(session, tokenizer)
+            return cls(session, tokenizer, dimension)
         except ImportError:
             return None
-        except Exception:
+        except Exception:  # onnxruntime's errors derive from Exception alone: a broken or foreign file
             path.unlink(missing_ok=True)
             return None
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for at in range(0, len(order), self.batch_size):
             rows = order[at : at + self.batch_size]

@@ -1,12 +1,68 @@
-"""Turns exceptions into one sentence a user can act on (no stack traces, no secrets)."""
+"""One family of errors, and the one rule for what of an error a user gets to see.
+
+Every error the assistant raises on purpose is an `AssistantError` whose message is one sentence a
+user can act on, with no secret in it. `describe()` shows exactly those messages; anything else
+is a bug or a third party's problem, shown as a short generic line (its text may hold internals).
+`except Exception` is kept to the edges: the CLI and web handlers (which call `describe`), the
+per-file guard of loading, and the boundaries to Chroma, the LLM client and llama.cpp, which
+translate whatever their libraries raise into the errors below.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+|api[_-]?key=\S+)", re.IGNORECASE)
+
+class AssistantError(Exception):
+    """An error raised on purpose; its message is safe and useful to show a user."""
+
+
+class InputError(AssistantError, ValueError):
+    """Input that cannot be used as given (a setting, a request, a folder); the message says why."""
+
+
+class QuestionError(InputError):
+    """A question that cannot be asked as given; the message says why."""
+
+
+class UploadError(InputError):
+    """An uploaded file that is refused before it is stored; the message names the file and why."""
+
+
+class EvaluationError(InputError):
+    """A folder to evaluate that is neither layout; the message says what is expected."""
+
+
+class StoreError(AssistantError, RuntimeError):
+    """The index cannot be read or written (a Chroma server down, a broken folder); names the store."""
+
+
+class IndexMismatchError(StoreError):
+    """The index was built by another embedding model or chunker than this assistant uses."""
+
+
+class IndexBusyError(StoreError):
+    """Another indexing run holds the index and the caller asked not to wait."""
+
+
+class GenerationError(AssistantError, RuntimeError):
+    """The language model could not produce an answer; the message names the endpoint, never the key."""
+
+
+# API keys, bearer tokens and key parameters, wherever a message quotes them.
+_SECRET = re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+|api[_-]?key=\S+", re.IGNORECASE)
 _URL = re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` with the given secrets, URL credentials and query values, and anything shaped like a
+    key or token replaced by `***`: the one rule for every message a user may see."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _SECRET.sub("***", _URL.sub(lambda m: redact_url(m.group(0)), text))
 
 
 def redact_url(url: str) -> str:
@@ -30,17 +86,11 @@ def redact_url(url: str) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """The message of errors we raise on purpose; a short generic line for the rest."""
-    from .generation.llm import GenerationError
-    from .indexing import IndexBusyError
-    from .pipeline import QuestionError
-    from .store import StoreError
-
-    if isinstance(exc, (QuestionError, StoreError, GenerationError, IndexBusyError, ValueError)):
+    """One line for the user: our own errors' messages, the OS's reason, a generic line for the rest."""
+    if isinstance(exc, AssistantError):
         text = str(exc)
     elif isinstance(exc, OSError):
         text = f"{exc.strerror or exc}" + (f": {exc.filename}" if getattr(exc, "filename", None) else "")
     else:
-        text = f"unexpected {type(exc).__name__}: {exc}"
-    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return _SECRET.sub("***", _URL.sub(lambda m: redact_url(m.group(0)), line))
+        text = f"An unexpected error occurred ({type(exc).__name__})."
+    return redact(text.strip().splitlines()[0] if text.strip() else type(exc).__name__)

@@ -22,18 +22,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 
+from .errors import EvaluationError
 from .schema import Document
 from .settings import Settings
 
 BEIR_CHUNKS = 150  # chunks retrieved per query: enough to rank 100 distinct documents
 CONTEXT_K = 4
-
-
-class EvaluationError(ValueError):
-    """The folder is not one of the two layouts; the message says what is expected."""
 
 
 def evaluate(path: Path, settings: Settings, *, limit: int | None = None, k: int | None = None) -> dict:
@@ -51,8 +47,8 @@ def evaluate(path: Path, settings: Settings, *, limit: int | None = None, k: int
     from .pipeline import Assistant
 
     with tempfile.TemporaryDirectory(prefix="assistant-eval-") as tmp:
-        temp = replace(settings, index_dir=Path(tmp), chroma_url=None, collection="eval")
-        assistant = Assistant(temp.with_(k=k))
+        temp = settings.with_(index_dir=Path(tmp), collection="eval", k=k).without("chroma_url")
+        assistant = Assistant(temp)
         if kind == "beir":
             return evaluate_beir(assistant, path, limit=limit)
         return evaluate_qa(assistant, path, limit=limit)
@@ -187,9 +183,14 @@ def sample(ids: list[str], limit: int | None) -> list[str]:
 
 def _jsonl(path: Path) -> Iterable[dict]:
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise EvaluationError(f"{path}, line {number}: not a JSON record.") from None
+            yield record
 
 
 def _progress(items: list, desc: str, show: bool):

@@ -11,18 +11,35 @@ import hashlib
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .chunking import Chunker
+from .chunking import CHUNKER_VERSION, Chunker
 from .embedding import Embedder
+from .errors import IndexBusyError
 from .loading import check_file, iter_files, load_file, source_name
 from .schema import Chunk, Document, IndexReport, Skipped
 from .settings import Settings
 from .store import FileRecord, FileUpdate, Store
 
+__all__ = ["IndexBusyError", "Indexer"]
 
-class IndexBusyError(RuntimeError):
-    pass
+
+@dataclass
+class PendingFile:
+    """A new or changed document on its way into the index.
+
+    Args:
+        document: The loaded text.
+        digest: Hash of its bytes and the chunking settings (what the file record will hold).
+        previous: Its record in the index, if it was indexed before.
+        chunks: Its passages, once cut.
+    """
+
+    document: Document
+    digest: str
+    previous: FileRecord | None
+    chunks: list[Chunk] = field(default_factory=list)
 
 
 class Indexer:
@@ -40,14 +57,22 @@ class Indexer:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self.chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens)
-        self._fingerprint = f"chunker:{settings.chunk_tokens}:{settings.chunk_overlap_tokens}:v1".encode()
+        self.chunker = Chunker(
+            embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, limit=embedder.max_seq_length
+        )
+        tokens, overlap = settings.chunk_tokens, settings.chunk_overlap_tokens
+        self._fingerprint = f"chunker:{tokens}:{overlap}:v{CHUNKER_VERSION}".encode()
 
     def index(self, paths: Iterable[str | Path], *, wait: bool = True) -> IndexReport:
         """Index files and folders; files gone from a given folder are removed from the index."""
         paths = [Path(p) for p in paths]
         with self._exclusive(wait=wait):
             return self._index(paths)
+
+    def remove(self, source: str) -> int:
+        """Drop a document from the index (waiting for a running indexing run); returns its chunk count."""
+        with self._exclusive(wait=True), self.store.edit() as edit:
+            return len(edit.remove([source]))
 
     def index_documents(self, documents: list[Document]) -> IndexReport:
         """Index already-loaded documents (e.g. records of a JSONL corpus), keyed by their source."""
@@ -61,7 +86,7 @@ class Indexer:
                 if old and old.content_hash == digest:
                     report.unchanged += 1
                 else:
-                    todo.append((doc, digest, old))
+                    todo.append(PendingFile(doc, digest, old))
                     report.updated += old is not None
                     report.added += old is None
             self._write(todo, records, report)
@@ -73,7 +98,7 @@ class Indexer:
         records = self.store.files()
         max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
         seen: set[str] = set()
-        todo: list[tuple[Document, str, FileRecord | None]] = []
+        todo: list[PendingFile] = []
         for path in iter_files(paths):
             skipped = check_file(path, max_bytes=max_bytes)
             source = source_name(path)
@@ -95,7 +120,7 @@ class Indexer:
             if isinstance(loaded, Skipped):
                 report.skipped.append(loaded)
                 continue
-            todo.append((loaded, digest, old))
+            todo.append(PendingFile(loaded, digest, old))
             report.warnings += [Skipped(source, w) for w in loaded.warnings]
             report.updated += old is not None
             report.added += old is None
@@ -103,61 +128,49 @@ class Indexer:
         self._write(todo, records, report, gone=gone)
         return report
 
-    def _write(self, todo, records, report: IndexReport, gone: list[str] = ()) -> None:
-        store = self.store
-        changed = bool(todo or gone)
-        generation = store.generation()
-        in_sync = generation is not None and store.keyword.generation == generation
-        if changed:
-            store.bump_generation()  # any crash from here on leaves every keyword index stale
-        removed_ids = store.remove_files(list(gone), records)
-        report.removed += len(gone)
-        added: list[Chunk] = []
-        with self._progress(sum(len(d.text) for d, _, _ in todo)) as bar:
-            for group in self._groups(todo):
-                pending = [(doc, digest, self.chunker.split(doc), old) for doc, digest, old in group]
-                new = [
-                    c for _, _, chunks, old in pending for c in chunks if not old or c.id not in old.chunk_ids
-                ]
-                new = list({c.id: c for c in new}.values())
-                vectors = self.embedder.encode([c.text for c in new])
-                row = {c.id: i for i, c in enumerate(new)}
-                updates = []
-                for doc, digest, chunks, old in pending:
-                    mine = [c for c in chunks if c.id in row]
-                    updates.append(
-                        FileUpdate(
-                            doc.source,
-                            digest,
-                            list(dict.fromkeys(c.id for c in chunks)),
-                            mine,
-                            vectors[[row[c.id] for c in mine]] if mine else vectors[:0],
-                            previous=old.chunk_ids if old else (),
-                        )
-                    )
-                removed_ids += store.write_files(updates)
-                bar.update(sum(len(doc.text) for doc, *_ in pending))
-                report.embedded += len(new)
-                added += new
-        orphans = store.orphans(store.files()) if changed or not in_sync else []
-        if orphans:
-            store.delete_chunks(orphans)
-            removed_ids += orphans
-            changed = True
-        if changed or not in_sync:
-            generation = store.bump_generation()
-            if in_sync:
-                store.keyword.update([c.id for c in added], [c.text for c in added], removed_ids)
-                store.keyword.commit(generation)
-            else:
-                store.sync_keyword(max_age_s=0)
-        report.chunks = store.count()
+    def _write(
+        self, todo: list[PendingFile], records: dict[str, FileRecord], report: IndexReport, gone: list[str] = ()
+    ) -> None:
+        """Remove what is gone, then chunk, embed and store the pending files a group at a time."""
+        with self.store.edit() as edit:
+            edit.remove(list(gone), records)
+            report.removed += len(gone)
+            with self._progress(sum(len(p.document.text) for p in todo)) as bar:
+                for group in self._groups(todo):
+                    for pending in group:
+                        pending.chunks = self.chunker.split(pending.document)
+                    edit.write(self._updates(group, report))
+                    bar.update(sum(len(p.document.text) for p in group))
+        report.chunks = self.store.count()
 
-    def _groups(self, todo) -> Iterator[list]:
+    def _updates(self, group: list[PendingFile], report: IndexReport) -> list[FileUpdate]:
+        """Embed the chunks a group's files did not have before, and pair each file with its new chunks."""
+        old_ids = [set(p.previous.chunk_ids) if p.previous else set() for p in group]
+        new = [c for p, old in zip(group, old_ids, strict=True) for c in p.chunks if c.id not in old]
+        new = list({c.id: c for c in new}.values())
+        vectors = self.embedder.encode([c.text for c in new])
+        report.embedded += len(new)
+        row = {c.id: i for i, c in enumerate(new)}
+        updates = []
+        for p in group:
+            mine = [c for c in p.chunks if c.id in row]
+            updates.append(
+                FileUpdate(
+                    p.document.source,
+                    p.digest,
+                    list(dict.fromkeys(c.id for c in p.chunks)),
+                    mine,
+                    vectors[[row[c.id] for c in mine]] if mine else vectors[:0],
+                    previous=p.previous.chunk_ids if p.previous else (),
+                )
+            )
+        return updates
+
+    def _groups(self, todo: list[PendingFile]) -> Iterator[list[PendingFile]]:
         group, size = [], 0
         for item in todo:
             group.append(item)
-            size += max(1, len(item[0].text) // 800)
+            size += max(1, len(item.document.text) // 800)
             if size >= self.group_chunks:
                 yield group
                 group, size = [], 0

@@ -1,8 +1,9 @@
-"""The assistant, read top to bottom: question → condense → retrieve → generate → cited answer.
+"""The assistant, read top to bottom: question → condense → retrieve → generate → finish → cited answer.
 
 The chain is built from langchain-core runnables; the generator is one swappable step, so an LLM
 slots in without touching retrieval, and any LLM failure falls back to the extractive answer
-with a warning instead of an error.
+with a warning instead of an error (`generation.FallbackGenerator`). `answer()` invokes the
+chain and `stream()` streams the very same chain.
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ from pathlib import Path
 
 from .citations import build_answer
 from .embedding import Embedder
+from .errors import QuestionError
 from .schema import Answer, Draft, IndexReport, Passage
 from .settings import Settings
 
 History = Sequence[tuple[str, str]] | Sequence[dict]
 
-_FOLLOW_UP = re.compile(
-    r"\b(he|him|his|she|her|hers|they|them|their|it|its|this|that|these|those|there|then|"
-    r"the same|former|latter|which one|what about|how about|and)\b",
-    re.IGNORECASE,
-)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: not text, cannot be encoded
 
@@ -35,9 +32,7 @@ def _text(value: str) -> str:
         return value
     return _SURROGATE.sub(" ", value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass"))
 
-
-class QuestionError(ValueError):
-    """A question that cannot be asked as given; the message says why."""
+__all__ = ["Assistant", "QuestionError", "answer"]
 
 
 class Assistant:
@@ -45,8 +40,9 @@ class Assistant:
 
     Args:
         settings: Full configuration; defaults to `Settings.from_env()`.
-        generator: A generator name (`extractive`, `openai`, `llamacpp`) or an object with
-            `generate`/`stream` (see `assistant.generation.Generator`).
+        generator: A generator name (`extractive`, `openai`, `llamacpp`) or a `Generator`
+            (see `assistant.generation`); any but the extractive one is wrapped so that the
+            extractive answer stands in when it fails.
         **overrides: Any `Settings` field, e.g. `index_dir=...`, `k=...`, `chroma_url=...`.
     """
 
@@ -69,15 +65,19 @@ class Assistant:
 
     @cached_property
     def store(self):
+        from .chunking import CHUNKER_VERSION
+        from .schema import IndexStamp
         from .store import Store
 
-        return Store(self.settings)
+        stamp = IndexStamp(self.embedder.model_name, self.embedder.dimension, CHUNKER_VERSION)
+        return Store(self.settings, stamp=stamp)
 
     @cached_property
     def retriever(self):
         from .retrieval import Retriever
 
-        return Retriever(self.store, self.embedder, k=self.settings.k)
+        s = self.settings
+        return Retriever(self.store, self.embedder, k=s.k, candidates=s.candidates, dense_weight=s.dense_weight)
 
     @cached_property
     def indexer(self):
@@ -93,21 +93,26 @@ class Assistant:
 
     @cached_property
     def generator(self):
-        if self._generator is not None:
-            return self._generator
-        from .generation import create_generator
+        from .generation import create_generator, with_fallback
 
+        if self._generator is not None:
+            return with_fallback(self._generator, self.extractive)
         return create_generator(self.settings, fallback=self.extractive)
 
     @cached_property
     def chain(self):
-        """question (+history) → standalone query → passages → answer, as LCEL runnables."""
+        """question (+history) → standalone query → passages → draft → cited Answer, as LCEL runnables.
+
+        `invoke` returns the `Answer`; `stream` yields the text as it is written, then the `Answer`.
+        """
         from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+
+        from .respond import Respond
 
         return (
             RunnablePassthrough.assign(query=RunnableLambda(lambda x: self.condense(x["question"], x["history"])))
             | RunnablePassthrough.assign(passages=RunnableLambda(lambda x: self.retrieve(x["query"])))
-            | RunnableLambda(lambda x: self._generate(x["query"], x["passages"]))
+            | Respond(lambda: self.generator, self.finish)
         )
 
     def with_generator(self, generator) -> Assistant:
@@ -138,12 +143,7 @@ class Assistant:
 
     def remove(self, source: str) -> int:
         """Drop a document from the index; returns how many chunks went with it."""
-        with self.indexer._exclusive(wait=True):
-            removed = self.store.remove_file(source)
-            generation = self.store.bump_generation()
-            self.store.keyword.update([], [], removed)
-            self.store.keyword.commit(generation)
-            return len(removed)
+        return self.indexer.remove(source)
 
     # -- asking --------------------------------------------------------------------------------
     def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
@@ -157,33 +157,7 @@ class Assistant:
     def stream(self, question: str, history: History | None = None) -> Iterator[str | Answer]:
         """Yield the answer's text as it is produced, then the finished `Answer` as the last item."""
         question = self._begin(question)
-        query = self.condense(question, _pairs(history))
-        passages = self.retrieve(query)
-        generator = self.generator
-        if generator is self.extractive or not passages:
-            result = self._generate(query, passages)
-            yield from re.findall(r"\S+\s*", result.text)
-            yield result
-            return
-        from .citations import MarkerRenumberer
-        from .generation.llm import GenerationError, is_abstention
-
-        parts: list[str] = []
-        shown = MarkerRenumberer(len(passages))  # the streamed [n] match the final citations
-        try:
-            for delta in generator.stream(query, passages):
-                parts.append(delta)
-                if text := shown.feed(delta):
-                    yield text
-            if text := shown.flush():
-                yield text
-        except GenerationError as exc:
-            result = self._fallback(query, passages, str(exc))
-            yield "\n\n" + result.text
-            yield result
-            return
-        text = "".join(parts)
-        yield build_answer(Draft(text, abstained=is_abstention(text)), passages, generator=generator.name)
+        yield from self.chain.stream({"question": question, "history": _pairs(history)})
 
     def _begin(self, question: str) -> str:
         question = self.check(question)
@@ -206,41 +180,14 @@ class Assistant:
         return question
 
     def condense(self, question: str, history: list[tuple[str, str]]) -> str:
-        """A standalone query for a follow-up: the LLM rewrites it, or the last question is carried over."""
-        if not history:
-            return question
-        condense = getattr(self.generator, "condense", None)
-        if condense is not None:
-            try:
-                rewritten = (condense(question, history) or "").strip()
-            except Exception:  # the LLM is down: fall through to the heuristic
-                rewritten = ""
-            # Small models often echo the follow-up unchanged; that resolves nothing, so fall through.
-            if rewritten and rewritten.casefold() != question.strip().casefold():
-                return rewritten
-        last = history[-1][0]
-        if _FOLLOW_UP.search(question) or len(question.split()) <= 4:
-            return f"{last} {question}"
-        return question
+        """A standalone query for a follow-up: the generator's rewrite (an LLM's, or the heuristic)."""
+        return self.generator.condense(question, history)
 
-    def _generate(self, query: str, passages: list[Passage]) -> Answer:
-        generator = self.generator
-        if not passages:
-            return build_answer(self.extractive.generate(query, passages), passages, generator="extractive")
-        if generator is self.extractive:
-            return build_answer(generator.generate(query, passages), passages, generator=generator.name)
-        from .generation.llm import GenerationError
-
-        try:
-            draft = generator.generate(query, passages)
-        except GenerationError as exc:
-            return self._fallback(query, passages, str(exc))
-        return build_answer(draft, passages, generator=generator.name)
-
-    def _fallback(self, query: str, passages: list[Passage], problem: str) -> Answer:
-        draft = self.extractive.generate(query, passages)
-        warning = f"The language model failed ({problem}); this is the extractive answer instead."
-        return build_answer(draft, passages, generator="extractive", warning=warning)
+    def finish(self, draft: Draft, passages: list[Passage]) -> Answer:
+        """The last step of every answer: the draft's `[n]` checked against the passages and renumbered,
+        each cited passage quoted. Checks of a draft against its passages belong here."""
+        name = draft.generator or self.generator.name
+        return build_answer(draft, passages, generator=name, warning=draft.warning)
 
 
 def _pairs(history: History | None) -> list[tuple[str, str]]:

@@ -5,8 +5,8 @@ score) and combined with a weight; a candidate found by only one side gets its e
 from the stored vectors, so both lists are compared on the same footing. Tuned with
 `assistant eval` on SciFact (nDCG@10) and SQuAD v2 dev (context recall@4): this weighted score
 fusion at 0.6 dense beat reciprocal-rank fusion, min-max and z-score fusion on both, and pools
-larger than 40 per side did not help. Fusing is a few numpy operations over at most 80
-candidates, well under a millisecond.
+larger than 40 per side did not help (`Settings.candidates`, `Settings.dense_weight`). Fusing is
+a few arithmetic operations over at most 80 candidates, well under a millisecond.
 """
 
 from __future__ import annotations
@@ -16,6 +16,31 @@ import numpy as np
 from .embedding import Embedder
 from .schema import Passage
 from .store import Store
+
+
+def fuse(dense: dict[str, float], keyword: dict[str, float], weight: float) -> list[tuple[str, float]]:
+    """Weighted score fusion of one query's candidates, best first.
+
+    Args:
+        dense: Cosine similarity of every candidate (ids found only by BM25 included).
+        keyword: BM25 scores of the candidates BM25 found (ids missing from `dense` only set the scale).
+        weight: Share of the dense score; when BM25 found nothing the dense score is all there is.
+
+    Returns:
+        (id, fused score in 0..1 rounded to 4 places) for every id of `dense`; ties go to the higher cosine.
+    """
+    if not dense:
+        return []
+    lo, hi = min(dense.values()), max(dense.values())
+    best_keyword = max(keyword.values(), default=0.0)
+    w = weight if best_keyword > 0 else 1.0
+    scored = []
+    for i, cosine in dense.items():
+        d = (cosine - lo) / (hi - lo) if hi > lo else 1.0
+        b = keyword.get(i, 0.0) / best_keyword if best_keyword > 0 else 0.0
+        scored.append((i, round(float(w * d + (1 - w) * b), 4), cosine))
+    scored.sort(key=lambda s: (-s[1], -s[2]))
+    return [(i, score) for i, score, _ in scored]
 
 
 class Retriever:
@@ -41,24 +66,15 @@ class Retriever:
     def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
         k = k or self.k
         pool = max(self.candidates, k)
-        self.store.sync_keyword()
         vector = self.embedder.encode_query(query)
-        dense = {c.id: (c, s) for c, s in self.store.query(vector, pool)}
-        if not dense:
+        hits = self.store.dense_search(vector, pool)
+        if not hits:
             return []
-        keyword = dict(self.store.keyword.search(query, pool)) if self.dense_weight < 1.0 else {}
-        missing = [i for i in keyword if i not in dense]
+        chunks = {c.id: c for c, _ in hits}
+        cosine = {c.id: s for c, s in hits}
+        keyword = dict(self.store.keyword_search(query, pool)) if self.dense_weight < 1.0 else {}
+        missing = [i for i in keyword if i not in chunks]
         for i, (chunk, stored) in self.store.get_with_vectors(missing).items():
-            dense[i] = (chunk, float(np.dot(stored, vector)))
-        cos = np.array([s for _, s in dense.values()])
-        lo, hi = float(cos.min()), float(cos.max())
-        best_kw = max(keyword.values(), default=0.0)
-        passages = []
-        for i, (chunk, sim) in dense.items():
-            d = (sim - lo) / (hi - lo) if hi > lo else 1.0
-            b = keyword.get(i, 0.0) / best_kw if best_kw > 0 else 0.0
-            w = self.dense_weight if best_kw > 0 else 1.0
-            fused = w * d + (1 - w) * b
-            passages.append(Passage(chunk, round(float(fused), 4), dense=sim, keyword=keyword.get(i, 0.0)))
-        passages.sort(key=lambda p: (-p.score, -p.dense))
-        return passages[:k]
+            chunks[i], cosine[i] = chunk, float(np.dot(stored, vector))
+        ranked = fuse(cosine, keyword, self.dense_weight)[:k]
+        return [Passage(chunks[i], score, dense=cosine[i], keyword=keyword.get(i, 0.0)) for i, score in ranked]

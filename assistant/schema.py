@@ -78,13 +78,17 @@ class Draft:
     """What a generator returns before citations are checked.
 
     `text` carries `[n]` markers that refer to the 1-based position of a passage in the list the
-    generator was given. `quotes` maps such an `n` to the exact sentence(s) of that passage the
-    generator used, when it knows them (the extractive generator does; an LLM does not).
+    generator was given. `quotes` maps such an `n` to the exact text of that passage the answer
+    rests on, when the generator knows it (the extractive generator quotes sentences, a span reader
+    its answer span; an LLM does not, and the closest sentence is found for it). `generator` names
+    who wrote the draft when it is not the generator asked (a fallback), and `warning` says why.
     """
 
     text: str
     abstained: bool = False
     quotes: dict[int, str] = field(default_factory=dict)
+    generator: str | None = None
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,14 @@ class Answer:
         }
 
     def __str__(self) -> str:
-        lines = [self.text]
+        return "\n".join([self.text, *self._footer_lines()])
+
+    def footer(self) -> str:
+        """What `str()` prints under the text: the warning, if any, and the numbered sources."""
+        return "\n".join(self._footer_lines()).lstrip("\n")
+
+    def _footer_lines(self) -> list[str]:
+        lines = []
         if self.warning:
             lines.append(f"(warning: {self.warning})")
         if self.citations:
@@ -134,7 +145,7 @@ class Answer:
                 where = f"{c.source}, page {c.page}" if c.page is not None else c.source
                 lines.append(f"[{c.n}] {where} (score {c.score:.2f})")
                 lines.append(f'    "{c.quote}"')
-        return "\n".join(lines)
+        return lines
 
 
 @dataclass
@@ -161,3 +172,17 @@ class IndexReport:
             "skipped": [asdict(s) for s in self.skipped],
             "warnings": [asdict(w) for w in self.warnings],
         }
+
+
+@dataclass(frozen=True)
+class IndexStamp:
+    """What built an index, kept with it: vectors are only comparable with the same model's, and
+    passages only match what the same chunker would cut."""
+
+    embedding_model: str
+    dimension: int
+    chunker_version: str
+
+    def describe(self) -> str:
+        model = f"embedding model {self.embedding_model} ({self.dimension} dimensions)"
+        return f"{model}, chunker version {self.chunker_version}"

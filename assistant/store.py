@@ -1,10 +1,12 @@
-"""Chroma (embedded or a server) plus the keyword index and the record of indexed files.
+"""The index: Chroma (embedded or a server) plus the keyword index and the record of indexed files.
 
 The record of indexed files (source → content hash, chunk ids) lives in a second Chroma
 collection, so an embedded store and a server behave the same and several machines can share
 one server. It is written only after the chunks it lists are stored: a crash leaves chunks
-without a record, which the next run finds and repairs. A generation stamp, bumped on every
-change, tells each process when its local keyword index is stale.
+without a record, which the next run finds and repairs. Every change goes through `Store.edit()`,
+which bumps a generation stamp and brings this process's keyword index along; the stamp tells
+every other process when its local keyword index is stale. The chunk collection's metadata
+records what built the index (`IndexStamp`), and an index built otherwise is refused.
 """
 
 from __future__ import annotations
@@ -14,23 +16,22 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
+from .edit import Edit
+from .errors import IndexMismatchError, StoreError
 from .keyword import KeywordIndex
-from .schema import Chunk
+from .schema import Chunk, IndexStamp
 from .settings import Settings
 
 _GENERATION_ID = "__generation__"
 _PAGE = 1000  # rows per Chroma read when listing a whole collection
-
-
-class StoreError(RuntimeError):
-    """A store problem explained for the user (no stack trace needed)."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,13 @@ class Store:
 
     Args:
         settings: Uses `index_dir`, `chroma_url` and `collection`.
+        stamp: What this assistant builds the index with; an index built otherwise is refused, and
+            one from before stamps is stamped when first opened. None opens any index unchecked.
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, stamp: IndexStamp | None = None):
         self.settings = settings
+        self.stamp = stamp
         self.index_dir = Path(settings.index_dir)
         self.url = settings.chroma_url
         self._lock = threading.RLock()
@@ -107,18 +111,43 @@ class Store:
                 try:
                     self._client = self._client or self._connect()
                     name = self.settings.collection
-                    self._chunks = self._client.get_or_create_collection(
-                        name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                    chunks = self._client.get_or_create_collection(
+                        name,
+                        configuration={"hnsw": {"space": "cosine"}},
+                        metadata=asdict(self.stamp) if self.stamp else None,
+                        embedding_function=None,
                     )
                     self._files = self._client.get_or_create_collection(
                         f"{name}-files", embedding_function=None
                     )
+                    self._check_stamp(chunks)
+                    self._chunks = chunks
                 except StoreError:
                     raise
                 except Exception as exc:
                     self._client = None
                     raise StoreError(f"Cannot open the index at {self.location}: {_short(exc)}") from None
             return self._chunks, self._files
+
+    def _check_stamp(self, chunks) -> None:
+        """Refuse an index built by another model or chunker; stamp one from before stamps."""
+        if self.stamp is None:
+            return
+        expected = asdict(self.stamp)
+        found = dict(chunks.metadata or {})
+        if any(str(found[k]) != str(v) for k, v in expected.items() if k in found):
+            built = IndexStamp(**{k: found.get(k, "?") for k in expected})
+            remedy = (
+                f"index into a new --collection, or delete the collection {self.settings.collection!r} on the server"
+                if self.url
+                else f"index into a new --index-dir, or delete the folder {self.index_dir}"
+            )
+            raise IndexMismatchError(
+                f"The index at {self.location} was built with {built.describe()}, but this assistant uses "
+                f"{self.stamp.describe()}; rebuild it: {remedy}."
+            )
+        if any(k not in found for k in expected):  # built before indexes were stamped: it was built like this
+            self._call("Stamping the index", chunks.modify, metadata={**found, **expected})
 
     def _call(self, what: str, fn, *args, **kwargs):
         """Run a Chroma call, turning connection faults into a StoreError that names the store."""
@@ -201,9 +230,6 @@ class Store:
             ],
         )
 
-    def remove_file(self, source: str) -> list[str]:
-        return self.remove_files([source])
-
     def remove_files(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
         """Forget files: their records first, then their chunks (see `write_files` on order)."""
         if not sources:
@@ -252,10 +278,12 @@ class Store:
     def _batch_size(self) -> int:
         """Rows per write: the server's limit, asked once per connection."""
         if self._max_batch is None:
+            client = self._client
             try:
-                self._max_batch = max(1, min(5000, int(self._client.get_max_batch_size())))
-            except Exception:
+                limit = self._call("Asking the batch size", client.get_max_batch_size) if client else 1000
+            except StoreError:
                 return 1000
+            self._max_batch = max(1, min(5000, int(limit)))
         return self._max_batch
 
     def _scan(self, collection, include: list[str]) -> Iterable[tuple[list[str], list]]:
@@ -268,7 +296,16 @@ class Store:
             yield ids, (got.get("metadatas") if "metadatas" in include else got.get("documents")) or [None] * len(ids)
             offset += len(ids)
 
-    # -- generation and keyword index ---------------------------------------------------------
+    # -- changes, generation and keyword index -------------------------------------------------
+    @contextmanager
+    def edit(self) -> Iterator[Edit]:
+        """Change the index: every write and removal goes through an `Edit`, which keeps the
+        generation stamp and the keyword index in step (see `Edit`). One process at a time should
+        edit an index; `Indexer` holds the lock."""
+        edit = Edit(self)
+        yield edit
+        edit.close()
+
     def generation(self) -> str | None:
         _, files_col = self._collections()
         got = self._call("Reading the index", files_col.get, ids=[_GENERATION_ID], include=["metadatas"])
@@ -314,8 +351,9 @@ class Store:
         chunks_col, _ = self._collections()
         return int(self._call("Counting chunks", chunks_col.count))
 
-    def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+    def dense_search(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
         """Nearest chunks by cosine similarity (1 - distance), best first (fewer if the index is small)."""
+        self.sync_keyword()  # also reopens an embedded store that another process changed
         chunks_col, _ = self._collections()
         if n <= 0:
             return []
@@ -333,14 +371,10 @@ class Store:
             )
         ]
 
-    def get(self, ids: list[str]) -> dict[str, Chunk]:
-        if not ids:
-            return {}
-        chunks_col, _ = self._collections()
-        got = self._call("Reading the index", chunks_col.get, ids=ids, include=["documents", "metadatas"])
-        return {
-            i: _chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        }
+    def keyword_search(self, query: str, n: int) -> list[tuple[str, float]]:
+        """Top-n (chunk id, BM25 score) pairs, best first, from a keyword index kept in step with the store."""
+        self.sync_keyword()
+        return self.keyword.search(query, n)
 
     def get_with_vectors(self, ids: list[str]) -> dict[str, tuple[Chunk, np.ndarray]]:
         """Chunks and their stored vectors in one read."""

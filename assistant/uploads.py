@@ -20,16 +20,14 @@ import unicodedata
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+from .errors import UploadError
+
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".pdf", ".docx")
 PARTIAL_PREFIX = ".upload-"  # a copy in progress; a kill leaves it behind
 _MB = 1024 * 1024
 _MAX_VARIANTS = 1000
 
 logger = logging.getLogger(__name__)
-
-
-class UploadError(ValueError):
-    """An upload that was refused; the message says why."""
 
 
 def safe_name(name: str) -> str:

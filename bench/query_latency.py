@@ -37,27 +37,28 @@ def grow(store, target: int, noise: float, seed: int = 0) -> int:
     base = {i: chunk for i, (chunk, _) in stored.items()}
     vectors = {i: vector for i, (_, vector) in stored.items()}
     rng = np.random.default_rng(seed)
+    dimension = next(iter(vectors.values())).shape[0]
     total, copy = len(base), 0
-    while total < target:
-        copy += 1
-        updates = []
-        for source, record in records.items():
-            ids = [i for i in record.chunk_ids if i in base][: target - total]
-            if not ids:
-                break
-            new = []
-            for i in ids:
-                c = base[i]
-                new.append(Chunk(hashlib.sha1(f"{copy}:{i}".encode()).hexdigest()[:24], f"{source}#copy{copy}",
-                                 c.text, c.start, c.end, c.page))
-            vecs = np.stack([vectors[i] for i in ids]) + rng.normal(0, noise, (len(ids), 384)).astype(np.float32)
-            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-            updates.append(FileUpdate(f"{source}#copy{copy}", "synthetic", [c.id for c in new], new, vecs, ()))
-            total += len(new)
-        store.write_files(updates)
-    generation = store.bump_generation()
-    store.sync_keyword(max_age_s=0)
-    assert store.keyword.generation == generation
+    with store.edit() as edit:  # the keyword index follows the edit
+        while total < target:
+            copy += 1
+            updates = []
+            for source, record in records.items():
+                ids = [i for i in record.chunk_ids if i in base][: target - total]
+                if not ids:
+                    break
+                new = []
+                for i in ids:
+                    c = base[i]
+                    new.append(Chunk(hashlib.sha1(f"{copy}:{i}".encode()).hexdigest()[:24], f"{source}#copy{copy}",
+                                     c.text, c.start, c.end, c.page))
+                noisy = rng.normal(0, noise, (len(ids), dimension)).astype(np.float32)
+                vecs = np.stack([vectors[i] for i in ids]) + noisy
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                updates.append(FileUpdate(f"{source}#copy{copy}", "synthetic", [c.id for c in new], new, vecs, ()))
+                total += len(new)
+            edit.write(updates)
+    assert store.keyword.generation == store.generation() and len(store.keyword) == total
     return total
 
 

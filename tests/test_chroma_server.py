@@ -133,7 +133,7 @@ def test_python_api_hybrid_search_and_updates_through_the_server(server, corpus,
         updated = writer.index([corpus])
         assert updated.updated == 1 and updated.embedded > 0
         new = set(writer.store.files()[source_name(path)].chunk_ids)
-        assert old - new and not (old - new) & set(writer.store.get(list(old)))
+        assert old - new and not (old - new) & set(writer.store.get_with_vectors(list(old)))
         assistant.store.sync_keyword(max_age_s=0)
         hits = assistant.retrieve("turquoise lagoons")
         assert hits[0].chunk.id in new and hits[0].keyword > 0
@@ -165,3 +165,18 @@ def test_server_down_is_one_clear_line_and_recovery_needs_no_restart(server, cor
     result = assistant.answer("Why do volcanoes erupt?")
     assert not result.abstained and result.citations[0].source.endswith("volcanoes.txt")
     assert assistant.index([corpus]).embedded == 0
+
+
+def test_a_server_collection_records_what_built_it(server, tmp_path):
+    from assistant.errors import IndexMismatchError
+    from assistant.schema import IndexStamp
+    from assistant.settings import Settings
+    from assistant.store import Store
+
+    settings = Settings(chroma_url=server.url, index_dir=tmp_path / "cache", collection="stamped")
+    Store(settings).count()  # a collection from before stamps
+    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, "1")
+    assert Store(settings, stamp=ours).count() == 0  # opened, and stamped
+    with pytest.raises(IndexMismatchError, match="--collection") as err:
+        Store(settings, stamp=IndexStamp("BAAI/bge-base-en-v1.5", 768, "1")).count()
+    assert server.url in str(err.value) and "bge-base" in str(err.value)

@@ -1,14 +1,14 @@
 import itertools
 
 from assistant.chunking import Chunker, chunk_id, sentences
-from assistant.embedding import MAX_WORD_PIECES, Embedder
+from assistant.embedding import Embedder
 from assistant.schema import Document
 
 _embedder = Embedder()
 
 
 def _chunker(max_tokens=200, overlap=40):
-    return Chunker(_embedder.count_tokens, max_tokens, overlap)
+    return Chunker(_embedder.count_tokens, max_tokens, overlap, limit=_embedder.max_seq_length)
 
 
 def test_offsets_round_trip_and_budget_on_seed(seed_dir):
@@ -18,7 +18,7 @@ def test_offsets_round_trip_and_budget_on_seed(seed_dir):
         assert chunks
         for c in chunks:
             assert text[c.start : c.end] == c.text
-            assert _embedder.count_tokens([c.text])[0] + 2 <= MAX_WORD_PIECES
+            assert _embedder.count_tokens([c.text])[0] + 2 <= _embedder.max_seq_length
 
 
 def test_junk_before_first_sentence_is_in_no_chunk(seed_dir):

@@ -55,3 +55,40 @@ def test_stream_deltas_join_to_the_text(assistant):
     final = items[-1]
     assert "".join(items[:-1]) == final.text
     assert "12,000" in final.text
+
+
+def test_sentence_cache_holds_under_concurrent_questions(assistant):
+    """The chat server answers one question per core at once through one generator: its shared
+    sentence-vector cache must never lose a vector between storing and reading it."""
+    import threading
+
+    from assistant.generation.extractive import ExtractiveGenerator
+
+    questions = [
+        "Who built the harbour of Pellmore?",
+        "How many inhabitants does Pellmore have?",
+        "When does the lantern festival take place?",
+        "Why might Russia not send S-400s?",
+        "Where did Putin meet Pezeshkian?",
+        "What has Iran been supplying to Russia?",
+    ]
+    passages = {q: assistant.retrieve(q) for q in questions}
+    expected = {q: assistant.extractive.generate(q, passages[q]) for q in questions}
+    # Smaller than what the six questions need together (33 texts), larger than what one needs (at most 24).
+    shared = ExtractiveGenerator(assistant.embedder, cache_size=30)
+    failures: list[BaseException] = []
+
+    def ask(offset: int) -> None:
+        try:
+            for n in range(24):
+                q = questions[(offset + n) % len(questions)]
+                assert shared.generate(q, passages[q]).text == expected[q].text
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failures, repr(failures[:3])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.embedding import MAX_WORD_PIECES, Embedder
+from assistant.embedding import Embedder
 from assistant.indexing import IndexBusyError, Indexer
 from assistant.loading import load_file, source_name
 from assistant.settings import Settings
@@ -47,7 +47,7 @@ def make_indexer(index_dir: Path, embedder: Embedder) -> Indexer:
 
 def stored_chunks(store: Store):
     ids = [i for r in store.files().values() for i in r.chunk_ids]
-    return store.get(ids)
+    return {i: chunk for i, (chunk, _) in store.get_with_vectors(ids).items()}
 
 
 def all_chunk_ids(store: Store) -> set[str]:
@@ -169,7 +169,7 @@ def test_offsets_round_trip_and_chunks_fit_the_model(tmp_path, embedder):
         if path.suffix == ".pdf":
             assert {c.page for c in mine} <= {1, 2, 3, 4} and None not in {c.page for c in mine}
     counts = embedder.count_tokens([c.text for c in chunks.values()])
-    assert max(counts) + 2 <= MAX_WORD_PIECES  # + [CLS] and [SEP]
+    assert max(counts) + 2 <= embedder.max_seq_length  # + [CLS] and [SEP]
 
 
 def test_second_concurrent_run_fails_fast(tmp_path, embedder):
@@ -313,3 +313,52 @@ def test_indexing_a_folder_that_holds_the_index(tmp_path, embedder):
     second = indexer.index([folder])
     assert (second.added, second.unchanged, second.removed) == (1, 1, 0) and not second.skipped
     assert set(indexer.store.files()) == {source_name(folder / "a.txt"), source_name(folder / "index/uploads/b.txt")}
+
+
+def test_index_records_what_built_it_and_refuses_another_model_or_chunker(tmp_path, embedder):
+    from assistant.chunking import CHUNKER_VERSION
+    from assistant.errors import IndexMismatchError
+    from assistant.pipeline import Assistant
+    from assistant.schema import IndexStamp
+
+    built = Assistant(index_dir=tmp_path / "index", progress=False)
+    built.embedder = embedder
+    assert built.store.count() == 0  # opening a new index stamps it
+    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, CHUNKER_VERSION)
+    assert built.store.stamp == ours
+    settings = built.settings
+    assert Store(settings, stamp=ours).count() == 0
+    another_model = IndexStamp("BAAI/bge-base-en-v1.5", 768, CHUNKER_VERSION)
+    another_chunker = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION + "-next")
+    for other in (another_model, another_chunker):
+        with pytest.raises(IndexMismatchError) as err:
+            Store(settings, stamp=other).count()
+        message = str(err.value)
+        assert "rebuild" in message and "--index-dir" in message and str(settings.index_dir) in message
+        assert other.describe() in message and ours.describe() in message
+
+    # Through the CLI: one line, exit code 1, no traceback.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    foreign = tmp_path / "foreign"
+    Store(Settings(index_dir=foreign), stamp=IndexStamp("BAAI/bge-base-en-v1.5", 768, CHUNKER_VERSION)).count()
+    done = subprocess.run([sys.executable, "-m", "assistant", "--index-dir", str(foreign), "ask", "Why?"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "bge-base" in done.stderr and "rebuild" in done.stderr
+
+
+def test_index_from_before_stamps_is_stamped_when_first_opened(corpus, tmp_path):
+    """An index built before indexes recorded their model keeps working, and is stamped from then on."""
+    from assistant.chunking import CHUNKER_VERSION
+    from assistant.errors import IndexMismatchError
+    from assistant.schema import IndexStamp
+
+    folder, indexer, _ = corpus
+    settings = Settings(index_dir=tmp_path / "old", progress=False)
+    old = Indexer(Store(settings), indexer.embedder, settings)  # no stamp: as the previous release wrote it
+    assert old.index([folder]).added == len(TOPICS)
+    stamp = IndexStamp(indexer.embedder.model_name, indexer.embedder.dimension, CHUNKER_VERSION)
+    reopened = Indexer(Store(settings, stamp=stamp), indexer.embedder, settings)
+    assert reopened.index([folder]).unchanged == len(TOPICS)  # nothing rebuilt
+    with pytest.raises(IndexMismatchError):
+        Store(settings, stamp=IndexStamp(stamp.embedding_model, stamp.dimension, "0")).count()

@@ -103,15 +103,17 @@ def test_no_passages_abstains_without_calling_the_model():
     llm = fake("should not be used")
     gen = generator(llm)
     assert gen.generate("Q?", []).abstained
-    assert "".join(gen.stream("Q?", [])) == ABSTAIN_TEXT
+    *deltas, draft = gen.stream("Q?", [])
+    assert "".join(deltas) == ABSTAIN_TEXT and draft == Draft(ABSTAIN_TEXT, abstained=True)
     assert llm.seen == []
 
 
 def test_stream_yields_deltas_that_join_to_the_answer():
     answer = "Iran supplies Russia with drones and ballistic missiles [2]."
-    deltas = list(generator(fake(answer)).stream("What does Iran supply?", PASSAGES))
+    *deltas, draft = generator(fake(answer)).stream("What does Iran supply?", PASSAGES)
     assert len(deltas) > 1
     assert "".join(deltas) == answer
+    assert draft == Draft(text=answer, abstained=False)  # a stream ends with the draft it wrote
 
 
 def test_passages_are_delimited_and_injection_stays_inside_the_data_block():
@@ -243,9 +245,9 @@ def test_llamacpp_generates_and_streams(llamacpp):
     assert isinstance(draft, Draft) and draft.text.strip()
     assert llamacpp.url is not None and llamacpp.url.startswith("http://127.0.0.1:")
 
-    deltas = list(llamacpp.stream(QUESTION, PASSAGES))
+    *deltas, draft = llamacpp.stream(QUESTION, PASSAGES)
     assert len(deltas) > 1
-    assert "".join(deltas).strip()
+    assert "".join(deltas).strip() == draft.text
 
 
 def test_llamacpp_instances_share_one_server(llamacpp, gguf):
@@ -263,8 +265,8 @@ def test_openai_generator_against_a_local_llama_server(llama_server):
     url = llama_server
     gen = OpenAIGenerator(url=url, model="smollm2", api_key=None, timeout=60, max_tokens=48)
     assert gen.generate(QUESTION, PASSAGES).text.strip()
-    deltas = list(gen.stream(QUESTION, PASSAGES))
-    assert len(deltas) > 1 and "".join(deltas).strip()
+    *deltas, draft = gen.stream(QUESTION, PASSAGES)
+    assert len(deltas) > 1 and "".join(deltas).strip() == draft.text
 
 
 def test_unreachable_server_fails_fast_naming_the_url():

@@ -103,6 +103,23 @@ def test_import_loads_no_model_and_no_gradio():
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
 
+def test_import_changes_no_environment_variable():
+    """`from assistant import answer` must not reconfigure the application that imports it."""
+    code = (
+        "import os, pkgutil, importlib; before = dict(os.environ)\n"
+        "import assistant\n"
+        "from assistant import Answer, Assistant, Citation, Settings, answer\n"
+        "for m in pkgutil.walk_packages(assistant.__path__, 'assistant.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(sorted(k for k in {*before, *os.environ} if before.get(k) != os.environ.get(k)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "TOKENIZERS_"))}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
 def _cli(*args, env):
     return subprocess.run(
         [sys.executable, "-m", "assistant", *args], env=env, capture_output=True, text=True, timeout=300

@@ -1,10 +1,12 @@
-"""Hybrid retrieval over a small real index: BM25 finds what vectors miss; scores are ranked."""
+"""Hybrid retrieval: the fusion on its own (no model), then a small real index where BM25 finds what
+vectors miss and scores are ranked."""
 
 from __future__ import annotations
 
 import pytest
 
 from assistant.pipeline import Assistant
+from assistant.retrieval import fuse
 from assistant.schema import Document
 
 TEXTS = [
@@ -15,6 +17,22 @@ TEXTS = [
     "The violin has four strings tuned in perfect fifths.",
     "Migratory birds use the Earth's magnetic field to navigate.",
 ]
+
+
+def test_fuse_weighs_normalised_cosine_against_normalised_bm25():
+    dense = {"a": 0.8, "b": 0.6, "c": 0.4}  # normalised over the pool: 1.0, 0.5, 0.0
+    keyword = {"c": 12.0, "b": 6.0, "gone": 3.0}  # by the best score: 1.0, 0.5 ("gone" has no chunk)
+    assert fuse(dense, keyword, 0.6) == [("a", 0.6), ("b", 0.5), ("c", 0.4)]
+    assert [i for i, _ in fuse(dense, keyword, 0.2)] == ["c", "b", "a"]  # mostly BM25
+    assert fuse(dense, keyword, 1.0) == [("a", 1.0), ("b", 0.5), ("c", 0.0)]
+
+
+def test_fuse_without_keyword_hits_is_dense_only_and_ties_go_to_the_cosine():
+    assert fuse({"a": 0.5, "b": 0.7}, {}, 0.6) == [("b", 1.0), ("a", 0.0)]
+    assert fuse({"a": 0.5, "b": 0.5}, {}, 0.6) == [("a", 1.0), ("b", 1.0)]  # one cosine: all equal, order kept
+    tied = fuse({"x": 0.30, "y": 0.40, "z": 0.50}, {"x": 2.0}, 0.5)  # x: 0.5 from BM25, y: 0.25 + 0
+    assert tied[0] == ("z", 0.5) and tied[1] == ("x", 0.5) and tied[2][0] == "y"
+    assert fuse({}, {"a": 1.0}, 0.6) == []
 
 
 @pytest.fixture(scope="module")

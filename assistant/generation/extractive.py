@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +42,7 @@ from ..chunking import sentences
 from ..embedding import Embedder
 from ..keyword import tokenize
 from ..schema import Draft, Passage
-from . import DECLINE_TEXT
+from . import DECLINE_TEXT, Generator
 
 # Sentence score weights (grid-searched on SQuAD v2 dev, see the module docstring).
 W_COSINE, W_OVERLAP, W_RANK, W_TYPE = 0.45, 0.45, 0.10, 0.10
@@ -87,22 +87,27 @@ class Candidate:
     score: float
 
 
-class ExtractiveGenerator:
+class ExtractiveGenerator(Generator):
     """Composes a short cited answer from the best sentences of the passages.
 
     Args:
         embedder: Encodes question and sentences (the same model as retrieval).
         max_sentences: Sentences in an answer (1 to 3).
         threshold: Decline when the abstention model's probability of "no answer" is at least this.
+        cache_size: Sentence vectors kept, so warm questions over the same passages cost no model call.
     """
 
     name = "extractive"
 
-    def __init__(self, embedder: Embedder, max_sentences: int = 3, threshold: float = THRESHOLD):
+    def __init__(
+        self, embedder: Embedder, max_sentences: int = 3, threshold: float = THRESHOLD, cache_size: int = 50_000
+    ):
         self.embedder = embedder
         self.max_sentences = max(1, min(3, max_sentences))
         self.threshold = threshold
+        self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def generate(self, question: str, passages: list[Passage]) -> Draft:
         ranked, evidence = self.analyse(question, passages)
@@ -114,10 +119,6 @@ class ExtractiveGenerator:
             parts.append(f"{_clean(c.text)} [{c.passage}]")
             quotes[c.passage] = _join_quote(passages[c.passage - 1].chunk.text, quotes.get(c.passage), c)
         return Draft(" ".join(parts), abstained=False, quotes=quotes)
-
-    def stream(self, question: str, passages: list[Passage]) -> Iterator[str]:
-        text = self.generate(question, passages).text
-        yield from re.findall(r"\S+\s*", text)
 
     # -- scoring -------------------------------------------------------------------------------
     def analyse(self, question: str, passages: list[Passage]) -> tuple[list[Candidate], dict[str, float]]:
@@ -170,10 +171,6 @@ class ExtractiveGenerator:
         }
         return out, evidence
 
-    def rank(self, question: str, passages: list[Passage]) -> list[Candidate]:
-        """All sentences of the passages, best first, duplicates (from overlapping chunks) removed."""
-        return self.analyse(question, passages)[0]
-
     @staticmethod
     def no_answer_probability(evidence: dict[str, float]) -> float:
         if not evidence or evidence["passage_coverage"] < MIN_PASSAGE_COVERAGE:
@@ -202,14 +199,28 @@ class ExtractiveGenerator:
         return sorted(chosen, key=lambda c: (0, c.start) if c.passage == first else (1, ranked.index(c)))
 
     def _vectors(self, texts: list[str]) -> np.ndarray:
-        """Sentence vectors, cached: warm questions over the same passages cost no model call."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        """Sentence vectors, cached (least recently used out): warm questions over the same passages
+        cost no model call.
+
+        Several questions are answered at once, so the cache is read and written under a lock, and
+        the result is built from this call's own copies: another call's eviction (or this call's
+        own, when the cache is full) cannot take a vector away between storing and reading it.
+        """
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for t in dict.fromkeys(texts):
+                if t in self._cache:
+                    self._cache.move_to_end(t)
+                    found[t] = self._cache[t]
+        todo = [t for t in dict.fromkeys(texts) if t not in found]
         if todo:
-            for t, v in zip(todo, self.embedder.encode_queries(todo), strict=True):
-                self._cache[t] = v
-            while len(self._cache) > 50_000:
-                self._cache.popitem(last=False)
-        return np.stack([self._cache[t] for t in texts])
+            fresh = dict(zip(todo, self.embedder.encode_queries(todo), strict=True))  # the model runs unlocked
+            found.update(fresh)
+            with self._cache_lock:
+                self._cache.update(fresh)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
 
 def _pair_coverage(spans, s_terms, q_terms, idf, total) -> float:
