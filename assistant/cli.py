@@ -123,7 +123,7 @@ def _ask(args, settings: Settings) -> int:
 
 
 def _serve(args, settings: Settings) -> int:
-    from .ui import serve
+    from .web.server import serve
 
     return serve(settings, host=args.host, port=args.port, auth=args.auth, insecure=args.insecure)
 

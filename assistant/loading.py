@@ -25,9 +25,9 @@ from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
-    {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
-)
+# The one list of file types that can be indexed and uploaded (the upload widget and the README
+# show it in this order).
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 _TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 

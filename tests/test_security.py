@@ -23,8 +23,8 @@ import pytest
 
 from assistant.errors import describe, redact_url
 from assistant.generation.llm import OpenAIGenerator
-from assistant.ui import OneLineTracebacks, SourceNames, public_error
-from assistant.uploads import UploadError, UploadGuard, check_upload_source, save_upload
+from assistant.web import OneLineTracebacks, SourceNames, public_error
+from assistant.web.uploads import UploadError, UploadGuard, check_upload_source, save_upload
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
