@@ -60,8 +60,18 @@ def _generator_flags(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    keys = ("index_dir", "chroma_url", "collection", "max_file_mb", "k", "generator", "llm_url", "llm_model",
-            "llm_gguf", "llm_timeout")
+    keys = (
+        "index_dir",
+        "chroma_url",
+        "collection",
+        "max_file_mb",
+        "k",
+        "generator",
+        "llm_url",
+        "llm_model",
+        "llm_gguf",
+        "llm_timeout",
+    )
     return Settings.from_env(**{k: getattr(args, k, None) for k in keys})
 
 
