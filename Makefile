@@ -14,6 +14,7 @@ run: setup
 
 test: setup-test
 	$(BIN)/ruff check assistant tests bench
+	$(BIN)/ruff format --check assistant tests bench
 	$(BIN)/python -m pytest -q
 
 setup: $(VENV)/.installed
@@ -37,6 +38,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 lint: setup-test
 	$(BIN)/ruff check assistant tests bench
+	$(BIN)/ruff format --check assistant tests bench
 
 bench: setup-test
 	$(BIN)/python bench/first_answer.py --json

@@ -162,9 +162,7 @@ class Chunker:
         limit: The most word pieces the model reads (special tokens included); the budget must fit.
     """
 
-    def __init__(
-        self, count_tokens: TokenCounter, max_tokens: int = 200, overlap_tokens: int = 40, *, limit: int
-    ):
+    def __init__(self, count_tokens: TokenCounter, max_tokens: int = 200, overlap_tokens: int = 40, *, limit: int):
         if not 16 <= max_tokens <= limit - 2:
             raise InputError(
                 f"The chunk size must be between 16 and {limit - 2} word pieces (the model reads {limit})."

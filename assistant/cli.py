@@ -60,8 +60,18 @@ def _generator_flags(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    keys = ("index_dir", "chroma_url", "collection", "max_file_mb", "k", "generator", "llm_url", "llm_model",
-            "llm_gguf", "llm_timeout")
+    keys = (
+        "index_dir",
+        "chroma_url",
+        "collection",
+        "max_file_mb",
+        "k",
+        "generator",
+        "llm_url",
+        "llm_model",
+        "llm_gguf",
+        "llm_timeout",
+    )
     return Settings.from_env(**{k: getattr(args, k, None) for k in keys})
 
 
@@ -123,7 +133,7 @@ def _ask(args, settings: Settings) -> int:
 
 
 def _serve(args, settings: Settings) -> int:
-    from .ui import serve
+    from .web.server import serve
 
     return serve(settings, host=args.host, port=args.port, auth=args.auth, insecure=args.insecure)
 

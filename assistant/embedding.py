@@ -301,8 +301,11 @@ class OnnxEncoder:
                     self.model = model
 
                 def forward(self, input_ids, attention_mask, token_type_ids):
-                    features = {"input_ids": input_ids, "attention_mask": attention_mask,
-                                "token_type_ids": token_type_ids}
+                    features = {
+                        "input_ids": input_ids,
+                        "attention_mask": attention_mask,
+                        "token_type_ids": token_type_ids,
+                    }
                     return self.model(features)["sentence_embedding"]
 
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -310,9 +313,16 @@ class OnnxEncoder:
             axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS} | {"sentence_embedding": {0: "batch"}}
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(Pooled(model).eval(), example, str(tmp), input_names=list(_INPUTS),
-                                  output_names=["sentence_embedding"], dynamic_axes=axes, opset_version=17,
-                                  dynamo=False)
+                torch.onnx.export(
+                    Pooled(model).eval(),
+                    example,
+                    str(tmp),
+                    input_names=list(_INPUTS),
+                    output_names=["sentence_embedding"],
+                    dynamic_axes=axes,
+                    opset_version=17,
+                    dynamo=False,
+                )
             os.replace(tmp, path)
             return True
         except Exception:  # no `onnx` package, read-only cache, an exporter change: questions use torch

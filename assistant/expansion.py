@@ -133,8 +133,7 @@ def check_zip(data: bytes, limits: ZipLimits = ZipLimits()) -> str | None:
         total += m.file_size
         if total > limits.max_total_bytes:
             return (
-                f"expands to more than {limits.max_total_bytes / _MB:g} MB "
-                "when unpacked (possible decompression bomb)"
+                f"expands to more than {limits.max_total_bytes / _MB:g} MB when unpacked (possible decompression bomb)"
             )
         ratio = m.file_size / max(m.compress_size, 1)
         if m.file_size > limits.ratio_after_bytes and ratio > limits.max_ratio:

@@ -185,9 +185,7 @@ class Indexer:
         from tqdm import tqdm
 
         show = self.settings.progress and total > 200_000  # about 250 chunks: worth a bar
-        with tqdm(
-            total=total, disable=not show, unit="B", unit_scale=True, desc="Indexing", file=sys.stderr
-        ) as bar:
+        with tqdm(total=total, disable=not show, unit="B", unit_scale=True, desc="Indexing", file=sys.stderr) as bar:
             yield bar
 
     @contextmanager

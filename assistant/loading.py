@@ -25,9 +25,9 @@ from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
-    {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
-)
+# The one list of file types that can be indexed and uploaded (the upload widget and the README
+# show it in this order).
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 _TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 
@@ -162,9 +162,7 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
     if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
         return Skipped(name, "not a regular file")
     if max_bytes is not None and info.st_size > max_bytes:
-        return Skipped(
-            name, f"file too large ({info.st_size / _MB:.1f} MB > limit {max_bytes / _MB:g} MB)"
-        )
+        return Skipped(name, f"file too large ({info.st_size / _MB:.1f} MB > limit {max_bytes / _MB:g} MB)")
     return None
 
 

@@ -32,6 +32,7 @@ def _text(value: str) -> str:
         return value
     return _SURROGATE.sub(" ", value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass"))
 
+
 __all__ = ["Assistant", "QuestionError", "answer"]
 
 

@@ -54,9 +54,7 @@ class Retriever:
         dense_weight: Share of the dense score in the fused score (1.0 = dense only, 0.0 = BM25 only).
     """
 
-    def __init__(
-        self, store: Store, embedder: Embedder, k: int = 4, candidates: int = 40, dense_weight: float = 0.6
-    ):
+    def __init__(self, store: Store, embedder: Embedder, k: int = 4, candidates: int = 40, dense_weight: float = 0.6):
         self.store = store
         self.embedder = embedder
         self.k = k

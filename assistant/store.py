@@ -117,9 +117,7 @@ class Store:
                         metadata=asdict(self.stamp) if self.stamp else None,
                         embedding_function=None,
                     )
-                    self._files = self._client.get_or_create_collection(
-                        f"{name}-files", embedding_function=None
-                    )
+                    self._files = self._client.get_or_create_collection(f"{name}-files", embedding_function=None)
                     self._check_stamp(chunks)
                     self._chunks = chunks
                 except StoreError:
@@ -199,8 +197,9 @@ class Store:
         chunks_col, files_col = self._collections()
         new = [c for u in updates for c in u.new]
         if new:
-            vectors = np.concatenate([np.asarray(u.vectors, dtype=np.float32).reshape(len(u.new), -1)
-                                      for u in updates if u.new])
+            vectors = np.concatenate(
+                [np.asarray(u.vectors, dtype=np.float32).reshape(len(u.new), -1) for u in updates if u.new]
+            )
             self._batched(
                 "Storing chunks",
                 chunks_col.upsert,
@@ -381,9 +380,7 @@ class Store:
         if not ids:
             return {}
         chunks_col, _ = self._collections()
-        got = self._call(
-            "Reading the index", chunks_col.get, ids=ids, include=["documents", "metadatas", "embeddings"]
-        )
+        got = self._call("Reading the index", chunks_col.get, ids=ids, include=["documents", "metadatas", "embeddings"])
         return {
             i: (_chunk(i, d, m), np.asarray(v, dtype=np.float32))
             for i, d, m, v in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)

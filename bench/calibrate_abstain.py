@@ -36,18 +36,30 @@ DEFAULT = DATA / "squad-v2-dev"
 
 # Questions about things an encyclopedia sample or a news article does not cover: a decline check.
 OFF_TOPIC = [
-    "How do I bake sourdough bread?", "What is the best way to learn to play the guitar?",
-    "How many calories are in a banana?", "How do I reset my iPhone password?",
-    "What is the recipe for chocolate chip cookies?", "How do I change a flat tire?",
-    "What programming language should I learn first?", "What are the symptoms of the flu?",
-    "How do I train my dog to sit?", "What is the plot of the movie Titanic?",
-    "How do I make a budget spreadsheet in Excel?", "What is the best treatment for a sunburn?",
-    "What should I pack for a beach vacation?", "How do I grow tomatoes on a balcony?",
-    "How do I invest in index funds?", "What are good exercises for lower back pain?",
-    "How do I install Python on Windows?", "What is the difference between a latte and a cappuccino?",
-    "Which smartphone has the best camera?", "How long should I boil an egg?",
-    "How do I knit a scarf?", "What is the weather like in Lisbon in April?",
-    "How can I improve my credit score?", "What are the rules of chess castling?",
+    "How do I bake sourdough bread?",
+    "What is the best way to learn to play the guitar?",
+    "How many calories are in a banana?",
+    "How do I reset my iPhone password?",
+    "What is the recipe for chocolate chip cookies?",
+    "How do I change a flat tire?",
+    "What programming language should I learn first?",
+    "What are the symptoms of the flu?",
+    "How do I train my dog to sit?",
+    "What is the plot of the movie Titanic?",
+    "How do I make a budget spreadsheet in Excel?",
+    "What is the best treatment for a sunburn?",
+    "What should I pack for a beach vacation?",
+    "How do I grow tomatoes on a balcony?",
+    "How do I invest in index funds?",
+    "What are good exercises for lower back pain?",
+    "How do I install Python on Windows?",
+    "What is the difference between a latte and a cappuccino?",
+    "Which smartphone has the best camera?",
+    "How long should I boil an egg?",
+    "How do I knit a scarf?",
+    "What is the weather like in Lisbon in April?",
+    "How can I improve my credit score?",
+    "What are the rules of chess castling?",
 ]
 
 
@@ -60,13 +72,15 @@ def collect(assistant, questions: list[dict], k: int) -> list[dict]:
         passages = assistant.retrieve(q["question"], k)
         ranked, evidence = gen.analyse(q["question"], passages)
         answer = " ".join(c.text for c in gen.choose(ranked)) if ranked else ""
-        rows.append({
-            "impossible": bool(q.get("is_impossible")),
-            "features": [evidence.get(f, 0.0) for f in extractive.FEATURES] if evidence else None,
-            "evidence": evidence,
-            "coverage": evidence.get("passage_coverage", 0.0) if evidence else 0.0,
-            "correct": bool(q.get("answers")) and contains_any(answer, [g.lower() for g in q["answers"]]),
-        })
+        rows.append(
+            {
+                "impossible": bool(q.get("is_impossible")),
+                "features": [evidence.get(f, 0.0) for f in extractive.FEATURES] if evidence else None,
+                "evidence": evidence,
+                "coverage": evidence.get("passage_coverage", 0.0) if evidence else 0.0,
+                "correct": bool(q.get("answers")) and contains_any(answer, [g.lower() for g in q["answers"]]),
+            }
+        )
     return rows
 
 
@@ -141,14 +155,18 @@ def main() -> int:
     coef, intercept = fit(train_rows)
     threshold = pick_threshold(train_rows, probabilities(train_rows, coef, intercept), args.max_answerable)
     off = probabilities(off_rows, coef, intercept) >= threshold
-    print(json.dumps({
-        "coef": coef,
-        "intercept": intercept,
-        "threshold": threshold,
-        "fit": figures(train_rows, probabilities(train_rows, coef, intercept), threshold),
-        "held_out": figures(test_rows, probabilities(test_rows, coef, intercept), threshold),
-        "off_topic_declined": round(float(off.mean()), 4),
-    }))
+    print(
+        json.dumps(
+            {
+                "coef": coef,
+                "intercept": intercept,
+                "threshold": threshold,
+                "fit": figures(train_rows, probabilities(train_rows, coef, intercept), threshold),
+                "held_out": figures(test_rows, probabilities(test_rows, coef, intercept), threshold),
+                "off_topic_declined": round(float(off.mean()), 4),
+            }
+        )
+    )
     return 0
 
 

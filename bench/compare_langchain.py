@@ -53,9 +53,7 @@ def project(folder: Path, questions: list[dict], tmp: Path) -> dict:
     start = time.perf_counter()
     report = assistant.index([folder / "docs"])
     index_s = time.perf_counter() - start
-    return _score(
-        lambda q: [p.chunk.text for p in assistant.retrieve(q, CONTEXT_K)], questions, index_s, report.chunks
-    )
+    return _score(lambda q: [p.chunk.text for p in assistant.retrieve(q, CONTEXT_K)], questions, index_s, report.chunks)
 
 
 def _score(search, questions: list[dict], index_s: float, chunks: int) -> dict:

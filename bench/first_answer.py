@@ -57,8 +57,9 @@ def main() -> int:
     for run in range(args.runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run([*cmd, "ask", questions[run % len(questions)], "--json"], env=env,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [*cmd, "ask", questions[run % len(questions)], "--json"], env=env, capture_output=True, text=True
+        )
         first.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)

@@ -50,8 +50,16 @@ def grow(store, target: int, noise: float, seed: int = 0) -> int:
                 new = []
                 for i in ids:
                     c = base[i]
-                    new.append(Chunk(hashlib.sha1(f"{copy}:{i}".encode()).hexdigest()[:24], f"{source}#copy{copy}",
-                                     c.text, c.start, c.end, c.page))
+                    new.append(
+                        Chunk(
+                            hashlib.sha1(f"{copy}:{i}".encode()).hexdigest()[:24],
+                            f"{source}#copy{copy}",
+                            c.text,
+                            c.start,
+                            c.end,
+                            c.page,
+                        )
+                    )
                 noisy = rng.normal(0, noise, (len(ids), dimension)).astype(np.float32)
                 vecs = np.stack([vectors[i] for i in ids]) + noisy
                 vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant.settings import Settings
-from assistant.ui import Service, basic_auth_ok, build_app, parse_auth, parse_history
+from assistant.web import Service, basic_auth_ok, build_app, parse_auth, parse_history
 
 ROOT = Path(__file__).resolve().parent.parent
 

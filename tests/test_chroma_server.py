@@ -48,7 +48,9 @@ class Server:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(CHROMA), "run", "--host", "127.0.0.1", "--port", str(self.port), "--path", str(self.path)],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -89,8 +91,13 @@ def corpus(tmp_path_factory) -> Path:
 def cli(*args: str, index_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     env.pop("ASSISTANT_CHROMA_URL", None)
-    return subprocess.run([sys.executable, "-m", "assistant", "--index-dir", str(index_dir), *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", "--index-dir", str(index_dir), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_indexes_incrementally_and_answers_through_the_server(server, corpus, tmp_path):

@@ -24,8 +24,16 @@ KEY = "sk-live-0123456789abcdef"
 
 @pytest.mark.parametrize(
     "error",
-    [QuestionError, UploadError, EvaluationError, InputError, StoreError, IndexMismatchError, IndexBusyError,
-     GenerationError],
+    [
+        QuestionError,
+        UploadError,
+        EvaluationError,
+        InputError,
+        StoreError,
+        IndexMismatchError,
+        IndexBusyError,
+        GenerationError,
+    ],
 )
 def test_our_errors_are_shown_as_written(error):
     assert issubclass(error, AssistantError)

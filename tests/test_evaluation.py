@@ -44,10 +44,18 @@ def test_qa_folder(tmp_path, settings):
         "Nature notes\n\n" + "\n\n".join(f"{t}. {x}" for t, x in DOCS.values())
     )
     questions = [
-        {"id": "a", "question": "What do honey bees use to communicate the direction of flowers?",
-         "answers": ["waggle dance"], "is_impossible": False},
-        {"id": "b", "question": "What raises the ocean tides twice a day?", "answers": ["Moon"],
-         "is_impossible": False},
+        {
+            "id": "a",
+            "question": "What do honey bees use to communicate the direction of flowers?",
+            "answers": ["waggle dance"],
+            "is_impossible": False,
+        },
+        {
+            "id": "b",
+            "question": "What raises the ocean tides twice a day?",
+            "answers": ["Moon"],
+            "is_impossible": False,
+        },
         {"id": "c", "question": "How do I bake sourdough bread?", "answers": [], "is_impossible": True},
     ]
     (tmp_path / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions))

@@ -42,9 +42,7 @@ def test_quotes_are_short_substrings_of_their_passages(assistant):
             assert len(c.quote) < 600
 
 
-@pytest.mark.parametrize(
-    "question", ["How do I bake sourdough bread?", "What is the best way to learn the guitar?"]
-)
+@pytest.mark.parametrize("question", ["How do I bake sourdough bread?", "What is the best way to learn the guitar?"])
 def test_declines_off_topic(assistant, question):
     result = assistant.answer(question)
     assert result.abstained and not result.citations

@@ -132,8 +132,9 @@ def _fixtures(folder: Path) -> list[Path]:
     (folder / "notes.txt").write_text(text + "\n\n" + long_sentence + "\n\n" + giant_word + "\n")
     (folder / "readme.md").write_text("# Heading\n\n" + text.replace("Observation", "*Observation*"))
     paras = "".join(f"<p>{p}</p>\n" for p in text.split("\n\n"))
-    (folder / "page.html").write_text(f"<html><head><title>T</title><script>var x=1;</script></head>"
-                                      f"<body><h1>Page</h1>{paras}</body></html>")
+    (folder / "page.html").write_text(
+        f"<html><head><title>T</title><script>var x=1;</script></head><body><h1>Page</h1>{paras}</body></html>"
+    )
     pdf = canvas.Canvas(str(folder / "paper.pdf"))
     for title, fact in TOPICS:
         y = 720
@@ -235,8 +236,9 @@ def test_killed_run_then_rerun_matches_a_clean_run(tmp_path, embedder):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     crashed = tmp_path / "crashed"
     args = ["--index-dir", str(crashed), "index", str(folder), "--json"]
-    proc = subprocess.Popen([sys.executable, "-c", _CRASHING_RUN, *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_RUN, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         line = proc.stdout.readline()
         assert line.strip() == "chunks stored", proc.stderr.read()
@@ -341,8 +343,13 @@ def test_index_records_what_built_it_and_refuses_another_model_or_chunker(tmp_pa
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     foreign = tmp_path / "foreign"
     Store(Settings(index_dir=foreign), stamp=IndexStamp("BAAI/bge-base-en-v1.5", 768, CHUNKER_VERSION)).count()
-    done = subprocess.run([sys.executable, "-m", "assistant", "--index-dir", str(foreign), "ask", "Why?"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "--index-dir", str(foreign), "ask", "Why?"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "bge-base" in done.stderr and "rebuild" in done.stderr
 

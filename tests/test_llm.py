@@ -44,11 +44,8 @@ PASSAGES = [
 ]
 
 
-
 def generator(llm, api_key: str | None = None) -> OpenAIGenerator:
     return OpenAIGenerator(url=URL, model="m", api_key=api_key, timeout=5, llm=llm)
-
-
 
 
 # -- prompt wiring (fake models) ----------------------------------------------------------------

@@ -207,9 +207,7 @@ def test_unsupported_and_too_large(tmp_path):
     big.write_text("x" * 3 * 1024 * 1024)
     assert reason(load_file(tmp_path / "data.xyz")) == "unsupported file type '.xyz'"
     assert reason(load_file(tmp_path / "Makefile")) == "unsupported file type (no extension)"
-    assert reason(load_file(big, max_bytes=2 * 1024 * 1024)) == (
-        "file too large (3.0 MB > limit 2 MB)"
-    )
+    assert reason(load_file(big, max_bytes=2 * 1024 * 1024)) == ("file too large (3.0 MB > limit 2 MB)")
     assert isinstance(load_file(big, max_bytes=None), Document)
     assert ".PDF" not in SUPPORTED_SUFFIXES and ".pdf" in SUPPORTED_SUFFIXES
 
@@ -277,9 +275,7 @@ def test_load_paths_reports_and_dedupes(tree):
     assert isinstance(result, LoadResult)
     names = [Path(d.source).name for d in result.documents]
     assert names == ["a.txt", "c.md", "d.html", ".hidden.txt"]  # explicit hidden file loads
-    assert [(Path(s.path).name, s.reason) for s in result.skipped] == [
-        ("z.xyz", "unsupported file type '.xyz'")
-    ]
+    assert [(Path(s.path).name, s.reason) for s in result.skipped] == [("z.xyz", "unsupported file type '.xyz'")]
 
 
 def test_source_name_is_resolved_posix_path(tree, monkeypatch):

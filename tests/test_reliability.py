@@ -32,16 +32,59 @@ SECRET_KEY = "sk-test-SECRET123456"
 PASSWORD = "PASSWORD123"
 
 _WORDS = [
-    "amber", "basalt", "cedar", "delta", "ember", "fjord", "granite", "harbor", "island", "juniper",
-    "kestrel", "lagoon", "meadow", "nectar", "orchard", "pebble", "quartz", "river", "saffron", "tundra",
-    "umber", "valley", "willow", "yarrow", "zephyr", "beacon", "canyon", "dune", "estuary", "forest",
-    "glacier", "heron", "inlet", "jasmine", "kelp", "lichen", "marsh", "nettle", "oasis", "prairie",
+    "amber",
+    "basalt",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "granite",
+    "harbor",
+    "island",
+    "juniper",
+    "kestrel",
+    "lagoon",
+    "meadow",
+    "nectar",
+    "orchard",
+    "pebble",
+    "quartz",
+    "river",
+    "saffron",
+    "tundra",
+    "umber",
+    "valley",
+    "willow",
+    "yarrow",
+    "zephyr",
+    "beacon",
+    "canyon",
+    "dune",
+    "estuary",
+    "forest",
+    "glacier",
+    "heron",
+    "inlet",
+    "jasmine",
+    "kelp",
+    "lichen",
+    "marsh",
+    "nettle",
+    "oasis",
+    "prairie",
 ]
 
 
 def env(**extra: str) -> dict[str, str]:
-    base = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-            "ANONYMIZED_TELEMETRY": "False", "GRADIO_ANALYTICS_ENABLED": "False", "ASSISTANT_PROGRESS": "0"}
+    base = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "ASSISTANT_PROGRESS": "0",
+    }
     base.pop("ASSISTANT_DEBUG", None)
     return {**base, **extra}
 
@@ -72,8 +115,7 @@ def write_corpus(folder: Path, version: int, n: int = 150) -> None:
     for j in range(2):
         paras = [
             f"Chapter {k} of long report {j}, edition {version}: the {rng.choice(_WORDS)} "
-            f"{rng.choice(_WORDS)} moved {rng.randrange(1000)} metres towards the {rng.choice(_WORDS)}. "
-            * 3
+            f"{rng.choice(_WORDS)} moved {rng.randrange(1000)} metres towards the {rng.choice(_WORDS)}. " * 3
             for k in range(40)
         ]
         (folder / f"long{j}.txt").write_text("\n\n".join(paras), encoding="utf-8")
@@ -101,8 +143,14 @@ def assert_consistent(snap: dict) -> None:
 
 
 def run_index(index_dir: Path, folder: Path, *flags: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    done = subprocess.run(cli("--index-dir", str(index_dir), "index", str(folder), "--json", *flags),
-                          capture_output=True, text=True, env=env(), timeout=timeout, cwd=ROOT)
+    done = subprocess.run(
+        cli("--index-dir", str(index_dir), "index", str(folder), "--json", *flags),
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=timeout,
+        cwd=ROOT,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     return done
 
@@ -128,8 +176,13 @@ def test_sigkill_at_random_moments_then_resume_matches_a_clean_index(tmp_path):
     for cycle, version in enumerate(range(final_version + 1)):
         write_corpus(folder, version)  # every file changes: each killed run has everything to redo
         fraction = 0.25 + 0.6 * (cycle + rng.random()) / (final_version + 1)  # model load included
-        proc = subprocess.Popen(cli("--index-dir", str(crashed), "index", str(folder), "--json"),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT)
+        proc = subprocess.Popen(
+            cli("--index-dir", str(crashed), "index", str(folder), "--json"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env(),
+            cwd=ROOT,
+        )
         time.sleep(fraction * duration)
         killed = proc.poll() is None
         if killed:
@@ -143,12 +196,16 @@ def test_sigkill_at_random_moments_then_resume_matches_a_clean_index(tmp_path):
         state = snapshot(crashed)
         assert_consistent(state)
         assert len(state["records"]) == 152
-        outcomes.append({
-            "delay_s": round(fraction * duration, 1), "killed": killed,
-            "records_after_kill": len(after_kill["records"]), "chunks_after_kill": after_kill["count"],
-            "orphans_after_kill": len(set(after_kill["ids"]) - listed),
-            "resume_embedded": json.loads(resumed.stdout)["embedded"],
-        })
+        outcomes.append(
+            {
+                "delay_s": round(fraction * duration, 1),
+                "killed": killed,
+                "records_after_kill": len(after_kill["records"]),
+                "chunks_after_kill": after_kill["count"],
+                "orphans_after_kill": len(set(after_kill["ids"]) - listed),
+                "resume_embedded": json.loads(resumed.stdout)["embedded"],
+            }
+        )
 
     final = snapshot(crashed)
     assert final["records"] == expected["records"]  # same sources, hashes and chunk ids: nothing lost
@@ -166,9 +223,17 @@ def test_two_cli_runs_at_once_both_finish_and_no_wait_fails_fast(tmp_path):
     folder = tmp_path / "docs"
     write_corpus(folder, 7, n=40)
     index_dir = tmp_path / "index"
-    procs = [subprocess.Popen(cli("--index-dir", str(index_dir), "index", str(folder), "--json"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            cli("--index-dir", str(index_dir), "index", str(folder), "--json"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(300), *p.communicate()) for p in procs]
     assert [rc for rc, _, _ in results] == [0, 0], results
     assert all("Traceback" not in err for _, _, err in results)
@@ -211,7 +276,10 @@ def server(tmp_path_factory):
     with open(log, "w") as out:
         proc = subprocess.Popen(
             cli("--index-dir", str(index_dir), "serve", "--port", str(port), "--auth", f"user:{PASSWORD}"),
-            stdout=out, stderr=subprocess.STDOUT, env=env(ASSISTANT_SEEDS_DIR=str(seeds)), cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env(ASSISTANT_SEEDS_DIR=str(seeds)),
+            cwd=ROOT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -248,8 +316,14 @@ def test_server_keeps_answering_while_another_process_indexes(server, tmp_path):
     before = ask(url, NEW_QUESTION).json()
     assert not any(str(other) in c["source"] for c in before["citations"])
 
-    indexing = subprocess.Popen(cli("--index-dir", str(index_dir), "index", str(other), "--json"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT)
+    indexing = subprocess.Popen(
+        cli("--index-dir", str(index_dir), "index", str(other), "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=ROOT,
+    )
     questions = ["Where did Putin meet Pezeshkian?", "What did they discuss?", NEW_QUESTION, "S-400"]
     statuses: list[int] = []
     deadline = time.monotonic() + 240
@@ -329,8 +403,14 @@ def llm_url():
 def llm_assistant(seed_assistant, llm_url):
     from assistant import Assistant
 
-    return Assistant(index_dir=seed_assistant.settings.index_dir, generator="openai", llm_url=llm_url,
-                     llm_timeout=2, llm_api_key=SECRET_KEY, progress=False)
+    return Assistant(
+        index_dir=seed_assistant.settings.index_dir,
+        generator="openai",
+        llm_url=llm_url,
+        llm_timeout=2,
+        llm_api_key=SECRET_KEY,
+        progress=False,
+    )
 
 
 QUESTION = "Where did Putin and Pezeshkian meet?"
@@ -374,9 +454,24 @@ def test_the_api_key_never_appears_in_output(seed_assistant, llm_url, tmp_path):
     unreachable = f"http://127.0.0.1:{free_port()}/v1"
     for url, flags in ((llm_url, ("--json",)), (unreachable, ("--stream",))):
         done = subprocess.run(
-            cli("--index-dir", str(seed_assistant.settings.index_dir), "ask", QUESTION, *flags,
-                "--generator", "openai", "--llm-url", url, "--llm-timeout", "5"),
-            capture_output=True, text=True, env=env(ASSISTANT_LLM_API_KEY=SECRET_KEY), timeout=120, cwd=ROOT,
+            cli(
+                "--index-dir",
+                str(seed_assistant.settings.index_dir),
+                "ask",
+                QUESTION,
+                *flags,
+                "--generator",
+                "openai",
+                "--llm-url",
+                url,
+                "--llm-timeout",
+                "5",
+            ),
+            capture_output=True,
+            text=True,
+            env=env(ASSISTANT_LLM_API_KEY=SECRET_KEY),
+            timeout=120,
+            cwd=ROOT,
         )
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
         assert url in done.stdout  # the warning names the endpoint...

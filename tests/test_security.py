@@ -23,8 +23,8 @@ import pytest
 
 from assistant.errors import describe, redact_url
 from assistant.generation.llm import OpenAIGenerator
-from assistant.ui import OneLineTracebacks, SourceNames, public_error
-from assistant.uploads import UploadError, UploadGuard, check_upload_source, save_upload
+from assistant.web import OneLineTracebacks, SourceNames, public_error
+from assistant.web.uploads import UploadError, UploadGuard, check_upload_source, save_upload
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -155,7 +155,9 @@ def test_errors_for_clients_name_no_server_paths():
     assert line == "Cannot open the index at …/index: disk I/O error"
     denied = OSError(13, "Permission denied", "/srv/app/index/uploads/a.txt")
     assert public_error(denied) == "Permission denied: …/a.txt"
-    assert public_error(ValueError(f"Cannot reach {LLM_URL}")) == "Cannot reach http://127.0.0.1:9/v1?token=***&team=***"
+    assert (
+        public_error(ValueError(f"Cannot reach {LLM_URL}")) == "Cannot reach http://127.0.0.1:9/v1?token=***&team=***"
+    )
 
 
 def test_urls_are_redacted_wherever_an_endpoint_is_named():

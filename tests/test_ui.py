@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from assistant.schema import Answer, Citation
-from assistant.ui import UploadError, highlight, render_answer, render_sources, render_text, safe_name, save_upload
+from assistant.web import UploadError, highlight, render_answer, render_sources, render_text, safe_name, save_upload
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -69,6 +69,8 @@ _ABSTAIN_LOOSE = re.compile(
     r"(?:contain|mention|say|include|provide|answer)",
     re.IGNORECASE,
 )
+
+
 def is_abstention(text: str) -> bool:
     """Whether the model said the documents do not hold the answer.
 

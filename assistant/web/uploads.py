@@ -20,9 +20,9 @@ import unicodedata
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from .errors import UploadError
+from ..errors import UploadError
+from ..loading import SUPPORTED_SUFFIXES
 
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".pdf", ".docx")
 PARTIAL_PREFIX = ".upload-"  # a copy in progress; a kill leaves it behind
 _MB = 1024 * 1024
 _MAX_VARIANTS = 1000
@@ -82,9 +82,9 @@ def save_upload(path: str | Path, original_name: str, folder: Path, *, max_mb: f
     """
     name = safe_name(original_name)
     suffix = Path(name).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
+    if suffix not in SUPPORTED_SUFFIXES:
         shown = suffix or "no extension"
-        raise UploadError(f"{name}: unsupported file type ({shown}); upload {', '.join(UPLOAD_SUFFIXES)} files.")
+        raise UploadError(f"{name}: unsupported file type ({shown}); upload {', '.join(SUPPORTED_SUFFIXES)} files.")
     size = Path(path).stat().st_size
     if size > max_mb * _MB:
         raise UploadError(f"{name}: file too large ({size / 1e6:.1f} MB > limit {max_mb:g} MB).")

@@ -1,0 +1,65 @@
+"""The web layer: the chat page (Gradio) and the JSON API (FastAPI) over one shared `Service`.
+
+Modules: `service` (the index behind every user, shown names, context around a passage),
+`render` (all HTML; every document string escaped), `handlers` (the page's events as plain
+methods), `api` (JSON routes, body limits, auth), `page` (Gradio layout and wiring), `uploads`
+(safe saving of uploaded files), `server` (`serve`). Only `page` and `server` import Gradio,
+and only inside their functions: importing this package loads no web framework.
+"""
+
+from __future__ import annotations
+
+from .api import BodyError, basic_auth_ok, build_app, parse_auth, parse_history, read_json
+from .handlers import AskResult, ChatHandlers, ChatView, DocumentsView
+from .page import EXAMPLES, build_blocks
+from .render import (
+    CSS,
+    highlight,
+    printable,
+    render_answer,
+    render_documents,
+    render_error,
+    render_sources,
+    render_text,
+    where,
+)
+from .server import OneLineTracebacks, serve
+from .service import ContextReader, Service, SourceNames, Turn, public_error
+from .uploads import UploadError, UploadGuard, check_upload_source, remove_partial_uploads, safe_name, save_upload
+
+__all__ = [
+    "CSS",
+    "EXAMPLES",
+    "AskResult",
+    "BodyError",
+    "ChatHandlers",
+    "ChatView",
+    "ContextReader",
+    "DocumentsView",
+    "OneLineTracebacks",
+    "Service",
+    "SourceNames",
+    "Turn",
+    "UploadError",
+    "UploadGuard",
+    "basic_auth_ok",
+    "build_app",
+    "build_blocks",
+    "check_upload_source",
+    "highlight",
+    "parse_auth",
+    "parse_history",
+    "printable",
+    "public_error",
+    "read_json",
+    "remove_partial_uploads",
+    "render_answer",
+    "render_documents",
+    "render_error",
+    "render_sources",
+    "render_text",
+    "safe_name",
+    "save_upload",
+    "serve",
+    "where",
+]

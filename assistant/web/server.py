@@ -1,0 +1,147 @@
+"""`serve`: the chat page and the JSON API on one port, Gradio mounted on FastAPI, run by uvicorn."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+
+from ..settings import Settings
+from .api import build_app, parse_auth
+from .page import build_blocks
+from .render import CSS
+from .service import Service
+from .uploads import UploadGuard
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_MB = 1024 * 1024
+
+
+def serve(
+    settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, insecure: bool = False
+) -> int:
+    """Run the page and the API on one port. Refuses a non-local address without a password (exit 2)."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    try:
+        credentials = parse_auth(auth or os.environ.get("ASSISTANT_AUTH"))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not _exposure_ok(host, credentials, insecure):
+        return 2
+
+    import gradio as gr
+    import uvicorn
+    from gradio.utils import get_upload_folder
+
+    if os.environ.get("ASSISTANT_DEBUG") != "1":
+        sys.stderr = OneLineTracebacks(sys.stderr)
+    service = Service(settings)
+    print("Loading the model and the index…", file=sys.stderr, flush=True)
+    service.warm_up()
+    demo = build_blocks(service, concurrency=max(2, os.cpu_count() or 2))
+    app = gr.mount_gradio_app(
+        build_app(service, auth=credentials),
+        demo,
+        path="/",
+        auth=credentials,
+        max_file_size=int(settings.max_file_mb * _MB),
+        ssr_mode=False,
+        footer_links=["api"],
+        css=CSS,
+    )
+    # A crafted event can name any server path as an "uploaded" file, and Gradio copies it into its
+    # cache before a handler runs. `launch()` turns Gradio's own check on; a mounted app must ask.
+    demo.has_launched = True
+    app.add_middleware(UploadGuard, folder=get_upload_folder())
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Serving on http://{shown}:{port}  (page: /, API: POST /api/ask, GET /api/health)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def _exposure_ok(host: str, credentials: tuple[str, str] | None, insecure: bool) -> bool:
+    """False (after saying why) for a non-local address without a password unless `insecure`."""
+    if host not in _LOCAL_HOSTS and credentials is None and not insecure:
+        print(
+            f"Refusing to serve on {host} without a password: anyone who can reach it could read your "
+            "documents. Pass --auth USER:PASS (or set ASSISTANT_AUTH), or --insecure to allow it anyway.",
+            file=sys.stderr,
+        )
+        return False
+    if host not in _LOCAL_HOSTS and credentials is None:
+        print(f"WARNING: serving on {host} with no password (--insecure).", file=sys.stderr)
+    elif credentials is not None:
+        print(f"Password protection on (user {credentials[0]!r}) for the page and /api/ask.", file=sys.stderr)
+    return True
+
+
+class OneLineTracebacks(io.TextIOBase):
+    """A stderr for `serve` on which a Python stack trace shrinks to its exception line.
+
+    Gradio prints a full stack trace for every malformed event a client sends (and uvicorn for
+    any error in a request); the server log should say what happened in one line, not show the
+    server's code paths. `traceback` writes an exception's message, and `logging` a whole record,
+    in one `write`, so the rest of that write is the rest of the message. `ASSISTANT_DEBUG=1`
+    keeps the full traces.
+
+    Args:
+        stream: Where the lines go (the real stderr).
+    """
+
+    _HEAD = "Traceback (most recent call last):"
+    _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._pending = ""
+        self._in_trace = False  # between the head and the exception line
+        self._after_trace = False  # the exception line was written: the rest of this write is its message
+        self._mid_line = False  # the start of the current line was already passed on
+        self._last_error = False  # the last line passed on was an exception line
+        self._lock = threading.Lock()  # worker threads and the event loop write at once
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self._last_error and text.lstrip("\n").startswith(self._CHAIN):
+                return len(text)  # the glue between chained exceptions
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                self._line(line)
+            self._after_trace = False
+            if self._pending and not self._in_trace and not self._HEAD.startswith(self._pending):
+                self.stream.write(self._pending)  # a partial line (a progress bar): pass it on now
+                self._pending = ""
+                self._mid_line = True
+            return len(text)
+
+    def _line(self, line: str) -> None:
+        if self._mid_line:
+            self._mid_line = False
+            self.stream.write(line + "\n")
+            return
+        if line.startswith(self._HEAD):
+            self._in_trace = True
+            return
+        if self._after_trace or (self._in_trace and (not line.strip() or line[:1].isspace())):
+            return  # a frame, its source line, or the rest of a long exception message
+        self._last_error = self._in_trace
+        if self._in_trace:
+            self._in_trace, self._after_trace = False, True
+            line = f"error: {line}"
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()

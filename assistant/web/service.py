@@ -1,0 +1,273 @@
+"""What the chat page and the JSON API share: one index behind every user, shown names, context.
+
+Gradio-free and FastAPI-free, so it can be used and tested without a web framework loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+from ..loading import INDEX_UPLOADS
+from ..schema import Answer, Citation, Document
+from ..settings import Settings
+from .uploads import UploadError, check_upload_source, remove_partial_uploads, safe_name, save_upload
+
+_MB = 1024 * 1024
+_CONTEXT_CHARS = 600  # neighbouring text shown around a cited passage
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"<>]+/)+([^\s/'\"<>]*)")  # not the path of a URL
+logger = logging.getLogger(__name__)
+
+
+def public_error(exc: BaseException) -> str:
+    """The one-line reason for a client: `describe`, with server paths cut to their last part."""
+    from ..errors import describe
+
+    return _ABSOLUTE_PATH.sub(r"…/\1", describe(exc))
+
+
+class ContextReader:
+    """The text around a cited passage, read back from its source document.
+
+    Chunk offsets point into the loaded document text, so reloading the file and slicing gives
+    the neighbouring text. When the file changed or is gone, there is no context to show.
+    """
+
+    def __init__(self, window: int = _CONTEXT_CHARS, max_mb: float = 25.0, max_chars: int | None = None):
+        self.window = window
+        self.max_bytes = int(max_mb * _MB)
+        self.max_chars = max_chars if max_chars is not None else Settings.max_chars_per_file
+
+    def around(self, c: Citation) -> tuple[str, str] | None:
+        try:
+            stat = Path(c.source).stat()
+        except OSError:
+            return None
+        doc = _load_cached(c.source, stat.st_mtime_ns, stat.st_size, self.max_bytes, self.max_chars)
+        if doc is None or doc.text[c.start : c.end] != c.text:
+            return None
+        before = doc.text[max(0, c.start - self.window) : c.start]
+        after = doc.text[c.end : c.end + self.window]
+        if c.start > self.window:
+            before = "…" + before.split(" ", 1)[-1]
+        if c.end + self.window < len(doc.text):
+            after = after.rsplit(" ", 1)[0] + "…"
+        return before, after
+
+
+@lru_cache(maxsize=8)
+def _load_cached(source: str, mtime_ns: int, size: int, max_bytes: int, max_chars: int) -> Document | None:
+    from ..loading import load_file
+
+    loaded = load_file(Path(source), max_bytes=max_bytes, max_chars=max_chars)
+    return loaded if isinstance(loaded, Document) else None
+
+
+class SourceNames:
+    """The names clients see for indexed sources, and back: never an absolute server path.
+
+    An uploaded file shows as its upload name (`notes.txt`); any other file as the shortest
+    end of its path that tells it apart from the others, at least `folder/file`
+    (`seeds/putin-pezeshkian-ashgabat-s400.txt`). The absolute path stays on the server.
+
+    Args:
+        sources: Every indexed source (absolute paths).
+        uploads: The folder uploads are stored in.
+    """
+
+    def __init__(self, sources: Iterable[str], uploads: Path):
+        self._uploads = Path(uploads).resolve().as_posix()
+        parts = {s: PurePosixPath(s).parts[1:] or (s,) for s in sources}
+        depth = {s: 1 if self.is_upload(s) else min(2, len(p)) for s, p in parts.items()}
+        while True:
+            shown = {s: "/".join(parts[s][-depth[s] :]) for s in parts}
+            clashes = defaultdict(list)
+            for s, name in shown.items():
+                clashes[name].append(s)
+            longer = [s for group in clashes.values() if len(group) > 1 for s in group
+                      if not self.is_upload(s) and depth[s] < len(parts[s])]  # fmt: skip
+            if not longer:
+                break
+            for s in longer:
+                depth[s] += 1
+        self._shown = shown
+        self._source = {name: s for s, name in sorted(shown.items(), reverse=True)}
+
+    def is_upload(self, source: str) -> bool:
+        return PurePosixPath(source).parent.as_posix() == self._uploads
+
+    def show(self, source: str) -> str:
+        """The shown name of a source (a source not in the index shows as `folder/file`)."""
+        if source in self._shown:
+            return self._shown[source]
+        parts = PurePosixPath(source).parts[1:]
+        return "/".join(parts[-1 if self.is_upload(source) else -2 :]) or source
+
+    def source(self, shown: str) -> str | None:
+        """The source behind a shown name, or None when no indexed source has it."""
+        return self._source.get(shown)
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: str  # the raw answer text: what the pipeline sees as history
+    shown: str  # the escaped HTML bubble
+
+
+class Service:
+    """One index shared by every user; one `Assistant` per generator, sharing store and model.
+
+    Args:
+        settings: The configuration `serve` was started with.
+    """
+
+    def __init__(self, settings: Settings):
+        from ..pipeline import Assistant
+
+        self.settings = settings
+        self.base = Assistant(settings)
+        self.uploads = Path(settings.index_dir) / INDEX_UPLOADS
+        self.reader = ContextReader(max_mb=settings.max_file_mb, max_chars=settings.max_chars_per_file)
+        self._variants: dict[str, object] = {self.base.settings.generator: self.base}
+        self._lock = threading.Lock()
+        self._names: tuple[str | None, SourceNames] | None = None
+
+    @property
+    def generators(self) -> list[str]:
+        """The generators that are configured: extractive always, LLMs when they have an endpoint or model."""
+        s = self.settings
+        names = ["extractive"]
+        if s.llm_url or s.llm_api_key or s.generator == "openai":
+            names.append("openai")
+        if s.llm_gguf or s.generator == "llamacpp":
+            names.append("llamacpp")
+        return names
+
+    def assistant(self, generator: str | None = None):
+        """The assistant for a generator; the extra ones reuse the base's index, model and lock."""
+        name = generator or self.base.settings.generator
+        if name not in self.generators:
+            raise ValueError(f"Unknown generator {name!r}; choose one of {', '.join(self.generators)}.")
+        with self._lock:
+            if name not in self._variants:
+                self._variants[name] = self.base.with_generator(name)
+            return self._variants[name]
+
+    def warm_up(self) -> None:
+        """Build the index from seeds when empty, settle `uploads/`, load the model: the first user does not wait."""
+        self.base.ensure_index()
+        if note := self.recover_uploads():
+            print(note, file=sys.stderr, flush=True)
+        self.base.embedder.encode_queries(["warm up"])
+
+    def recover_uploads(self) -> str | None:
+        """Settle what a killed upload left in `uploads/`; returns a line saying what was done, if anything.
+
+        Unfinished copies (`.upload-*`) are deleted; complete files missing from the index (killed
+        before indexing) are indexed, or deleted when they cannot be used, as an upload would be.
+        """
+        if not self.uploads.is_dir():
+            return None
+        partial = remove_partial_uploads(self.uploads)
+        known = set(self.documents())
+        missing = sorted(p for p in self.uploads.iterdir() if not p.name.startswith(".") and p.is_file()
+                         and p.resolve().as_posix() not in known)  # fmt: skip
+        report = self.base.index(missing) if missing else None
+        dropped = []
+        for s in report.skipped if report else []:
+            Path(s.path).unlink(missing_ok=True)
+            dropped.append(f"{Path(s.path).name} ({s.reason})")
+        done = []
+        if partial:
+            done.append(f"deleted {len(partial)} unfinished upload(s)")
+        if indexed := len(missing) - len(dropped):
+            done.append(f"indexed {indexed} upload(s) that were missing from the index")
+        if dropped:
+            done.append("deleted unusable " + ", ".join(dropped))
+        return f"Uploads folder {self.uploads}: " + "; ".join(done) + "." if done else None
+
+    def documents(self) -> dict[str, int]:
+        return self.base.documents()
+
+    def names(self) -> SourceNames:
+        """The shown names of the indexed sources, rebuilt only when the index changed."""
+        stamp = self.base.store.generation()
+        cached = self._names
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1]
+        names = SourceNames(self.documents(), self.uploads)
+        self._names = (stamp, names)
+        return names
+
+    def public(self, answer: Answer) -> dict:
+        """An answer's JSON for clients: each citation's source as its shown name, not a server path."""
+        out = answer.to_dict()
+        names = self.names()
+        for c in out["citations"]:
+            c["source"] = names.show(c["source"])
+        return out
+
+    def upload(
+        self,
+        files: Sequence[str],
+        progress=None,
+        *,
+        folder: Path | None = None,
+        received: Collection[str] | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Save and index uploads one by one; returns (what was indexed, what was refused and why).
+
+        Args:
+            files: Paths of the uploaded files (as Gradio stored them).
+            progress: Called with ((done, total), desc=...) while indexing.
+            folder / received: Gradio's upload folder and the paths its upload route wrote; when
+                given, any other path is refused (see `check_upload_source`).
+        """
+        done, refused, saved = [], [], []
+        for f in files:
+            try:
+                if folder is not None:
+                    check_upload_source(f, folder, received)
+                target = save_upload(f, Path(f).name, self.uploads, max_mb=self.settings.max_file_mb)
+                saved.append((safe_name(Path(f).name), target))
+            except UploadError as exc:
+                refused.append(str(exc))
+                logger.warning("upload refused: %s", exc)
+            except OSError as exc:
+                refused.append(f"{safe_name(Path(f).name)}: could not be saved ({exc.strerror or exc}).")
+        for i, (name, path) in enumerate(saved):
+            if progress is not None:
+                progress((i, len(saved)), desc=f"Indexing {path.name}")
+            report = self.base.index([path])
+            if report.skipped:
+                refused += [f"{path.name}: {s.reason}" for s in report.skipped]
+                path.unlink(missing_ok=True)
+                continue
+            chunks = self.documents().get(path.resolve().as_posix(), 0)
+            state = "unchanged" if report.unchanged else "indexed"
+            renamed = f"; {name} holds a different document" if path.name != name else ""
+            warned = "".join(f"; {w.reason}" for w in report.warnings)
+            done.append(f"{path.name}: {state} ({chunks} passages{renamed}{warned})")
+        return done, refused
+
+    def remove(self, shown: str) -> str:
+        """Drop a document (by its shown name) from the index; an uploaded copy is deleted so it does not come back."""
+        names = self.names()
+        source = names.source(shown)
+        if source is None or source not in self.documents():
+            raise ValueError("That document is not in the index (any more).")
+        removed = self.base.remove(source)
+        if names.is_upload(source):
+            try:
+                Path(source).unlink(missing_ok=True)
+            except OSError as exc:
+                return f"Removed {shown} from the index ({removed} passages); its upload stays: {exc.strerror}."
+        return f"Removed {shown} ({removed} passages)."
