@@ -157,3 +157,16 @@ class IndexReport:
             "embedded": self.embedded,
             "skipped": [asdict(s) for s in self.skipped],
         }
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A sentence of an answer that no passage supports: `text[start:end]` of the answer text, and why."""
+
+    text: str
+    start: int
+    end: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,240 @@
+"""Reading an LLM answer as claims: sentences, their `[n]` markers, and the names and numbers they state.
+
+Text analysis only (no model): `Grounder` decides which passages support each claim. Kept apart so
+every rule here (what a marker looks like, when a capitalised word is a name, how "$12,000" and
+"12000" meet) is a small function with its own tests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .chunking import sentences
+from .keyword import STOPWORDS, tokenize
+
+# "[1]", "[1, 3]", "[1][2]", "[2-3]", "[Passage 2]": the forms models write. Leading space included.
+MARKER = re.compile(r"\s*\[\s*(?:passages?\s*)?(\d{1,3}(?:\s*(?:[,;–-]|and)\s*\d{1,3})*)\s*\]", re.IGNORECASE)
+
+CLAIM, ABSTENTION, META = "claim", "abstention", "meta"
+
+_ABSTAIN_EXACT = re.compile(
+    r"\b(?:could|can|did)\s*(?:not|n[’']t)\s+(?:find|locate)\b[^.\n]{0,60}?\b(?:in|from)\s+the\s+"
+    r"(?:provided\s+|given\s+)?(?:documents?|passages?|sources?|texts?|context)",
+    re.IGNORECASE,
+)
+_ABSTAIN_LOOSE = re.compile(
+    r"\bnot\s+(?:found|mentioned|stated|specified|given|provided|present|addressed)\s+in\s+the\s+"
+    r"|\b(?:documents?|passages?|sources?|texts?|context)\s+(?:do|does|did)\s*(?:not|n[’']t)\s+"
+    r"(?:contain|mention|say|state|specify|include|provide|answer|give)"
+    r"|\bno\s+(?:information|mention|details?)\s+(?:about|on|of|regarding)\b"
+    r"|\b(?:I\s+(?:do\s+not|don[’']t)\s+know|cannot\s+(?:be\s+)?(?:answer|determine)(?:ed)?)\b",
+    re.IGNORECASE,
+)
+# Words that talk about the answer rather than the world: a sentence made only of these is not a claim.
+_META_WORDS = frozenset(
+    tokenize(
+        "according passage passages document documents text texts source sources context provided based "
+        "answer answers question questions information help helps hope here following follows below above "
+        "let me know feel free ask glad happy sure certainly okay ok note summary summarize summarise "
+        "mentioned says stated states given find found you your we our"
+    )
+)
+
+# "passage 2", "Document 1": the answer pointing at its sources, not stating a number.
+_REFERENCE = re.compile(r"\b(?:passages?|documents?|sources?|excerpts?)\s+(?:no\.\s*)?\d{1,3}\b", re.IGNORECASE)
+# A capitalised word, a number or a code ("S-400", "$12", "1,000", "300th", "Putin's").
+_ENTITY = re.compile(r"[$€£¥]?\b\w[\w'’.,-]*\w%?|[$€£¥]?\b\w%?")
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# Capitalised words that are not names (sentence openers, pronouns, discourse words).
+_COMMON = frozenset(STOPWORDS) | frozenset(
+    _words(
+        "i me my we our you your he she his her him they them their its it this that these those there here "
+        "what who whom whose when where why how which while although though because since if unless whether "
+        "also however moreover furthermore additionally overall instead meanwhile therefore thus hence so yet "
+        "both either neither each every all any some many most much more less few several other another such "
+        "according based given after before during until once as in on at by for from with without within "
+        "about against among between into onto over under through throughout upon not no yes nor do does did "
+        "is are was were be been being has have had can could may might must shall should will would "
+        "first second third finally firstly secondly lastly next then today yesterday tomorrow now still "
+        "one two three answer note summary sure certainly well"
+    )
+)
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        _words(
+            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+            "sixteen seventeen eighteen nineteen twenty"
+        )
+    )
+} | {w: str(10 * i) for i, w in enumerate(_words("thirty forty fifty sixty seventy eighty ninety"), start=3)}
+_VAGUE_NUMBERS = frozenset(("zero", "one", "two"))  # "the two leaders": too common to check
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of an answer, markers removed; `start`/`end` locate it in the original answer."""
+
+    text: str
+    start: int
+    end: int
+    markers: tuple[int, ...]  # every number its markers named, in order, valid or not
+    kind: str  # CLAIM, ABSTENTION or META
+
+
+@dataclass(frozen=True)
+class SplitAnswer:
+    """An answer without markers (`clean`) and its sentences; `spans[i]` is sentence i in `clean`."""
+
+    clean: str
+    sentences: tuple[AnswerSentence, ...]
+    spans: tuple[tuple[int, int], ...]
+
+
+def split_answer(text: str) -> SplitAnswer:
+    """Sentences of an answer with the markers each carries (a marker after the full stop counts too)."""
+    clean_parts: list[str] = []
+    origin: list[int] = []  # clean offset -> original offset
+    found: list[tuple[int, tuple[int, ...]]] = []  # (clean offset, numbers)
+    pos = 0
+    for m in MARKER.finditer(text):
+        clean_parts.append(text[pos : m.start()])
+        origin.extend(range(pos, m.start()))
+        found.append((len(origin), marker_numbers(m.group(1))))
+        pos = m.end()
+    clean_parts.append(text[pos:])
+    origin.extend(range(pos, len(text) + 1))
+    clean = "".join(clean_parts)
+    spans = [(s.start, s.end) for s in sentences(clean)]
+    owned: list[list[int]] = [[] for _ in spans]
+    for at, numbers in found:
+        # A marker belongs to the last sentence that starts before it ("X. [1] Y." cites X).
+        i = max([j for j, (s, _) in enumerate(spans) if s < at], default=0)
+        if spans:
+            owned[i].extend(numbers)
+    out = []
+    for (s, e), numbers in zip(spans, owned, strict=True):
+        body = clean[s:e]
+        kind = sentence_kind(body, bool(numbers))
+        out.append(AnswerSentence(body, origin[s], origin[e - 1] + 1, tuple(numbers), kind))
+    return SplitAnswer(clean, tuple(out), tuple(spans))
+
+
+def marker_numbers(inside: str) -> tuple[int, ...]:
+    """The passage numbers inside one marker: "1, 3" -> (1, 3); "2-4" -> (2, 3, 4)."""
+    numbers: list[int] = []
+    for part in re.split(r"\s*(?:[,;]|and)\s*", inside):
+        bounds = [int(x) for x in re.split(r"\s*[–-]\s*", part) if x.strip().isdigit()]
+        if len(bounds) == 2 and 0 < bounds[1] - bounds[0] < 10:
+            numbers.extend(range(bounds[0], bounds[1] + 1))
+        else:
+            numbers.extend(bounds)
+    return tuple(numbers)
+
+
+def sentence_kind(text: str, cited: bool = False) -> str:
+    """ABSTENTION for "the documents do not say", META for talk about the answer, else CLAIM.
+
+    A loose abstention wording inside a sentence that cites a passage is an answer that mentions
+    a gap, so it stays a claim; the fixed decline wording never is one.
+    """
+    if _ABSTAIN_EXACT.search(text) or (not cited and _ABSTAIN_LOOSE.search(text)):
+        return ABSTENTION
+    if not [t for t in content_terms(text) if t not in _META_WORDS] and not _has_digit(text):
+        return META
+    return CLAIM
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed, stop-word free terms; plural codes meet their singular ("S-400s" ~ "S-400")."""
+    return [re.sub(r"(\d)s$", r"\1", t) for t in tokenize(text)]
+
+
+def claim_terms(text: str) -> list[str]:
+    """The terms that carry a claim's content: meta words ("according to passage 2") left out."""
+    return [t for t in dict.fromkeys(content_terms(_REFERENCE.sub(" ", text))) if t not in _META_WORDS]
+
+
+def entities(text: str) -> list[str]:
+    """Names, numbers and dates a claim states, as written: "Stephen", "Hall", "1974", "$12", "S-400".
+
+    A capitalised word counts unless it is a common word ("However", "The": "In 1974" gives only
+    "1974"), wherever it stands: a name opening a sentence is as checkable as any other. Number
+    words ("twelve") count as numbers.
+    """
+    out: list[str] = []
+    for m in _ENTITY.finditer(_REFERENCE.sub(" ", text)):
+        word = m.group().rstrip(".,'’-")
+        if not word:
+            continue
+        lower = _strip_possessive(word.lower())
+        number = any(ch.isdigit() for ch in word) or (lower in _NUMBER_WORDS and lower not in _VAGUE_NUMBERS)
+        if number or (word[0].isupper() and lower not in _COMMON):
+            out.append(word)
+    return list(dict.fromkeys(out))
+
+
+def normalise(word: str) -> str:
+    """The comparable form of a name or number: lower case, no possessive, no currency or thousands commas."""
+    w = _strip_possessive(word.lower().strip(".,;:'’\"()"))
+    if w in _NUMBER_WORDS:
+        return _NUMBER_WORDS[w]
+    if any(ch.isdigit() for ch in w):
+        w = w.lstrip("$€£¥").rstrip("%")
+        w = re.sub(r"(?<=\d),(?=\d{3}\b)", "", w)
+        w = re.sub(r"^(\d+)(?:st|nd|rd|th|s)$", r"\1", w)  # 300th, 1970s
+        w = re.sub(r"^(\d+)\.0+$", r"\1", w)
+        w = re.sub(r"(\d)s$", r"\1", w)  # S-400s
+    return w
+
+
+def _strip_possessive(word: str) -> str:
+    return re.sub(r"['’]s?$", "", word)
+
+
+def _has_digit(text: str) -> bool:
+    return any(ch.isdigit() for ch in text)
+
+
+class Vocabulary:
+    """Every word and number of the passages in comparable form, to ask "does any passage say X?".
+
+    Inflections meet ("Iranian" ~ "Iran", "Russians" ~ "Russia"): a name is found when it and a
+    passage word share at least four letters and differ only by a suffix of at most three letters.
+    """
+
+    def __init__(self, texts: list[str]):
+        words: set[str] = set()
+        for text in texts:
+            for m in _ENTITY.finditer(text):
+                w = normalise(m.group())
+                words.add(w)
+                words.update(p for p in re.split(r"[-–/]", w) if p)
+        self.words = words
+        self._by_prefix: dict[str, list[str]] = {}
+        for w in words:
+            if len(w) >= 4 and w.isalpha():
+                self._by_prefix.setdefault(w[:4], []).append(w)
+
+    def has(self, word: str) -> bool:
+        w = normalise(word)
+        if w in self.words:
+            return True
+        parts = [p for p in re.split(r"[-–/]", w) if p]
+        if len(parts) > 1 and all(self.has(p) for p in parts):
+            return True
+        if len(w) < 4 or not w.isalpha():
+            return False
+        return any(
+            (v.startswith(w) or w.startswith(v)) and abs(len(v) - len(w)) <= 3 for v in self._by_prefix.get(w[:4], ())
+        )
+
+    def missing(self, claim: str) -> list[str]:
+        """The claim's names and numbers that no passage contains."""
+        return [e for e in entities(claim) if not self.has(e)]

@@ -1,0 +1,351 @@
+"""Attribution after generation: every sentence of an LLM answer is checked against the passages.
+
+A model may cite nothing, cite the wrong passage, or state what no passage says. `Grounder.ground`
+splits an answer into sentences and measures, for each claim and each passage, how well the
+passage supports it: meaning (cosine of the claim to the passage's sentences, through the same
+embedding model as retrieval, ONNX at answer time) blended with lexical coverage (the IDF-weighted
+share of the claim's terms found in one passage sentence or two adjacent ones). A name or number
+the claim states that no passage contains makes it unsupported outright: that is the commonest
+invention and the one a cosine misses ("in 1975" and "in 1974" embed alike).
+
+Markers the model wrote are kept when their passage supports the sentence nearly as well as the
+best one does; otherwise the best passage is cited instead, and a sentence without markers gets
+the best passage. Unsupported sentences keep their text but lose their markers and are listed, so
+the pipeline can show them apart, and `mostly_unsupported` tells when the extractive answer should
+stand in. The extractive generator needs none of this: its sentences are quotes.
+
+Thresholds come from `bench/grounding.py --calibrate` on SQuAD v2 dev articles (see there).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .chunking import sentences
+from .claims import ABSTENTION, CLAIM, AnswerSentence, SplitAnswer, Vocabulary, claim_terms, content_terms, split_answer
+from .embedding import Embedder
+from .schema import Draft, Passage, Unsupported
+
+UNSUPPORTED_WARNING = "the language model's answer was not supported by the documents"
+
+# Support of a claim by a passage window: W_MEANING * cosine + (1 - W_MEANING) * lexical coverage.
+W_MEANING = 0.5
+THRESHOLD = 0.55  # below this for every passage, the claim is unsupported
+KEEP_MARGIN = 0.15  # a cited passage stays cited when it supports the claim within this of the best
+MAX_UNSUPPORTED_SHARE = 0.5  # more than this share of an answer's claims unsupported: the answer fails
+CANDIDATES = 3  # passage sentences per claim embedded when the passages were not prepared
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    """What the check found for one sentence of the answer.
+
+    `start`/`end` locate the sentence (markers inside it included) in the answer as given;
+    `cited` are the valid passage numbers its markers named, `passages` those it is attributed to
+    after the check (1-based positions in the passage list; empty when unsupported or not a claim).
+    """
+
+    text: str
+    start: int
+    end: int
+    kind: str  # "claim", "abstention" or "meta" (the last two are not checked)
+    cited: tuple[int, ...]
+    passages: tuple[int, ...]
+    score: float
+    supported: bool
+    reason: str
+    evidence: str = ""  # the passage sentence(s) that support it best, a substring of that passage
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """An answer after the check.
+
+    `text` is the answer with markers kept, corrected or added (none on unsupported sentences);
+    `unsupported` locates each unsupported sentence in `text`; `quotes` maps a cited passage to the
+    sentence(s) of it that support the answer, as `Draft.quotes` expects.
+    """
+
+    text: str
+    sentences: tuple[SentenceSupport, ...]
+    unsupported: tuple[Unsupported, ...]
+    quotes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def claims(self) -> tuple[SentenceSupport, ...]:
+        return tuple(s for s in self.sentences if s.kind == CLAIM)
+
+    @property
+    def cited(self) -> tuple[int, ...]:
+        """Passages the grounded text cites, in order of first use."""
+        return tuple(dict.fromkeys(n for s in self.sentences for n in s.passages))
+
+    def draft(self) -> Draft:
+        """The grounded answer as a draft for `citations.build_answer`."""
+        return Draft(self.text, abstained=False, quotes=dict(self.quotes))
+
+
+@dataclass(frozen=True)
+class Window:
+    """One passage sentence, or two adjacent ones: what a claim is compared with."""
+
+    passage: int  # 1-based
+    start: int
+    end: int
+    text: str  # passage text from the first sentence's start to the last one's end
+    sentences: tuple[str, ...]  # the passage sentences it covers (one or two adjacent)
+    terms: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ClaimEvidence:
+    """How one claim compares with every window of the passages (arrays are per window)."""
+
+    windows: tuple[Window, ...]
+    lexical: np.ndarray
+    meaning: np.ndarray
+    missing: tuple[str, ...]  # its names/numbers that no passage contains
+
+
+class Grounder:
+    """Checks which passages support each sentence of an answer, and fixes its citations.
+
+    Args:
+        embedder: The retrieval embedding model (questions' ONNX path: `encode_queries`).
+        threshold: Least support (0..1) a claim needs from some passage.
+        w_meaning: Weight of meaning (cosine) against lexical coverage in the support score.
+        keep_margin: A cited passage is kept when its support is within this of the best passage's.
+        max_unsupported_share: `mostly_unsupported` is true above this share of unsupported claims.
+        candidates: Passage sentences per claim embedded when the passages were not `prepare`d.
+        cache_size: Sentence vectors kept between calls.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        threshold: float = THRESHOLD,
+        w_meaning: float = W_MEANING,
+        keep_margin: float = KEEP_MARGIN,
+        max_unsupported_share: float = MAX_UNSUPPORTED_SHARE,
+        candidates: int = CANDIDATES,
+        cache_size: int = 20_000,
+    ):
+        self.embedder = embedder
+        self.threshold = threshold
+        self.w_meaning = w_meaning
+        self.keep_margin = keep_margin
+        self.max_unsupported_share = max_unsupported_share
+        self.candidates = candidates
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the encoder now rather than on the first answer."""
+        self.embedder.encode_queries(["warm up"])
+
+    def prepare(self, passages: list[Passage]) -> None:
+        """Embed the passages' sentences ahead of `ground` (e.g. while the LLM writes the answer)."""
+        self._vectors([t for p in passages for t in _sentence_texts(p.chunk.text)])
+
+    # -- the check -----------------------------------------------------------------------------
+    def ground(self, answer_text: str, passages: list[Passage]) -> Grounding:
+        """Attribute each sentence of `answer_text` to the passages that support it, or flag it."""
+        split = split_answer(answer_text)
+        claims = [s for s in split.sentences if s.kind == CLAIM]
+        measured = iter(self.measure([s.text for s in claims], passages) if passages else [])
+        checked = []
+        for s in split.sentences:
+            if s.kind != CLAIM:
+                checked.append(self._unchecked(s, len(passages)))
+            elif not passages:
+                checked.append(_flag(self._unchecked(s, 0), "there are no passages to check it against"))
+            else:
+                checked.append(self.decide(s, next(measured), len(passages)))
+        return self._assemble(split, checked, passages)
+
+    def mostly_unsupported(self, grounding: Grounding) -> bool:
+        """Whether the answer should give way to the extractive one (warning: `UNSUPPORTED_WARNING`).
+
+        True when more than `max_unsupported_share` of its claims are unsupported, or when it makes
+        no claim at all without declining (talk about the documents that says nothing of them).
+        """
+        claims = grounding.claims
+        if not claims:
+            return not any(s.kind == ABSTENTION for s in grounding.sentences)
+        bad = sum(1 for c in claims if not c.supported)
+        return bad / len(claims) > self.max_unsupported_share
+
+    def measure(self, claims: list[str], passages: list[Passage]) -> list[ClaimEvidence]:
+        """For each claim, its lexical and meaning support by every passage window, and its missing names."""
+        windows = _windows(passages)
+        idf = _idf([w.terms for w in windows if len(w.sentences) == 1])
+        vocabulary = Vocabulary([p.chunk.text for p in passages])
+        lexical = [self.coverage(claim_terms(c), windows, idf) for c in claims]
+        meaning = self.meaning(claims, windows, lexical)
+        return [
+            ClaimEvidence(tuple(windows), lex, cos, tuple(vocabulary.missing(c)))
+            for c, lex, cos in zip(claims, lexical, meaning, strict=True)
+        ]
+
+    # -- scoring strategies --------------------------------------------------------------------
+    @staticmethod
+    def coverage(terms: list[str], windows: list[Window], idf: dict[str, float]) -> np.ndarray:
+        """Per window, the IDF-weighted share of the claim's terms it contains (0..1)."""
+        if not terms:
+            return np.zeros(len(windows), dtype=np.float32)
+        unseen = max(idf.values(), default=1.0)
+        weights = {t: idf.get(t, unseen) for t in terms}
+        total = sum(weights.values())
+        return np.array([sum(weights[t] for t in terms if t in w.terms) / total for w in windows], dtype=np.float32)
+
+    def meaning(self, claims: list[str], windows: list[Window], lexical: list[np.ndarray]) -> list[np.ndarray]:
+        """Per claim and window, the best cosine of the claim to the window's sentences.
+
+        Sentences already embedded (by `prepare` or an earlier call) are all compared; otherwise
+        only each claim's `candidates` best sentences by lexical coverage are embedded, and the
+        others count as unrelated (cosine 0): the check must stay cheap next to the LLM.
+        """
+        singles = [i for i, w in enumerate(windows) if len(w.sentences) == 1]
+        cached = {windows[i].sentences[0] for i in singles if self._cached(windows[i].sentences[0])}
+        wanted = []
+        for lex in lexical:
+            order = sorted(singles, key=lambda i: -lex[i])
+            wanted.append({windows[i].sentences[0] for i in order[: self.candidates]} | cached)
+        texts = list(dict.fromkeys([*claims, *(t for ts in wanted for t in ts)]))
+        vectors = dict(zip(texts, self._vectors(texts), strict=True))
+        out = []
+        for claim, want in zip(claims, wanted, strict=True):
+            cos = {t: float(vectors[t] @ vectors[claim]) for t in want}
+            out.append(np.array([max(cos.get(t, 0.0) for t in w.sentences) for w in windows], dtype=np.float32))
+        return out
+
+    def support(self, evidence: ClaimEvidence, n_passages: int) -> tuple[np.ndarray, dict[int, int]]:
+        """Per passage (index 1..n), the claim's best window score, and which window gave it."""
+        scores = self.w_meaning * evidence.meaning + (1 - self.w_meaning) * evidence.lexical
+        per_passage = np.full(n_passages + 1, -1.0, dtype=np.float32)
+        best_window: dict[int, int] = {}
+        for i, w in enumerate(evidence.windows):
+            if scores[i] > per_passage[w.passage]:
+                per_passage[w.passage], best_window[w.passage] = scores[i], i
+        return np.maximum(per_passage, 0.0), best_window
+
+    def decide(self, sentence: AnswerSentence, evidence: ClaimEvidence, n_passages: int) -> SentenceSupport:
+        """Supported or not, and which passages to cite, from the claim's evidence."""
+        per_passage, best_window = self.support(evidence, n_passages)
+        cited = tuple(dict.fromkeys(n for n in sentence.markers if 1 <= n <= n_passages))
+        best = int(np.argmax(per_passage[1:])) + 1
+        top = float(per_passage[best])
+        s = sentence
+        base = SentenceSupport(s.text, s.start, s.end, CLAIM, cited, (), top, False, "")
+        if evidence.missing:
+            shown = ", ".join(f"'{m}'" for m in evidence.missing[:5])
+            return _flag(base, f"names/numbers not in any passage: {shown}")
+        if top < self.threshold:
+            return _flag(base, f"no passage supports it (best support {top:.2f} < {self.threshold:.2f})")
+        kept = tuple(n for n in cited if per_passage[n] >= max(self.threshold, top - self.keep_margin))
+        chosen = kept or (best,)
+        if kept:
+            reason = "supported by the cited passage" + ("s" if len(kept) > 1 else "")
+        elif cited:
+            reason = f"cited passage {', '.join(map(str, cited))} does not support it; passage {best} does"
+        else:
+            reason = f"no marker; passage {best} supports it"
+        evidence_text = evidence.windows[best_window[chosen[0]]].text if chosen[0] in best_window else ""
+        return SentenceSupport(s.text, s.start, s.end, CLAIM, cited, chosen, top, True, reason, evidence_text)
+
+    # -- internals -----------------------------------------------------------------------------
+    @staticmethod
+    def _unchecked(sentence, n_passages: int) -> SentenceSupport:
+        cited = tuple(dict.fromkeys(n for n in sentence.markers if 1 <= n <= n_passages))
+        return SentenceSupport(
+            sentence.text, sentence.start, sentence.end, sentence.kind, cited, (), 0.0, True,
+            f"not a claim ({sentence.kind})",
+        )
+
+    def _assemble(self, split: SplitAnswer, checked: list[SentenceSupport], passages: list[Passage]) -> Grounding:
+        """The answer text with the checked markers, and where its unsupported sentences now are."""
+        parts: list[str] = []
+        unsupported: list[Unsupported] = []
+        quotes: dict[int, str] = {}
+        pos = 0
+        for (s, e), c in zip(split.spans, checked, strict=True):
+            parts.append(split.clean[pos:s])
+            body = split.clean[s:e]
+            at = sum(len(p) for p in parts)
+            parts.append(_with_markers(body, c.passages))
+            if c.kind == CLAIM and not c.supported:
+                unsupported.append(Unsupported(body, at, at + len(body), c.reason))
+            for n in c.passages:
+                if c.evidence and n not in quotes and c.evidence in passages[n - 1].chunk.text:
+                    quotes[n] = c.evidence
+            pos = e
+        parts.append(split.clean[pos:])
+        return Grounding("".join(parts).strip(), tuple(checked), tuple(unsupported), quotes)
+
+    def _cached(self, text: str) -> bool:
+        return text in self._cache
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        with self._lock:
+            todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        fresh = dict(zip(todo, self.embedder.encode_queries(todo), strict=True)) if todo else {}
+        with self._lock:
+            for t, v in fresh.items():
+                self._cache[t] = v
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            return np.stack([fresh[t] if t in fresh else self._cache[t] for t in texts])
+
+
+def _flag(base: SentenceSupport, reason: str) -> SentenceSupport:
+    return SentenceSupport(base.text, base.start, base.end, base.kind, base.cited, (), base.score, False, reason)
+
+
+def _sentence_texts(text: str) -> list[str]:
+    return [text[s.start : s.end] for s in sentences(text)]
+
+
+def _windows(passages: list[Passage]) -> list[Window]:
+    """Each passage sentence, and each pair of adjacent ones (a claim often joins two)."""
+    out: list[Window] = []
+    for n, p in enumerate(passages, start=1):
+        text = p.chunk.text
+        spans = sentences(text)
+        terms = [frozenset(content_terms(text[s.start : s.end])) for s in spans]
+        for i, s in enumerate(spans):
+            one = text[s.start : s.end]
+            out.append(Window(n, s.start, s.end, one, (one,), terms[i]))
+            if i + 1 < len(spans):
+                nxt = spans[i + 1]
+                pair = (one, text[nxt.start : nxt.end])
+                out.append(Window(n, s.start, nxt.end, text[s.start : nxt.end], pair, terms[i] | terms[i + 1]))
+    return out
+
+
+def _idf(sentence_terms: list[frozenset[str]]) -> dict[str, float]:
+    """Smoothed IDF over the passages' sentences: a term every sentence repeats weighs least."""
+    df = Counter(t for terms in sentence_terms for t in terms)
+    n = len(sentence_terms)
+    return {t: math.log(1.0 + (n + 1) / (c + 0.5)) for t, c in df.items()} | {"": math.log(1.0 + (n + 1) / 0.5)}
+
+
+_CLOSING = re.compile(r"[.!?;:]+$")
+
+
+def _with_markers(body: str, passages: tuple[int, ...]) -> str:
+    """The sentence with " [n]" markers before its final punctuation ("... Ashgabat [1].")."""
+    if not passages:
+        return body
+    markers = "".join(f" [{n}]" for n in passages)
+    m = _CLOSING.search(body)
+    return body[: m.start()] + markers + body[m.start() :] if m else body + markers
