@@ -8,7 +8,9 @@ every rule here (what a marker looks like, when a capitalised word is a name, ho
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .chunking import sentences
 from .keyword import STOPWORDS, tokenize
@@ -62,7 +64,10 @@ _COMMON = frozenset(STOPWORDS) | frozenset(
         "about against among between into onto over under through throughout upon not no yes nor do does did "
         "is are was were be been being has have had can could may might must shall should will would "
         "first second third finally firstly secondly lastly next then today yesterday tomorrow now still "
-        "one two three answer note summary sure certainly well"
+        "one two three answer note summary sure certainly well despite unlike like regarding concerning "
+        "including following due whereas along across around beyond toward towards near later earlier "
+        "currently recently initially eventually ultimately generally typically usually often sometimes "
+        "in_addition similarly likewise nevertheless nonetheless otherwise rather indeed actually"
     )
 )
 _NUMBER_WORDS = {
@@ -180,22 +185,42 @@ def entities(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+@lru_cache(maxsize=65_536)
 def normalise(word: str) -> str:
-    """The comparable form of a name or number: lower case, no possessive, no currency or thousands commas."""
-    w = _strip_possessive(word.lower().strip(".,;:'’\"()"))
+    """The comparable form of a name or number: lower case, no accents, possessive, currency or thousands commas.
+
+    "$12,000" ~ "12000", "twelve" ~ "12", "300th" ~ "300", "S-400s" ~ "S-400"; a decade stays one
+    ("1970s" is not "1970").
+    """
+    w = _strip_possessive(_plain(word).lower().strip(".,;:'’\"()"))
     if w in _NUMBER_WORDS:
         return _NUMBER_WORDS[w]
-    if any(ch.isdigit() for ch in w):
-        w = w.lstrip("$€£¥").rstrip("%")
-        w = re.sub(r"(?<=\d),(?=\d{3}\b)", "", w)
-        w = re.sub(r"^(\d+)(?:st|nd|rd|th|s)$", r"\1", w)  # 300th, 1970s
-        w = re.sub(r"^(\d+)\.0+$", r"\1", w)
-        w = re.sub(r"(\d)s$", r"\1", w)  # S-400s
-    return w
+    if not _has_digit(w):
+        return w
+    w = _THOUSANDS.sub("", w.lstrip("$€£¥").rstrip("%"))
+    w = _ORDINAL.sub(r"\1", w)
+    w = _POINT_ZERO.sub(r"\1", w)
+    return _PLURAL_CODE.sub(r"\1", w)
+
+
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+_POINT_ZERO = re.compile(r"^(\d+)\.0+$")
+_PLURAL_CODE = re.compile(r"(?<=[a-z-])(\d+)s$")
+
+
+def _plain(word: str) -> str:
+    """Without accents: "Temür" ~ "Temur", "Rély" ~ "Rely"."""
+    if word.isascii():
+        return word
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
 
 
 def _strip_possessive(word: str) -> str:
-    return re.sub(r"['’]s?$", "", word)
+    return word[: -len(m.group())] if (m := _POSSESSIVE.search(word)) else word
+
+
+_POSSESSIVE = re.compile(r"['’]s?$")
 
 
 def _has_digit(text: str) -> bool:
@@ -203,19 +228,19 @@ def _has_digit(text: str) -> bool:
 
 
 class Vocabulary:
-    """Every word and number of the passages in comparable form, to ask "does any passage say X?".
+    """Every word and number of a text in comparable form, to ask "does this passage say X?".
 
-    Inflections meet ("Iranian" ~ "Iran", "Russians" ~ "Russia"): a name is found when it and a
-    passage word share at least four letters and differ only by a suffix of at most three letters.
+    Inflections meet ("Iranian" ~ "Iran", "Russians" ~ "Russia", "Ctenophora" ~ "ctenophores"):
+    see `_inflected`.
     """
 
-    def __init__(self, texts: list[str]):
+    def __init__(self, text: str):
         words: set[str] = set()
-        for text in texts:
-            for m in _ENTITY.finditer(text):
-                w = normalise(m.group())
-                words.add(w)
-                words.update(p for p in re.split(r"[-–/]", w) if p)
+        for token in _ENTITY.findall(text):
+            w = normalise(token)
+            words.add(w)
+            if "-" in w or "/" in w or "–" in w:
+                words.update(p for p in _PARTS.split(w) if p)
         self.words = words
         self._by_prefix: dict[str, list[str]] = {}
         for w in words:
@@ -226,15 +251,31 @@ class Vocabulary:
         w = normalise(word)
         if w in self.words:
             return True
-        parts = [p for p in re.split(r"[-–/]", w) if p]
+        parts = [p for p in _PARTS.split(w) if p]
         if len(parts) > 1 and all(self.has(p) for p in parts):
             return True
         if len(w) < 4 or not w.isalpha():
             return False
-        return any(
-            (v.startswith(w) or w.startswith(v)) and abs(len(v) - len(w)) <= 3 for v in self._by_prefix.get(w[:4], ())
-        )
+        return any(_inflected(v, w) for v in self._by_prefix.get(w[:4], ()))
 
     def missing(self, claim: str) -> list[str]:
-        """The claim's names and numbers that no passage contains."""
+        """The claim's names and numbers that this text does not contain."""
         return [e for e in entities(claim) if not self.has(e)]
+
+
+_PARTS = re.compile(r"[-–/]")
+
+
+def _inflected(a: str, b: str) -> bool:
+    """One word extends the other by at most three letters ("Iran" ~ "Iranian"), or both share six
+    letters or more and differ after them by at most three ("Ctenophora" ~ "ctenophores"); "Theron"
+    and "therefore" or "Huguet" and "Huguenots" do not meet."""
+    shared = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared += 1
+    rest = (len(a) - shared, len(b) - shared)
+    if min(rest) == 0:
+        return shared >= 4 and max(rest) <= 3
+    return shared >= 6 and max(rest) <= 3
