@@ -39,7 +39,8 @@ _META_WORDS = frozenset(
         "according passage passages document documents text texts source sources context provided based "
         "answer answers question questions information help helps hope here following follows below above "
         "let me know feel free ask glad happy sure certainly okay ok note summary summarize summarise "
-        "mentioned says stated states given find found you your we our"
+        "mentioned says stated states given find found you your we our what which who whom whose when where "
+        "why how this that these those there i is are was were be"
     )
 )
 

@@ -97,6 +97,11 @@ class Grounding:
         return tuple(s for s in self.sentences if s.kind == CLAIM)
 
     @property
+    def declines(self) -> bool:
+        """The answer only says the documents do not hold the answer (no claim, an abstention)."""
+        return not self.claims and any(s.kind == ABSTENTION for s in self.sentences)
+
+    @property
     def cited(self) -> tuple[int, ...]:
         """Passages the grounded text cites, in order of first use."""
         return tuple(dict.fromkeys(n for s in self.sentences for n in s.passages))
@@ -205,7 +210,7 @@ class Grounder:
         """
         claims = grounding.claims
         if not claims:
-            return not any(s.kind == ABSTENTION for s in grounding.sentences)
+            return not grounding.declines
         bad = sum(1 for c in claims if not c.supported)
         return bad / len(claims) > self.max_unsupported_share
 
