@@ -18,6 +18,10 @@ from .keyword import STOPWORDS, tokenize
 # "[1]", "[1, 3]", "[1][2]", "[2-3]", "[Passage 2]": the forms models write. Leading space included.
 MARKER = re.compile(r"\s*\[\s*(?:passages?\s*)?(\d{1,3}(?:\s*(?:[,;–-]|and)\s*\d{1,3})*)\s*\]", re.IGNORECASE)
 
+# The prompt's own markup, which small models echo ("<passage n="2" source="a.txt">"): not content.
+_PROMPT_TAG = r"""</?\s*passages?\b[^>\n]*>?"""
+_REMOVED = re.compile(rf"(?:{MARKER.pattern})|\s*(?P<tag>{_PROMPT_TAG})", re.IGNORECASE)
+
 CLAIM, ABSTENTION, META = "claim", "abstention", "meta"
 
 _ABSTAIN_EXACT = re.compile(
@@ -104,15 +108,20 @@ class SplitAnswer:
 
 
 def split_answer(text: str) -> SplitAnswer:
-    """Sentences of an answer with the markers each carries (a marker after the full stop counts too)."""
+    """Sentences of an answer with the markers each carries (a marker after the full stop counts too).
+
+    Markers and echoed prompt markup are taken out of the sentences; `start`/`end` still point
+    into the answer as given.
+    """
     clean_parts: list[str] = []
     origin: list[int] = []  # clean offset -> original offset
     found: list[tuple[int, tuple[int, ...]]] = []  # (clean offset, numbers)
     pos = 0
-    for m in MARKER.finditer(text):
+    for m in _REMOVED.finditer(text):
         clean_parts.append(text[pos : m.start()])
         origin.extend(range(pos, m.start()))
-        found.append((len(origin), marker_numbers(m.group(1))))
+        if not m.group("tag"):
+            found.append((len(origin), marker_numbers(m.group(1))))
         pos = m.end()
     clean_parts.append(text[pos:])
     origin.extend(range(pos, len(text) + 1))

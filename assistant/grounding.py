@@ -24,6 +24,7 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,6 +56,7 @@ LEXICAL_SURE = 0.6
 KEEP_MARGIN = 0.15  # a cited passage stays cited when it supports the claim within this of the best
 MAX_UNSUPPORTED_SHARE = 0.5  # more than this share of an answer's claims unsupported: the answer fails
 CANDIDATES = 3  # passage sentences per claim embedded when the passages were not prepared
+SHORT_CLAIM_TERMS = 3  # a claim this terse ("Edward Said.") is judged together with its question
 
 
 @dataclass(frozen=True)
@@ -184,14 +186,21 @@ class Grounder:
     def prepare(self, passages: list[Passage]) -> None:
         """Read and embed the passages' sentences ahead of `ground` (e.g. while the LLM writes the answer)."""
         views = [self._view(p.chunk.text) for p in passages]
-        self._vectors([w[2] for v in views for w in v.windows if len(w[3]) == 1])
+        self._vectors([w.text for v in views for w in v.windows if len(w.sentences) == 1])
 
     # -- the check -----------------------------------------------------------------------------
-    def ground(self, answer_text: str, passages: list[Passage]) -> Grounding:
-        """Attribute each sentence of `answer_text` to the passages that support it, or flag it."""
+    def ground(self, answer_text: str, passages: list[Passage], question: str | None = None) -> Grounding:
+        """Attribute each sentence of `answer_text` to the passages that support it, or flag it.
+
+        Args:
+            answer_text: The LLM's answer, with or without `[n]` markers (n = position in `passages`).
+            passages: The passages the LLM was given, in the order it numbered them.
+            question: The (standalone) question; a terse claim ("Edward Said.") is then judged as
+                the answer to it, so a name that merely occurs in a passage does not pass.
+        """
         split = split_answer(answer_text)
         claims = [s for s in split.sentences if s.kind == CLAIM]
-        measured = iter(self.measure([s.text for s in claims], passages) if passages else [])
+        measured = iter(self.measure([s.text for s in claims], passages, question) if passages else [])
         checked = []
         for s in split.sentences:
             if s.kind != CLAIM:
@@ -214,19 +223,24 @@ class Grounder:
         bad = sum(1 for c in claims if not c.supported)
         return bad / len(claims) > self.max_unsupported_share
 
-    def measure(self, claims: list[str], passages: list[Passage]) -> list[ClaimEvidence]:
-        """For each claim, its lexical and meaning support by every passage window, and its missing names."""
+    def measure(self, claims: list[str], passages: list[Passage], question: str | None = None) -> list[ClaimEvidence]:
+        """For each claim, its lexical and meaning support by every passage window, and its missing names.
+
+        A terse claim (at most `SHORT_CLAIM_TERMS` content terms) is scored together with the
+        question it answers; its names and numbers are its own.
+        """
         views = [self._view(p.chunk.text) for p in passages]
         windows = [Window(n, *w) for n, v in enumerate(views, start=1) for w in v.windows]
         idf = _idf([w.terms for w in windows if len(w.sentences) == 1])
-        lexical = [self.coverage(claim_terms(c), windows, idf) for c in claims]
+        scored = [f"{question} {c}" if question and len(claim_terms(c)) <= SHORT_CLAIM_TERMS else c for c in claims]
+        lexical = [self.coverage(claim_terms(c), windows, idf) for c in scored]
         missing, numbers = [], []
         for c in claims:
             where = {e: tuple(n for n, v in enumerate(views, start=1) if v.vocabulary.has(e)) for e in entities(c)}
             missing.append(tuple(e for e, ns in where.items() if not ns))
             numbers.append({e: ns for e, ns in where.items() if ns and any(ch.isdigit() for ch in e)})
         ask = [i for i, (lex, gone) in enumerate(zip(lexical, missing, strict=True)) if self.needs_meaning(lex, gone)]
-        weighed = self.meaning([claims[i] for i in ask], windows, [lexical[i] for i in ask])
+        weighed = self.meaning([scored[i] for i in ask], windows, [lexical[i] for i in ask])
         meaning = dict(zip(ask, weighed, strict=True))
         frozen = tuple(windows)
         return [ClaimEvidence(frozen, lexical[i], meaning.get(i), missing[i], numbers[i]) for i in range(len(claims))]
@@ -395,24 +409,34 @@ def _flag(base: SentenceSupport, reason: str) -> SentenceSupport:
     return SentenceSupport(base.text, base.start, base.end, base.kind, base.cited, (), base.score, False, reason)
 
 
+class _Local(NamedTuple):
+    """A window of one passage, before it is numbered among the passages of a question."""
+
+    start: int
+    end: int
+    text: str
+    sentences: tuple[str, ...]
+    terms: frozenset[str]
+
+
 @dataclass(frozen=True)
 class _PassageView:
-    windows: tuple[tuple, ...]  # Window fields after `passage`
+    windows: tuple[_Local, ...]
     vocabulary: Vocabulary
 
 
-def _windows(text: str) -> list[tuple]:
+def _windows(text: str) -> list[_Local]:
     """Each sentence of a passage, and each pair of adjacent ones (a claim often joins two)."""
-    out: list[tuple] = []
+    out: list[_Local] = []
     spans = sentences(text)
     terms = [frozenset(content_terms(text[s.start : s.end])) for s in spans]
     for i, s in enumerate(spans):
         one = text[s.start : s.end]
-        out.append((s.start, s.end, one, (one,), terms[i]))
+        out.append(_Local(s.start, s.end, one, (one,), terms[i]))
         if i + 1 < len(spans):
             nxt = spans[i + 1]
             pair = (one, text[nxt.start : nxt.end])
-            out.append((s.start, nxt.end, text[s.start : nxt.end], pair, terms[i] | terms[i + 1]))
+            out.append(_Local(s.start, nxt.end, text[s.start : nxt.end], pair, terms[i] | terms[i + 1]))
     return out
 
 

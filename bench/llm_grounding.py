@@ -75,7 +75,7 @@ def run(assistant: Assistant, grounder: Grounder, questions: list[str]) -> dict:
         answered += 1
         cited_before += any(1 <= n <= len(passages) for n in _markers(draft.text))
         t = time.perf_counter()
-        g = grounder.ground(draft.text, passages)
+        g = grounder.ground(draft.text, passages, question=question)
         times.append((time.perf_counter() - t) * 1000)
         fails = grounder.mostly_unsupported(g)
         stand_in += fails

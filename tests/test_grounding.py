@@ -113,6 +113,22 @@ def test_abstention_text_produces_no_claims(grounder, passages):
     assert chatter.claims == () and grounder.mostly_unsupported(chatter)  # says nothing, declines nothing
 
 
+def test_echoed_prompt_markup_is_not_a_claim(grounder, passages):
+    echo = 'The answer is:\n<passage n="2" source="doc1.txt">\nAshgabat hosted the forum for Magtymguly.\n</passage>'
+    g = grounder.ground(echo, passages)
+    assert [s.kind for s in g.sentences] == [META, CLAIM] and g.cited == (2,) and not g.unsupported
+    assert "<passage" not in g.text
+
+
+def test_a_terse_claim_is_judged_as_the_answer_to_its_question(grounder, passages):
+    who = "Who teaches Russian politics at the University of Bath?"
+    right = grounder.ground("Stephen Hall.", passages, question=who)
+    assert right.cited == (3,) and not right.unsupported
+    # The name is in a passage, but nothing there says he hosted the forum.
+    wrong = grounder.ground("Stephen Hall.", passages, question="Which city hosted the forum for the poet?")
+    assert wrong.unsupported and wrong.cited == ()
+
+
 def test_no_passages_leaves_every_claim_unsupported(grounder):
     g = grounder.ground("Basel is on the Rhine [1].", [])
     assert g.cited == () and "no passages" in g.unsupported[0].reason
