@@ -186,3 +186,16 @@ class IndexStamp:
     def describe(self) -> str:
         model = f"embedding model {self.embedding_model} ({self.dimension} dimensions)"
         return f"{model}, chunker version {self.chunker_version}"
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A sentence of an answer that no passage supports: `text[start:end]` of the answer text, and why."""
+
+    text: str
+    start: int
+    end: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
