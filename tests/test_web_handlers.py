@@ -8,9 +8,15 @@ handlers returned and which web frameworks got imported.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from assistant.loading import SUPPORTED_SUFFIXES
+from assistant.web.uploads import UploadError, save_upload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,10 +107,25 @@ def test_handlers_work_without_gradio(tmp_path):
     assert not ask["abstained"] and "Kasprzak" in ask["answer"]
     assert [c["source"] for c in ask["citations"]][:1] == ["harbour.txt"]
     assert out["bad"] == [None, "Please ask a question: the text was empty."]
-    assert out["bad_history"][0] is None and out["bad_history"][1] and "\n" not in out["bad_history"][1]
+    assert out["bad_history"][0] is None and out["bad_history"][1].startswith('"history" must be a list')
 
     choices, status = out["removed"]
     assert choices == ["seeds/apiary.txt"] and "Removed harbour.txt" in status
     assert "not in the index" in out["missing"]
     assert not (tmp_path / "index" / "uploads" / "harbour.txt").exists()
     assert out["cleared"][:3] == ["", [], []] and "Ask a question" in out["cleared"][3]
+
+
+def test_uploads_accept_exactly_the_types_loading_reads(tmp_path):
+    """One list of file types: every loadable suffix can be uploaded, anything else is refused naming them."""
+    src, folder = tmp_path / "src", tmp_path / "uploads"
+    src.mkdir()
+    for suffix in SUPPORTED_SUFFIXES:
+        given = src / f"a{suffix}"
+        given.write_bytes(b"x")
+        assert save_upload(given, given.name, folder, max_mb=1).name == given.name
+    other = src / "a.xyz"
+    other.write_text("x")
+    with pytest.raises(UploadError, match=re.escape(f"upload {', '.join(SUPPORTED_SUFFIXES)} files")):
+        save_upload(other, other.name, folder, max_mb=1)
+    assert sorted(p.suffix for p in folder.iterdir()) == sorted(SUPPORTED_SUFFIXES)

@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 
+from ..errors import InputError
 from .service import Service, public_error
 
 _MAX_HISTORY_TURNS = 20
@@ -22,16 +23,16 @@ def parse_history(raw) -> list:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise ValueError('"history" must be a list of [user, assistant] pairs or {"role", "content"} messages.')
+        raise InputError('"history" must be a list of [user, assistant] pairs or {"role", "content"} messages.')
     for item in raw:
         if isinstance(item, dict):
             if item.get("role") not in ("user", "assistant", "system") or not isinstance(item.get("content"), str):
-                raise ValueError('Each history message needs "role" (user or assistant) and text "content".')
+                raise InputError('Each history message needs "role" (user or assistant) and text "content".')
         elif isinstance(item, (list, tuple)):
             if len(item) != 2 or not all(isinstance(x, str) or x is None for x in item):
-                raise ValueError("Each history pair must be [user question, assistant answer].")
+                raise InputError("Each history pair must be [user question, assistant answer].")
         else:
-            raise ValueError("Each history item must be a [user, assistant] pair or a {role, content} message.")
+            raise InputError("Each history item must be a [user, assistant] pair or a {role, content} message.")
     return raw[-2 * _MAX_HISTORY_TURNS :]
 
 
@@ -139,5 +140,5 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
         return None
     user, sep, password = value.partition(":")
     if not sep or not user or not password:
-        raise ValueError("Auth must be USER:PASS with a non-empty user and password.")
+        raise InputError("Auth must be USER:PASS with a non-empty user and password.")
     return user, password

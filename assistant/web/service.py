@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+from ..errors import InputError
 from ..loading import INDEX_UPLOADS
 from ..schema import Answer, Citation, Document
 from ..settings import Settings
@@ -155,7 +156,7 @@ class Service:
         """The assistant for a generator; the extra ones reuse the base's index, model and lock."""
         name = generator or self.base.settings.generator
         if name not in self.generators:
-            raise ValueError(f"Unknown generator {name!r}; choose one of {', '.join(self.generators)}.")
+            raise InputError(f"Unknown generator {name!r}; choose one of {', '.join(self.generators)}.")
         with self._lock:
             if name not in self._variants:
                 self._variants[name] = self.base.with_generator(name)
@@ -263,7 +264,7 @@ class Service:
         names = self.names()
         source = names.source(shown)
         if source is None or source not in self.documents():
-            raise ValueError("That document is not in the index (any more).")
+            raise InputError("That document is not in the index (any more).")
         removed = self.base.remove(source)
         if names.is_upload(source):
             try:
