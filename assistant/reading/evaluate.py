@@ -1,0 +1,182 @@
+"""Gold-context scores of a reader model: calibration, SQuAD v2 metrics, latency; and the end of training.
+
+Used by ``bench/reader.py`` and by ``train.py`` (which calibrates both ONNX variants, scores them and
+ships one). Calibration uses the two SQuAD v2 calibration articles only; the held-out articles are
+never used for any choice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import QAExample, load_qa_train, load_squad2
+from .metrics import auroc, exact_match, f1
+from .reader import Reader
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The reader's best span for one example and its answer probability."""
+
+    text: str
+    probability: float
+    margin: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Gold-context scores (fractions in 0..1; latency in ms)."""
+
+    dev_em: float
+    dev_f1: float
+    heldout_has_answer_f1: float
+    heldout_no_answer_accuracy: float
+    heldout_overall_f1: float
+    heldout_overall_em: float
+    heldout_no_answer_auroc: float
+    heldout_questions: int
+    dev_questions: int
+    threshold: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+
+
+def predict(reader: Reader, examples: list[QAExample]) -> list[Prediction]:
+    out = []
+    for ex in examples:
+        result = reader.read(ex.question, [ex.context])
+        best = result.best
+        margin = best.score - best.null_score if best else -1e9
+        out.append(Prediction(best.text if best else "", result.answer_probability, margin))
+    return out
+
+
+def fit_calibration(margins: list[float], has_answer: list[bool]) -> tuple[float, float]:
+    """1-D logistic regression (Newton steps, light L2) of "has an answer" on the span-vs-[CLS] margin."""
+    x = np.stack([np.asarray(margins, dtype=np.float64), np.ones(len(margins))], axis=1)
+    y = np.asarray(has_answer, dtype=np.float64)
+    w = np.array([1.0, 0.0])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -50, 50)))
+        grad = x.T @ (p - y) + 1e-3 * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(2)
+        w = w - np.linalg.solve(hess, grad)
+    return float(w[0]), float(w[1])
+
+
+def best_threshold(examples: list[QAExample], preds: list[Prediction]) -> float:
+    """The probability threshold that maximises overall F1 (answer vs. "no answer") on these examples."""
+    gain = [f1(ex.answers, p.text) for ex, p in zip(examples, preds, strict=True)]
+    null = [float(not ex.answers) for ex in examples]
+    best, best_score = 0.5, -1.0
+    for t in sorted({round(p.probability, 3) for p in preds} | {0.5}):
+        score = sum(g if p.probability >= t else n for g, n, p in zip(gain, null, preds, strict=True))
+        if score > best_score + 1e-9:
+            best, best_score = t, score
+    return best
+
+
+def squad2_scores(examples: list[QAExample], preds: list[Prediction], threshold: float) -> dict[str, float]:
+    answered = [p.text if p.probability >= threshold else "" for p in preds]
+    has = [bool(ex.answers) for ex in examples]
+    f1s = [f1(ex.answers, a) for ex, a in zip(examples, answered, strict=True)]
+    ems = [exact_match(ex.answers, a) for ex, a in zip(examples, answered, strict=True)]
+    return {
+        "has_answer_f1": statistics.fmean(s for s, h in zip(f1s, has, strict=True) if h),
+        "no_answer_accuracy": statistics.fmean(s for s, h in zip(f1s, has, strict=True) if not h),
+        "overall_f1": statistics.fmean(f1s),
+        "overall_em": statistics.fmean(ems),
+        "auroc": auroc([p.margin for p in preds], has),
+    }
+
+
+def latency(reader: Reader, examples: list[QAExample], runs: int = 30) -> tuple[float, float]:
+    """p50/p95 ms of reading 4 passages of ~200 word pieces (the held-out paragraphs nearest that length)."""
+    tok_len = {ex.context: len(ex.context.split()) * 1.3 for ex in examples}
+    paragraphs = sorted(tok_len, key=lambda c: abs(tok_len[c] - 200))[:4]
+    questions = [ex.question for ex in examples[:runs]]
+    reader.read(questions[0], paragraphs)
+    times = []
+    for q in questions:
+        began = time.perf_counter()
+        reader.read(q, paragraphs)
+        times.append((time.perf_counter() - began) * 1000)
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+
+
+def score_model(reader: Reader, data: Path, seed: int, limit: int = 0) -> Scores:
+    """All gold-context scores of a calibrated model folder."""
+    split = load_squad2(data / "squad-v2-dev", seed=seed)
+    heldout = split.examples["heldout"][: limit or None]
+    dev = load_qa_train(data / "qa-train" / "dev.jsonl")[: limit or None]
+    reader.warm_up()
+    dev_preds = [p.text for p in predict(reader, dev)]
+    held = squad2_scores(heldout, predict(reader, heldout), reader.threshold)
+    p50, p95 = latency(reader, heldout)
+    return Scores(
+        dev_em=statistics.fmean(exact_match(ex.answers, p) for ex, p in zip(dev, dev_preds, strict=True)),
+        dev_f1=statistics.fmean(f1(ex.answers, p) for ex, p in zip(dev, dev_preds, strict=True)),
+        heldout_has_answer_f1=held["has_answer_f1"],
+        heldout_no_answer_accuracy=held["no_answer_accuracy"],
+        heldout_overall_f1=held["overall_f1"],
+        heldout_overall_em=held["overall_em"],
+        heldout_no_answer_auroc=held["auroc"],
+        heldout_questions=len(heldout),
+        dev_questions=len(dev),
+        threshold=reader.threshold,
+        latency_p50_ms=round(p50, 1),
+        latency_p95_ms=round(p95, 1),
+    )
+
+
+def calibrate(folder: Path, data: Path, seed: int, limit: int = 0) -> dict:
+    """Fit the probability calibration and threshold on the calibration articles; write them to config.json."""
+    calib = load_squad2(data / "squad-v2-dev", seed=seed).examples["calibration"][: limit or None]
+    preds = predict(Reader(folder, threads=2), calib)
+    scale, bias = fit_calibration([p.margin for p in preds], [bool(ex.answers) for ex in calib])
+    config = json.loads((folder / "config.json").read_text())
+    config["calibration"] = {"scale": scale, "bias": bias, "fitted_on": "SQuAD v2 calibration articles"}
+    (folder / "config.json").write_text(json.dumps(config, indent=1))
+    calibrated = predict(Reader(folder, threads=2), calib)
+    config["threshold"] = best_threshold(calib, calibrated)
+    (folder / "config.json").write_text(json.dumps(config, indent=1))
+    return config
+
+
+def finish(args, tokenizer_json: Path, meta: dict) -> None:
+    """Quantize, calibrate and score both variants, ship the int8 one unless it loses > 2 F1 points on qa-train dev."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    results = {}
+    for name in ("fp32", "int8"):
+        folder = args.work / name
+        folder.mkdir(parents=True, exist_ok=True)
+        if name == "fp32":
+            shutil.copy(args.work / "model-fp32.onnx", folder / "model.onnx")
+        else:
+            quantize_dynamic(args.work / "model-fp32.onnx", folder / "model.onnx", weight_type=QuantType.QInt8)
+        shutil.copy(tokenizer_json, folder / "tokenizer.json")
+        (folder / "config.json").write_text(json.dumps(meta, indent=1))
+        calibrate(folder, args.data, args.seed, args.eval_limit)
+        scores = score_model(Reader(folder, threads=2), args.data, args.seed, args.eval_limit)
+        results[name] = asdict(scores) | {"model_mb": round((folder / "model.onnx").stat().st_size / 1e6, 1)}
+        print(json.dumps({name: results[name]}), flush=True)
+    loss = results["fp32"]["dev_f1"] - results["int8"]["dev_f1"]  # validation set, not the held-out articles
+    chosen = "int8" if loss <= 0.02 else "fp32"
+    config = json.loads((args.work / chosen / "config.json").read_text())
+    config["variant"] = chosen
+    config["scores"] = results
+    args.out.mkdir(parents=True, exist_ok=True)
+    for file in ("model.onnx", "tokenizer.json"):
+        shutil.copy(args.work / chosen / file, args.out / file)
+    (args.out / "config.json").write_text(json.dumps(config, indent=1))
+    print(json.dumps({"shipped": chosen, "out": str(args.out)}), flush=True)
