@@ -199,4 +199,6 @@ def finish(args, tokenizer_json: Path, meta: dict) -> None:
     for file in ("model.onnx", "tokenizer.json"):
         shutil.copy(folders[chosen] / file, args.out / file)
     (args.out / "config.json").write_text(json.dumps(config, indent=1))
-    print(json.dumps({"out": str(args.out)}), flush=True)
+    from .card import write_model_card
+
+    print(json.dumps({"out": str(args.out), "card": str(write_model_card(args.out))}), flush=True)

@@ -11,6 +11,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,13 @@ class _WindowBest:
     @property
     def margin(self) -> float:
         return self.score - self.null_score
+
+
+@lru_cache(maxsize=64)
+def _band(n: int, width: int) -> np.ndarray:
+    """(start, end) token pairs with start <= end < start + width."""
+    i, j = np.indices((n, n))
+    return (j >= i) & (j - i < width)
 
 
 class Reader:
@@ -197,8 +205,7 @@ class Reader:
         start, end = start[:n].astype(np.float64), end[:n].astype(np.float64)
         valid = offsets[:, 0] >= 0
         scores = start[:, None] + end[None, :]
-        i, j = np.indices((n, n))
-        allowed = (j >= i) & (j - i < self.max_answer_tokens) & valid[:, None] & valid[None, :]
+        allowed = _band(n, self.max_answer_tokens) & valid[:, None] & valid[None, :]
         scores = np.where(allowed, scores, -np.inf)
         flat = int(np.argmax(scores))
         s, e = divmod(flat, n)
