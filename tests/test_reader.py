@@ -65,13 +65,13 @@ def test_spans_are_exact_substrings_of_their_passage(reader, paragraphs):
 def test_an_answer_in_the_second_window_of_a_long_passage_is_found(reader):
     filler = " ".join(
         f"In {year}, the town council of Brindlemoor debated repairs to the old harbour wall and the library roof."
-        for year in range(1900, 1930)
+        for year in range(1900, 1912)
     )
     passage = filler + " The lighthouse keeper of Brindlemoor was Agatha Moorcombe, who lived there alone."
     tok = load_tokenizer(DEFAULT_MODEL_DIR / "tokenizer.json", reader.max_length, reader.stride)
     windows = make_windows(tok, "Who was the lighthouse keeper of Brindlemoor?", [passage])
-    assert len(windows) >= 2
-    assert windows[0].context_range[1] < passage.index("Agatha")
+    assert len(windows) == 2
+    assert windows[0].context_range[1] < passage.index("Agatha") < windows[1].context_range[1]
     result = reader.read("Who was the lighthouse keeper of Brindlemoor?", [passage])
     assert result.best.text == "Agatha Moorcombe"
     assert result.best.start == passage.index("Agatha Moorcombe")
