@@ -60,7 +60,7 @@ Finds the answer span in a passage, or says that the passage does not answer the
   overall F1 on the calibration articles).
 - **Windows**: {config["max_length"]} word pieces (question included, cut at 64), stride {config["stride"]}.
 - **Shipped variant**: `{config["variant"]}` (ONNX, opset 17; int8 = onnxruntime dynamic quantization of the
-  float32 export): {why} (see the table below).
+  float32 export, per-channel weight scales): {why} (see the table below).
 
 ## Training
 
@@ -110,7 +110,9 @@ Latencies were measured on the shared machine while other jobs ran; `python benc
 ## Limits
 
 A small model trained for {config["train_seconds"] / 60:.0f} minutes on CPU: it finds names, places and dates
-well, longer or explanatory answers less so. English only. The answer probability is calibrated on SQuAD-style
+well, longer or explanatory answers less so. Telling answerable from unanswerable questions is its weak side (the
+no-answer AUROC above): when several passages are read, a plausible span of the wrong type in another
+passage can outrank the right one. English only. The answer probability is calibrated on SQuAD-style
 paragraphs; on other text it is a ranking signal more than a probability.
 """
 

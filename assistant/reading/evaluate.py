@@ -38,6 +38,7 @@ class Scores:
     dev_em: float
     dev_f1: float
     heldout_has_answer_f1: float
+    heldout_has_answer_f1_best_span: float
     heldout_no_answer_accuracy: float
     heldout_overall_f1: float
     heldout_overall_em: float
@@ -91,6 +92,9 @@ def squad2_scores(examples: list[QAExample], preds: list[Prediction], threshold:
     ems = [exact_match(ex.answers, a) for ex, a in zip(examples, answered, strict=True)]
     return {
         "has_answer_f1": statistics.fmean(s for s, h in zip(f1s, has, strict=True) if h),
+        "has_answer_f1_best_span": statistics.fmean(
+            f1(ex.answers, p.text) for ex, p in zip(examples, preds, strict=True) if ex.answers
+        ),
         "no_answer_accuracy": statistics.fmean(s for s, h in zip(f1s, has, strict=True) if not h),
         "overall_f1": statistics.fmean(f1s),
         "overall_em": statistics.fmean(ems),
@@ -132,6 +136,7 @@ def score_model(reader: Reader, data: Path, seed: int, limit: int = 0) -> Scores
         dev_em=dev_em,
         dev_f1=dev_f1,
         heldout_has_answer_f1=held["has_answer_f1"],
+        heldout_has_answer_f1_best_span=held["has_answer_f1_best_span"],
         heldout_no_answer_accuracy=held["no_answer_accuracy"],
         heldout_overall_f1=held["overall_f1"],
         heldout_overall_em=held["overall_em"],
