@@ -1,0 +1,9 @@
+"""The trained extractive reader: answer spans in passages, or "no answer" (issue #12).
+
+Only ``reader`` and ``windows`` are imported here (onnxruntime, tokenizers, numpy); training code
+(``train``, ``data``) and torch are never imported by answering.
+"""
+
+from .reader import AnswerSpan, Reader, ReaderError, ReaderResult
+
+__all__ = ["AnswerSpan", "Reader", "ReaderError", "ReaderResult"]

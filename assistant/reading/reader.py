@@ -1,0 +1,220 @@
+"""The extractive reader: finds the answer span in each passage, or says that none holds it.
+
+A MiniLM encoder fine-tuned with a start/end span head (SQuAD 2.0 convention: pointing both ends at
+[CLS] means "no answer"), run through onnxruntime so that answering never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .windows import Window, load_tokenizer, make_windows, pad_batch
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+MODEL_FILE = "model.onnx"
+
+
+class ReaderError(RuntimeError):
+    """The reader model cannot be used (missing or corrupt file); the message names the file."""
+
+
+@dataclass(frozen=True)
+class AnswerSpan:
+    """The best span of one passage.
+
+    Args:
+        passage_index: index into the ``passages`` given to :meth:`Reader.read`.
+        start, end: character offsets in that passage; ``passage[start:end] == text``.
+        score: start + end logit of the span; ``null_score``: the [CLS] ("no answer") score of the same window.
+        probability: calibrated probability that this span answers the question.
+    """
+
+    passage_index: int
+    start: int
+    end: int
+    text: str
+    score: float
+    null_score: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class ReaderResult:
+    """What the reader found.
+
+    Args:
+        spans: the best span of every passage that had text, in passage order.
+        best: the most probable span over all passages (None when no passage had text).
+        answer_probability: ``best.probability`` (0.0 without a span).
+        no_answer_score: the [CLS] score of the window ``best`` came from (higher: more "no answer").
+        is_answer: ``answer_probability >= threshold`` (the threshold chosen at training time, see config.json).
+    """
+
+    spans: list[AnswerSpan] = field(default_factory=list)
+    best: AnswerSpan | None = None
+    answer_probability: float = 0.0
+    no_answer_score: float = 0.0
+    is_answer: bool = False
+
+
+@dataclass(frozen=True)
+class _WindowBest:
+    start_token: int
+    end_token: int
+    score: float
+    null_score: float
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.null_score
+
+
+@lru_cache(maxsize=64)
+def _band(n: int, width: int) -> np.ndarray:
+    """(start, end) token pairs with start <= end < start + width."""
+    i, j = np.indices((n, n))
+    return (j >= i) & (j - i < width)
+
+
+class Reader:
+    """Reads passages for a question with the shipped ONNX span model.
+
+    ``read()`` warms up lazily (loads the model on first use, once, thread-safe); call ``warm_up()``
+    early to pay that cost, and see a missing model, at start-up instead.
+
+    Args:
+        model_dir: folder with model.onnx, tokenizer.json and config.json (default: the shipped model).
+        max_length: window length in word pieces (question included); ``stride``: overlap between windows.
+        max_answer_tokens: longest span considered, in word pieces.
+        batch_size: windows per onnxruntime call.
+        threads: onnxruntime intra-op threads (None: up to 4, never more than the CPU count).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        max_length: int = 256,
+        stride: int = 96,
+        max_answer_tokens: int = 30,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
+        self.max_length = max_length
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+        self.threads = threads or min(4, os.cpu_count() or 1)
+        self._session = None
+        self._tokenizer = None
+        self._calibration = (1.0, 0.0)
+        self.threshold = 0.5
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load config, tokenizer and model; raises ReaderError naming the file that is missing or corrupt."""
+        with self._lock:
+            if self._session is not None:
+                return
+            config = self._load_config(self.model_dir / "config.json")
+            tokenizer = self._load(self.model_dir / "tokenizer.json", self._open_tokenizer)
+            session = self._load(self.model_dir / MODEL_FILE, self._open_session)
+            cal = config.get("calibration", {})
+            self._calibration = (float(cal.get("scale", 1.0)), float(cal.get("bias", 0.0)))
+            self.threshold = float(config.get("threshold", 0.5))
+            self._tokenizer, self._session = tokenizer, session
+
+    @staticmethod
+    def _load(path: Path, opener):
+        if not path.is_file():
+            raise ReaderError(f"reader model file is missing: {path}")
+        try:
+            return opener(path)
+        except Exception as exc:
+            raise ReaderError(f"reader model file is corrupt or unreadable: {path} ({type(exc).__name__})") from exc
+
+    def _load_config(self, path: Path) -> dict:
+        config = self._load(path, lambda p: json.loads(p.read_text(encoding="utf-8")))
+        if not isinstance(config, dict):
+            raise ReaderError(f"reader model file is corrupt or unreadable: {path} (not a JSON object)")
+        return config
+
+    def _open_tokenizer(self, path: Path):
+        return load_tokenizer(path, self.max_length, self.stride)
+
+    def _open_session(self, path: Path):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+    def read(self, question: str, passages: list[str]) -> ReaderResult:
+        """The best span of each passage and how likely the best one answers the question.
+
+        Args:
+            question: the question; blank gives an empty result.
+            passages: texts to read; long ones are read in overlapping windows.
+        """
+        if self._session is None:
+            self.warm_up()
+        if not question.strip() or not passages:
+            return ReaderResult()
+        windows = make_windows(self._tokenizer, question, passages)
+        if not windows:
+            return ReaderResult()
+        bests = self._score(windows)
+        per_passage: dict[int, tuple[Window, _WindowBest]] = {}
+        for window, best in zip(windows, bests, strict=True):
+            seen = per_passage.get(window.passage_index)
+            if seen is None or best.margin > seen[1].margin:
+                per_passage[window.passage_index] = (window, best)
+        spans = [self._span(passages[i], i, w, b) for i, (w, b) in sorted(per_passage.items())]
+        top = max(spans, key=lambda s: s.probability)
+        return ReaderResult(
+            spans=spans,
+            best=top,
+            answer_probability=top.probability,
+            no_answer_score=top.null_score,
+            is_answer=top.probability >= self.threshold,
+        )
+
+    def _score(self, windows: list[Window]) -> list[_WindowBest]:
+        """Run the model over the windows (in length-sorted batches) and pick each window's best span."""
+        out: list[_WindowBest | None] = [None] * len(windows)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
+        for lo in range(0, len(order), self.batch_size):
+            idx = order[lo : lo + self.batch_size]
+            batch = [windows[i] for i in idx]
+            start, end = self._session.run(["start_logits", "end_logits"], pad_batch(batch))
+            for row, i in enumerate(idx):
+                out[i] = self._best_in_window(start[row], end[row], windows[i].offsets)
+        return out
+
+    def _best_in_window(self, start: np.ndarray, end: np.ndarray, offsets: np.ndarray) -> _WindowBest:
+        n = len(offsets)
+        start, end = start[:n].astype(np.float64), end[:n].astype(np.float64)
+        valid = offsets[:, 0] >= 0
+        scores = start[:, None] + end[None, :]
+        allowed = _band(n, self.max_answer_tokens) & valid[:, None] & valid[None, :]
+        scores = np.where(allowed, scores, -np.inf)
+        flat = int(np.argmax(scores))
+        s, e = divmod(flat, n)
+        return _WindowBest(s, e, float(scores[s, e]), float(start[0] + end[0]))
+
+    def _span(self, passage: str, index: int, window: Window, best: _WindowBest) -> AnswerSpan:
+        start = int(window.offsets[best.start_token, 0])
+        end = int(window.offsets[best.end_token, 1])
+        scale, bias = self._calibration
+        z = scale * best.margin + bias
+        probability = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+        return AnswerSpan(index, start, end, passage[start:end], best.score, best.null_score, probability)
