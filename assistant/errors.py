@@ -47,6 +47,10 @@ class IndexBusyError(StoreError):
     """Another indexing run holds the index and the caller asked not to wait."""
 
 
+class ReaderError(AssistantError, RuntimeError):
+    """The shipped reader model cannot be loaded; the message names the missing or corrupt file."""
+
+
 class GenerationError(AssistantError, RuntimeError):
     """The language model could not produce an answer; the message names the endpoint, never the key."""
 

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ReaderError
 from .windows import Window, load_tokenizer, make_windows, pad_batch
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
 MODEL_FILE = "model.onnx"
-
-
-class ReaderError(RuntimeError):
-    """The reader model cannot be used (missing or corrupt file); the message names the file."""
 
 
 @dataclass(frozen=True)
