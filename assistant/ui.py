@@ -514,6 +514,9 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
 
     app.router.add_route("/api/health", health, methods=["GET"])
     app.router.add_route("/api/ask", ask, methods=["POST"])
+    from .web.openai import openai_routes  # OpenAI-compatible /v1 (chat completions, models)
+
+    app.router.routes.extend(openai_routes(service, auth=auth, api_key=service.settings.api_key))
     return app
 
 
