@@ -38,14 +38,15 @@ def test_xlsx_row_groups_repeat_the_header_and_keep_the_sheet(tmp_path):
     port_groups = [g for g in groups if g.startswith("Sheet: Ports")]
     assert len(port_groups) > 3 and all(g.split("\n")[1] == "Harbour | Depth (m) | Opened" for g in port_groups)
     assert all(len(g) < 800 for g in port_groups)
-    assert "Harbour 7 | 7.5 | 1907" in doc.text and "Harbour 119 | 119.5 | 2019" in doc.text
-    assert "Sheet: Notes\nRemark\nQuiet winter" in doc.text
+    assert "Harbour: Harbour 7 | Depth (m): 7.5 | Opened: 1907" in doc.text
+    assert "Harbour: Harbour 119 | Depth (m): 119.5 | Opened: 2019" in doc.text
+    assert "Sheet: Notes\nRemark\nRemark: Quiet winter" in doc.text
 
 
 def test_csv_delimiter_and_encoding(tmp_path):
     (tmp_path / "people.csv").write_bytes("Name;City\nJosé;Málaga\n".encode("cp1252"))
     doc = load_file(tmp_path / "people.csv")
-    assert doc.text == "Sheet: people.csv\nName | City\nJosé | Málaga"
+    assert doc.text == "Sheet: people.csv\nName | City\nName: José | City: Málaga"
 
 
 def test_epub_chapters_in_spine_order(tmp_path):

@@ -340,7 +340,7 @@ def test_a_huge_sheet_is_capped_with_a_reason(tmp_path):
         assert "only the first" in loaded.warnings[0] and "20,000" in loaded.warnings[0], loaded.warnings
         assert loaded.text.count("Id | Ship | Tonnage") > 10  # the header repeated in every row group
         full = load_file(tmp_path / name)
-        assert not full.warnings and "Vessel number 5999" in full.text
+        assert not full.warnings and "Ship: Vessel number 5999" in full.text
 
 
 def docx_of_many_parts(path: Path) -> None:

@@ -1,9 +1,10 @@
 """Spreadsheets: .xlsx through openpyxl (MIT) and .csv through the standard library.
 
 A sheet becomes row groups of about one passage each: the sheet's name, its header row (repeated in
-every group, so a passage read alone still says what its columns are), then the rows, cells joined
-by " | ". Groups are separated by a blank line, where the chunker prefers to cut. A sheet larger
-than the text limit is read up to it and the document says so in a warning.
+every group, so a passage read alone still says what its columns are), then the rows, each cell as
+`column: value`, joined by " | " (a row alone, "Hirtshals | 07:15", answers nothing). Groups are
+separated by a blank line, where the chunker prefers to cut. A sheet larger than the text limit
+is read up to it and the document says so in a warning.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from itertools import zip_longest
 
 from ..schema import Document, Skipped
 from .office import not_ooxml
@@ -39,6 +41,7 @@ class SheetText:
     def add_sheet(self, sheet: str, rows: Iterable[list[str]]) -> None:
         """Add one sheet's rows (cells as text); stops at the budget with a warning naming the sheet."""
         header: str | None = None
+        names: list[str] = []
         group: list[str] = []
         size = read = 0
         truncated = False
@@ -48,11 +51,12 @@ class SheetText:
                 truncated = True
                 break
             read += 1
-            line = " | ".join(c for c in cells if c)
-            if not line:
-                continue
             if header is None:
-                header = line
+                if any(cells):
+                    header, names = " | ".join(c for c in cells if c), list(cells)
+                continue
+            line = _row(names, cells)
+            if not line:
                 continue
             cost = len(line) + 1
             if group and size + len(line) > GROUP_CHARS:
@@ -89,6 +93,12 @@ class SheetText:
         if not text.strip():
             return Skipped(name, "no text in spreadsheet")
         return Document(name, text, warnings=tuple(self.warnings))
+
+
+def _row(names: list[str], cells: list[str]) -> str:
+    """A row as `column: value` pairs, so that a row read alone (by a person or a model) says what it holds."""
+    pairs = [f"{name}: {cell}" if name else cell for name, cell in zip_longest(names, cells, fillvalue="") if cell]
+    return " | ".join(pairs)
 
 
 def load_xlsx(name: str, data: bytes, max_chars: int) -> Document | Skipped:
