@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant import formats
 from assistant.expansion import check_zip, pdf_limits, pdf_within
 from assistant.schema import Document, Skipped
 from assistant.settings import Settings
@@ -27,7 +28,9 @@ logger = logging.getLogger(__name__)
 
 # The one list of file types that can be indexed and uploaded (the upload widget and the README
 # show it in this order).
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (
+    ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".epub", ".eml",
+)  # fmt: skip
 _TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 
@@ -40,7 +43,7 @@ _MB = 1024 * 1024
 _BINARY = "binary file (not text)"
 _EMPTY = "empty file"
 DEFAULT_MAX_CHARS: int = Settings.max_chars_per_file
-_ZIP_SUFFIXES = frozenset({".docx"})  # zip containers, checked before parsing (pptx, xlsx, epub when supported)
+_ZIP_SUFFIXES = frozenset({".docx"}) | formats.ZIP_SUFFIXES  # zip containers, checked before parsing
 _PDF_BYTES_PER_CHAR = 10  # page content a PDF may make extraction read, per character allowed (~2 min)
 
 # Checked in this order: the UTF-32 LE BOM starts with the UTF-16 LE one.
@@ -199,6 +202,8 @@ def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipp
             return Skipped(name, reason)
         with pdf_limits(budget):
             return _load_pdf(name, data)
+    if suffix in formats.LOADERS:  # slides, spreadsheets, e-books, mail (assistant/formats)
+        return formats.LOADERS[suffix](name, data, max_chars)
     return _load_docx(name, data)
 
 

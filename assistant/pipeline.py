@@ -150,6 +150,12 @@ class Assistant:
     def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
         return self.retriever.retrieve(query, k)
 
+    def as_retriever(self, k: int | None = None):
+        """This assistant's hybrid search as a LangChain `BaseRetriever` (see `assistant.retriever`)."""
+        from .retriever import AssistantRetriever
+
+        return AssistantRetriever(assistant=self, k=k)
+
     def answer(self, question: str, history: History | None = None) -> Answer:
         """Answer from the documents, citing the passages used; declines when they do not say."""
         question = self._begin(question)

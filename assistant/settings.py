@@ -53,6 +53,8 @@ class Settings:
             for embedding documents; questions always use float32.
         cache_dir: Per-user cache (the ONNX export of the embedding model that questions use).
         progress: Show progress bars for long runs.
+        api_key: `serve` accepts `Authorization: Bearer <api_key>` on `/v1` (ASSISTANT_API_KEY), as
+            OpenAI clients send it.
     """
 
     index_dir: Path = field(default_factory=_default_index_dir)
@@ -78,6 +80,7 @@ class Settings:
     embed_precision: Precision = "auto"
     cache_dir: Path = field(default_factory=_default_cache_dir)
     progress: bool = True
+    api_key: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -110,6 +113,8 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         if shown["llm_api_key"]:
             shown["llm_api_key"] = "***"
+        if shown["api_key"]:
+            shown["api_key"] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 

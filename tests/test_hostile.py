@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import formats_samples as samples
 import pytest
 
 from assistant import Assistant
@@ -122,6 +123,47 @@ FILE_CASES = [
         needle="Mondays",
     ),
 ]
+
+
+def _plain_then_locked(make: Callable[[Path], Path]) -> Callable[[Path], None]:
+    """A file saved with a password: made plain in a hidden file (never indexed), then encrypted."""
+
+    def build(path: Path) -> None:
+        samples.encrypted_ooxml(make(path.parent / f".{path.name}.plain{path.suffix}"), path)
+
+    return build
+
+
+_SLIDES = [("Harbour dredging", "The dredger Poseidon arrives on 14 May.", "Budget: 4 million kroner.")]
+_SHEET = {"Tides": [["Harbour", "High tide"], ["Skagen", "06:40"], ["Hirtshals", "07:15"]]}
+FILE_CASES += [
+    FileCase("slides (.pptx)", "plan.pptx", lambda p: samples.pptx(p, _SLIDES) and None,
+             question="When does the dredger Poseidon arrive?", needle="14 May"),
+    FileCase("spreadsheet (.xlsx)", "tides.xlsx", lambda p: samples.xlsx(p, _SHEET) and None,
+             question="What time is high tide at Hirtshals?", needle="07:15"),
+    FileCase("spreadsheet (.csv)", "ferries.csv",
+             _write("Ferry;Route;Crossing time\nStena Nautica;Varberg to Grenaa;4 hours 15 minutes\n"),
+             question="How long does the Stena Nautica take?", needle="4 hours 15 minutes"),
+    FileCase("e-book (.epub)", "keeper.epub",
+             lambda p: samples.epub(p, [("The keeper", "The lighthouse keeper Amund polished the lens on Sundays.")])
+             and None, question="When did Amund polish the lens?", needle="Sundays"),
+    FileCase("mail (.eml)", "figures.eml",
+             lambda p: samples.eml(p, subject="Dock repairs", sender="Ann <ann@example.org>",
+                                   body="The crane on pier 3 is repaired by Friday.",
+                                   attachment=("costs.txt", "The welding on pier 3 costs 12,000 euros.")) and None,
+             question="What does the welding on pier 3 cost?", needle="12,000 euros"),
+    FileCase("corrupt .xlsx", "broken.xlsx", _write(b"PK\x03\x04 truncated zip"), skipped="not a valid .xlsx"),
+    FileCase("PDF named .pptx", "deck.pptx", _write(b"%PDF-1.4\n1 0 obj <<>>"), skipped="not a valid .pptx"),
+    FileCase("password-protected .xlsx", "salaries.xlsx", _plain_then_locked(lambda p: samples.xlsx(p, _SHEET)),
+             skipped="password-protected"),
+    FileCase("password-protected .pptx", "board.pptx", _plain_then_locked(lambda p: samples.pptx(p, _SLIDES)),
+             skipped="password-protected"),
+    FileCase("corrupt .epub", "broken.epub", _write(b"PK\x05\x06" + bytes(18)), skipped="not a valid .epub"),
+    FileCase("DRM-protected .epub", "drm.epub", lambda p: samples.epub(p, [("A", "Secret.")], encrypted=True) and None,
+             skipped="DRM-protected"),
+    FileCase("binary data named .eml", "photo.eml", _write(bytes(range(256)) * 16), skipped="not an e-mail message"),
+    FileCase("binary data named .csv", "photo.csv", _write(bytes(range(256)) * 16), skipped="binary file"),
+]  # fmt: skip
 GOOD = [c for c in FILE_CASES if c.skipped is None]
 BAD = [c for c in FILE_CASES if c.skipped is not None]
 
@@ -277,6 +319,30 @@ def docx_bomb(path: Path, xml_mb: int = 40) -> None:
             out.writestr(item.filename, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
 
 
+def _zip_bomb_like(path: Path, member: str, xml_mb: int = 40) -> None:
+    """Rewrite a real zip-based file so that `member` is `xml_mb` MB of repeated text (a few hundred KB zipped)."""
+    data = path.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            body = src.read(item.filename)
+            if item.filename == member:
+                body += b"<!--" + SENTENCE * (xml_mb * MB // len(SENTENCE)) + b"-->"
+            out.writestr(item.filename, body, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+
+
+def test_a_huge_sheet_is_capped_with_a_reason(tmp_path):
+    rows = [["Id", "Ship", "Tonnage"]] + [[i, f"Vessel number {i}", i * 11] for i in range(6000)]
+    samples.xlsx(tmp_path / "huge.xlsx", {"Register": rows})
+    (tmp_path / "huge.csv").write_text("\n".join(",".join(map(str, r)) for r in rows), encoding="utf-8")
+    for name in ("huge.xlsx", "huge.csv"):
+        loaded = load_file(tmp_path / name, max_chars=20_000)
+        assert not isinstance(loaded, Skipped) and len(loaded.text) <= 20_000, name
+        assert "only the first" in loaded.warnings[0] and "20,000" in loaded.warnings[0], loaded.warnings
+        assert loaded.text.count("Id | Ship | Tonnage") > 10  # the header repeated in every row group
+        full = load_file(tmp_path / name)
+        assert not full.warnings and "Ship: Vessel number 5999" in full.text
+
+
 def docx_of_many_parts(path: Path) -> None:
     """A valid .docx carrying 20,000 extra tiny files."""
     import docx
@@ -344,6 +410,24 @@ BOMB_CASES = [
         "pdf: 60 pages drawing one shared 1 MB stream",
         "pages.pdf",
         lambda p: p.write_bytes(pdf_with_stream(_text_lines(1), pages=60)),
+        "possible decompression bomb",
+    ),
+    BombCase(
+        "xlsx: a 40 MB sheet zipped small",
+        "bomb.xlsx",
+        lambda p: _zip_bomb_like(samples.xlsx(p, {"S": [["a"]]}), "xl/worksheets/sheet1.xml"),
+        "possible decompression bomb",
+    ),
+    BombCase(
+        "pptx: a 40 MB slide zipped small",
+        "bomb.pptx",
+        lambda p: _zip_bomb_like(samples.pptx(p, [("T", "b", "")]), "ppt/slides/slide1.xml"),
+        "possible decompression bomb",
+    ),
+    BombCase(
+        "epub: a 40 MB chapter zipped small",
+        "bomb.epub",
+        lambda p: _zip_bomb_like(samples.epub(p, [("T", "b")]), "OEBPS/text/ch0.xhtml"),
         "possible decompression bomb",
     ),
     BombCase(

@@ -249,12 +249,12 @@ def test_remove_a_document(page):
 
 
 def test_unsupported_upload_is_refused_with_a_reason(page, tmp_path):
-    bad = tmp_path / "notes.csv"
-    bad.write_text("a,b\n1,2\n")
+    bad = tmp_path / "notes.rtf"
+    bad.write_text("{\\rtf1 hello}")
     page.get_by_role("tab", name="Documents").click()
     page.locator("#upload input[type=file]").set_input_files(str(bad))
-    page.get_by_text("Invalid file type: notes.csv").wait_for()  # the server refuses it too (test above)
-    assert "notes.csv" not in page.inner_text("#documents")
+    page.get_by_text("Invalid file type: notes.rtf").wait_for()  # the server refuses it too (test above)
+    assert "notes.rtf" not in page.inner_text("#documents")
     page.get_by_role("tab", name="Chat").click()
 
 

@@ -36,7 +36,7 @@ def parse_history(raw) -> list:
     return raw[-2 * _MAX_HISTORY_TURNS :]
 
 
-class BodyError(ValueError):
+class BodyError(InputError):
     """A request body refused before it is parsed; `status` is the HTTP status to answer with."""
 
     def __init__(self, status: int, message: str):
@@ -118,6 +118,9 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
 
     app.router.add_route("/api/health", health, methods=["GET"])
     app.router.add_route("/api/ask", ask, methods=["POST"])
+    from .openai import openai_routes  # the OpenAI-compatible /v1 (chat completions, models)
+
+    app.router.routes.extend(openai_routes(service, auth=auth, api_key=service.settings.api_key))
     return app
 
 
