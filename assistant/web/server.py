@@ -56,7 +56,10 @@ def serve(
     demo.has_launched = True
     app.add_middleware(UploadGuard, folder=get_upload_folder())
     shown = f"[{host}]" if ":" in host else host
-    print(f"Serving on http://{shown}:{port}  (page: /, API: POST /api/ask, GET /api/health, OpenAI-compatible: /v1)", flush=True)
+    print(
+        f"Serving on http://{shown}:{port}  (page: /, API: POST /api/ask, GET /api/health, OpenAI-compatible: /v1)",
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
 
