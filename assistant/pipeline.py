@@ -93,12 +93,19 @@ class Assistant:
         return ExtractiveGenerator(self.embedder)
 
     @cached_property
+    def grounder(self):
+        """Checks an LLM's answer against the passages (the extractive generator's needs no check)."""
+        from .grounding import Grounder
+
+        return Grounder(self.embedder)
+
+    @cached_property
     def generator(self):
         from .generation import create_generator, with_fallback
 
         if self._generator is not None:
-            return with_fallback(self._generator, self.extractive)
-        return create_generator(self.settings, fallback=self.extractive)
+            return with_fallback(self._generator, self.extractive, self.grounder)
+        return create_generator(self.settings, fallback=self.extractive, grounder=self.grounder)
 
     @cached_property
     def chain(self):
@@ -119,7 +126,7 @@ class Assistant:
     def with_generator(self, generator) -> Assistant:
         """The same index, model and locks, answering with another generator."""
         other = Assistant(self.settings, generator=generator)
-        for part in ("embedder", "store", "retriever", "indexer", "extractive"):
+        for part in ("embedder", "store", "retriever", "indexer", "extractive", "grounder"):
             setattr(other, part, getattr(self, part))
         other._ready = self._ready
         return other
@@ -186,7 +193,8 @@ class Assistant:
 
     def finish(self, draft: Draft, passages: list[Passage]) -> Answer:
         """The last step of every answer: the draft's `[n]` checked against the passages and renumbered,
-        each cited passage quoted. Checks of a draft against its passages belong here."""
+        each cited passage quoted, its unsupported sentences (an LLM's, found by `GroundedGenerator`)
+        located in the final text."""
         name = draft.generator or self.generator.name
         return build_answer(draft, passages, generator=name, warning=draft.warning)
 
