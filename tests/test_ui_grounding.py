@@ -20,6 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assistant.schema import Answer, Unsupported
+from assistant.web import render_answer
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -117,6 +120,20 @@ def server(tmp_path_factory, llm_url):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_an_unsupported_sentence_renders_muted_labelled_and_escaped():
+    text = "Basel is on the Rhine [1]. Its mayor is <b>Ondrea</b>."
+    at = text.index("Its")
+    answer = Answer(text, False, unsupported=[Unsupported(text[at:], at, len(text), 'names "Ondrea"')])
+    bubble = render_answer(answer)
+    assert '<span class="cite">[1]</span>' in bubble and "<b>" not in bubble
+    assert (
+        '<span class="unsupported" title="names &quot;Ondrea&quot;">Its mayor is &lt;b&gt;Ondrea&lt;/b&gt;.' in bubble
+    )
+    assert bubble.count("not found in the sources") == 1
+    moved = Answer(text, False, unsupported=[Unsupported("Its mayor", 0, 9, "x")])  # not where it says
+    assert "unsupported" not in render_answer(moved)
 
 
 def test_api_lists_the_unsupported_sentence(server):
