@@ -2,7 +2,9 @@
 
 The chain is built from langchain-core runnables; the generator is one swappable step, so an LLM
 slots in without touching retrieval, and any LLM failure falls back to the extractive answer
-with a warning instead of an error (`generation.FallbackGenerator`). `answer()` invokes the
+with a warning instead of an error (`generation.FallbackGenerator`). An LLM's draft is checked
+against the passages before it is finished (`generation.GroundedGenerator`): what no passage
+supports is listed in `Answer.unsupported`, and an answer mostly unsupported counts as a failure. `answer()` invokes the
 chain and `stream()` streams the very same chain.
 """
 
@@ -42,8 +44,8 @@ class Assistant:
     Args:
         settings: Full configuration; defaults to `Settings.from_env()`.
         generator: A generator name (`extractive`, `openai`, `llamacpp`) or a `Generator`
-            (see `assistant.generation`); any but the extractive one is wrapped so that the
-            extractive answer stands in when it fails.
+            (see `assistant.generation`); any but the extractive one is checked against the
+            passages (`grounder`) and wrapped so that the extractive answer stands in when it fails.
         **overrides: Any `Settings` field, e.g. `index_dir=...`, `k=...`, `chroma_url=...`.
     """
 
