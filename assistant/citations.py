@@ -11,18 +11,19 @@ from __future__ import annotations
 import re
 
 from .chunking import sentences
+from .claims import MARKER, marker_numbers
 from .keyword import tokenize
-from .schema import Answer, Citation, Draft, Passage
+from .schema import Answer, Citation, Draft, Passage, Unsupported
 
-# The one `[n]` citation marker pattern ("[2]", "[1, 3]"); group 1 holds the number(s).
-MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SPACED_MARKER = re.compile(r"\s*" + MARKER.pattern)  # with the space before it, which renumbering rewrites
+# The one `[n]` citation marker pattern is `claims.MARKER` ("[2]", "[1, 3]", "[2-3]", "[passage 1]");
+# group 1 holds the number(s) (read them with `marker_numbers`), and the match includes the space
+# before the marker, which renumbering rewrites.
 
 
 def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warning: str | None = None) -> Answer:
     """Validate and renumber markers, attach citations with exact quotes."""
     if draft.abstained:
-        return Answer(_SPACED_MARKER.sub("", draft.text).strip(), True, [], generator=generator, warning=warning)
+        return Answer(MARKER.sub("", draft.text).strip(), True, [], generator=generator, warning=warning)
     order: dict[int, int] = {}  # passage position -> citation number
     context: dict[int, str] = {}  # passage position -> answer sentence citing it first
 
@@ -46,7 +47,22 @@ def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warni
                 score=passages[n - 1].score,
             )
         )
-    return Answer(text, False, citations, generator=generator, warning=warning)
+    unsupported = locate(draft.unsupported, text)
+    return Answer(text, False, citations, generator=generator, warning=warning, unsupported=unsupported)
+
+
+def locate(unsupported: tuple[Unsupported, ...], text: str) -> list[Unsupported]:
+    """The unsupported sentences, located in the renumbered text (in order; each carries no marker)."""
+    out, pos = [], 0
+    for u in unsupported:
+        at = text.find(u.text, pos)
+        if at < 0:
+            at = text.find(u.text)
+        if at < 0:
+            continue
+        out.append(Unsupported(u.text, at, at + len(u.text), u.reason))
+        pos = at + len(u.text)
+    return out
 
 
 def renumber_markers(text: str, n_passages: int, order: dict[int, int], on_cite=None) -> str:
@@ -54,8 +70,7 @@ def renumber_markers(text: str, n_passages: int, order: dict[int, int], on_cite=
 
     def replace(m: re.Match) -> str:
         numbers: list[int] = []
-        for raw in re.split(r"[,;]", m.group(1)):
-            n = int(raw)
+        for n in marker_numbers(m.group(1)):
             if 1 <= n <= n_passages:
                 k = order.setdefault(n, len(order) + 1)
                 if on_cite is not None:
@@ -64,7 +79,7 @@ def renumber_markers(text: str, n_passages: int, order: dict[int, int], on_cite=
                     numbers.append(k)
         return "".join(f" [{k}]" for k in numbers)
 
-    return _SPACED_MARKER.sub(replace, text)
+    return MARKER.sub(replace, text)
 
 
 class MarkerRenumberer:
@@ -76,7 +91,7 @@ class MarkerRenumberer:
     space or an unfinished "[1, " is held back until the next delta shows what it becomes.
     """
 
-    _HELD = re.compile(r"\s*(?:\[[\d\s,;]*)?\Z")
+    _HELD = re.compile(r"\s*(?:\[[\w\s,;–-]{0,20})?\Z")  # "[2", "[1, ", "[passage 3", "[2-"
 
     def __init__(self, n_passages: int) -> None:
         self.n_passages = n_passages
@@ -107,5 +122,5 @@ def best_sentence(passage: str, claim: str) -> str:
 
 
 def _sentence_before(text: str, pos: int) -> str:
-    head = _SPACED_MARKER.sub("", text[:pos])
+    head = MARKER.sub("", text[:pos])
     return re.split(r"(?<=[.!?])\s+", head.strip())[-1] if head.strip() else text

@@ -117,14 +117,17 @@ def _ask(args, settings: Settings) -> int:
     if args.question == "-":  # long questions do not fit in a command line (128 KiB on Linux)
         args.question = sys.stdin.read()
     if args.stream and not args.json:
-        result = None
+        result, shown = None, []
         for item in assistant.stream(args.question):
             if isinstance(item, str):
                 print(item, end="", flush=True)
+                shown.append(item)
             else:
                 result = item
         print()
         if result is not None:
+            if "".join(shown).strip() != result.text:  # the check moved markers: the sources follow this text
+                print(f"\nChecked against the sources: {result.text}")
             print(result.footer())
         return 0
     result = assistant.answer(args.question)

@@ -55,6 +55,10 @@ class GenerationError(AssistantError, RuntimeError):
     """The language model could not produce an answer; the message names the endpoint, never the key."""
 
 
+class UnsupportedAnswerError(GenerationError):
+    """The language model answered, but the documents do not support most of what it said."""
+
+
 # API keys, bearer tokens and key parameters, wherever a message quotes them.
 _SECRET = re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+|api[_-]?key=\S+", re.IGNORECASE)
 _URL = re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+", re.IGNORECASE)

@@ -2,7 +2,9 @@
 
 The chain is built from langchain-core runnables; the generator is one swappable step, so an LLM
 slots in without touching retrieval, and any LLM failure falls back to the extractive answer
-with a warning instead of an error (`generation.FallbackGenerator`). `answer()` invokes the
+with a warning instead of an error (`generation.FallbackGenerator`). An LLM's draft is checked
+against the passages before it is finished (`generation.GroundedGenerator`): what no passage
+supports is listed in `Answer.unsupported`, and an answer mostly unsupported counts as a failure. `answer()` invokes the
 chain and `stream()` streams the very same chain.
 """
 
@@ -42,8 +44,8 @@ class Assistant:
     Args:
         settings: Full configuration; defaults to `Settings.from_env()`.
         generator: A generator name (`extractive`, `openai`, `llamacpp`) or a `Generator`
-            (see `assistant.generation`); any but the extractive one is wrapped so that the
-            extractive answer stands in when it fails.
+            (see `assistant.generation`); any but the extractive one is checked against the
+            passages (`grounder`) and wrapped so that the extractive answer stands in when it fails.
         **overrides: Any `Settings` field, e.g. `index_dir=...`, `k=...`, `chroma_url=...`.
     """
 
@@ -93,12 +95,19 @@ class Assistant:
         return ExtractiveGenerator(self.embedder)
 
     @cached_property
+    def grounder(self):
+        """Checks an LLM's answer against the passages (the extractive generator's needs no check)."""
+        from .grounding import Grounder
+
+        return Grounder(self.embedder)
+
+    @cached_property
     def generator(self):
         from .generation import create_generator, with_fallback
 
         if self._generator is not None:
-            return with_fallback(self._generator, self.extractive)
-        return create_generator(self.settings, fallback=self.extractive)
+            return with_fallback(self._generator, self.extractive, self.grounder)
+        return create_generator(self.settings, fallback=self.extractive, grounder=self.grounder)
 
     @cached_property
     def chain(self):
@@ -119,7 +128,7 @@ class Assistant:
     def with_generator(self, generator) -> Assistant:
         """The same index, model and locks, answering with another generator."""
         other = Assistant(self.settings, generator=generator)
-        for part in ("embedder", "store", "retriever", "indexer", "extractive"):
+        for part in ("embedder", "store", "retriever", "indexer", "extractive", "grounder"):
             setattr(other, part, getattr(self, part))
         other._ready = self._ready
         return other
@@ -192,7 +201,8 @@ class Assistant:
 
     def finish(self, draft: Draft, passages: list[Passage]) -> Answer:
         """The last step of every answer: the draft's `[n]` checked against the passages and renumbered,
-        each cited passage quoted. Checks of a draft against its passages belong here."""
+        each cited passage quoted, its unsupported sentences (an LLM's, found by `GroundedGenerator`)
+        located in the final text."""
         name = draft.generator or self.generator.name
         return build_answer(draft, passages, generator=name, warning=draft.warning)
 

@@ -82,6 +82,8 @@ class Draft:
     rests on, when the generator knows it (the extractive generator quotes sentences, a span reader
     its answer span; an LLM does not, and the closest sentence is found for it). `generator` names
     who wrote the draft when it is not the generator asked (a fallback), and `warning` says why.
+    `unsupported` are the sentences of `text` no passage supports (found by the grounding check of
+    an LLM's draft; located in `text`).
     """
 
     text: str
@@ -89,6 +91,7 @@ class Draft:
     quotes: dict[int, str] = field(default_factory=dict)
     generator: str | None = None
     warning: str | None = None
+    unsupported: tuple[Unsupported, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,18 @@ class Citation:
 
 @dataclass
 class Answer:
-    """An answer with the passages it cites, numbered as the `[n]` markers in `text`."""
+    """An answer with the passages it cites, numbered as the `[n]` markers in `text`.
+
+    `unsupported` lists the sentences of `text` that no passage supports (an LLM's; they cite
+    nothing), each located as `text[start:end]`.
+    """
 
     text: str
     abstained: bool
     citations: list[Citation] = field(default_factory=list)
     generator: str = "extractive"
     warning: str | None = None
+    unsupported: list[Unsupported] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -125,6 +133,7 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "generator": self.generator,
             "warning": self.warning,
+            "unsupported": [u.to_dict() for u in self.unsupported],
         }
 
     def __str__(self) -> str:
@@ -138,6 +147,8 @@ class Answer:
         lines = []
         if self.warning:
             lines.append(f"(warning: {self.warning})")
+        for u in self.unsupported:
+            lines.append(f'(not found in the sources: "{u.text}")')
         if self.citations:
             lines.append("")
             lines.append("Sources:")

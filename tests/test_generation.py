@@ -10,6 +10,7 @@ from fakes import RaisingFake, fake
 from assistant.errors import GenerationError
 from assistant.generation import Generator, create_generator, standalone_query, with_fallback
 from assistant.generation.fallback import FallbackGenerator
+from assistant.generation.grounded import GroundedGenerator
 from assistant.generation.llm import OpenAIGenerator
 from assistant.schema import Chunk, Draft, Passage
 from assistant.settings import Settings
@@ -121,3 +122,12 @@ def test_generator_names_build_wrapped_generators():
     llm = create_generator(Settings(generator="openai", llm_url=URL), fallback=fallback)
     assert isinstance(llm, FallbackGenerator) and llm.name == "openai" and llm.fallback is fallback
     assert with_fallback(llm, fallback) is llm and with_fallback(fallback, fallback) is fallback
+
+
+def test_a_grounder_wraps_only_the_llm():
+    fallback, grounder = Quoting(), object()  # never called here: the structure alone is checked
+    assert create_generator(Settings(generator="extractive"), fallback=fallback, grounder=grounder) is fallback
+    llm = create_generator(Settings(generator="openai", llm_url=URL), fallback=fallback, grounder=grounder)
+    assert isinstance(llm, FallbackGenerator) and isinstance(llm.primary, GroundedGenerator)
+    assert llm.primary.grounder is grounder and llm.name == llm.primary.name == "openai"
+    assert not isinstance(with_fallback(OpenAIGenerator(url=URL), fallback).primary, GroundedGenerator)

@@ -262,7 +262,7 @@ def test_api_ask_over_http(server):
     r = httpx.post(f"{server}/api/ask", json={"question": "Why might Russia not send S-400s?"}, timeout=60)
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"answer", "abstained", "citations", "generator", "warning"}
+    assert set(body) == {"answer", "abstained", "citations", "generator", "warning", "unsupported"}
     assert body["abstained"] is False and body["generator"] == "extractive" and "[1]" in body["answer"]
     c = body["citations"][0]
     assert set(c) == {"n", "source", "text", "quote", "start", "end", "page", "score"}

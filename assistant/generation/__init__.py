@@ -5,7 +5,8 @@ The `Generator` protocol is the whole contract between the pipeline and a genera
 turn a follow-up into a standalone query (`condense`). Subclassing `Generator` gives the two
 defaults: streaming the finished draft word by word, and the follow-up heuristic. The extractive
 generator, the LLMs, and whatever comes next (a trained span reader) are interchangeable behind it;
-`FallbackGenerator` wraps one that can fail (an LLM) so that the extractive answer stands in.
+`FallbackGenerator` wraps one that can fail (an LLM) so that the extractive answer stands in, and
+`GroundedGenerator` checks an LLM's draft against the passages (see `with_fallback`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from assistant.schema import Draft, Passage
 from assistant.settings import GENERATORS
 
 if TYPE_CHECKING:
+    from assistant.grounding import Grounder
     from assistant.settings import Settings
 
 __all__ = ["DECLINE_TEXT", "GENERATORS", "Generator", "create_generator", "standalone_query", "with_fallback"]
@@ -72,18 +74,30 @@ def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     return question
 
 
-def with_fallback(generator: Generator, fallback: Generator) -> Generator:
-    """`generator`, wrapped so that `fallback` answers when it fails (unless it is the fallback already)."""
+def with_fallback(generator: Generator, fallback: Generator, grounder: Grounder | None = None) -> Generator:
+    """`generator`, wrapped so that `fallback` answers when it fails (unless it is the fallback already).
+
+    Args:
+        generator: The generator to make dependable (an LLM).
+        fallback: The one that stands in (the extractive generator); it is never checked.
+        grounder: When given, `generator`'s drafts are checked against the passages first
+            (`GroundedGenerator`), and an answer mostly unsupported counts as a failure.
+    """
     from .fallback import FallbackGenerator
 
     if generator is fallback or isinstance(generator, FallbackGenerator):
         return generator
+    if grounder is not None:
+        from .grounded import GroundedGenerator
+
+        generator = GroundedGenerator(generator, grounder)
     return FallbackGenerator(generator, fallback)
 
 
-def create_generator(settings: Settings, *, fallback: Generator) -> Generator:
+def create_generator(settings: Settings, *, fallback: Generator, grounder: Grounder | None = None) -> Generator:
     """The generator a `Settings.generator` name selects; `fallback` is the extractive one, which
-    is returned as is for `extractive` and stands in for an LLM that fails."""
+    is returned as is for `extractive` and stands in for an LLM that fails; `grounder`, when
+    given, checks an LLM's answers (see `with_fallback`)."""
     name = (settings.generator or "extractive").lower()
     if name == "extractive":
         return fallback
@@ -97,12 +111,12 @@ def create_generator(settings: Settings, *, fallback: Generator) -> Generator:
             timeout=settings.llm_timeout,
             max_tokens=settings.llm_max_tokens,
         )
-        return with_fallback(llm, fallback)
+        return with_fallback(llm, fallback, grounder)
     if name == "llamacpp":
         from .llm import GenerationError, LlamaCppGenerator
 
         if not settings.llm_gguf:
             raise GenerationError("The llamacpp generator needs a model file: --llm-gguf PATH (ASSISTANT_LLM_GGUF).")
         local = LlamaCppGenerator(settings.llm_gguf, timeout=settings.llm_timeout, max_tokens=settings.llm_max_tokens)
-        return with_fallback(local, fallback)
+        return with_fallback(local, fallback, grounder)
     raise InputError(f"Unknown generator {name!r}; choose one of {', '.join(GENERATORS)}.")

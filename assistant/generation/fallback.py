@@ -1,8 +1,9 @@
 """A generator that can fail (an LLM), made dependable by one that cannot (the extractive one).
 
 Every way an LLM fails reaches here as a `GenerationError` (its client's own exceptions are
-translated where they are raised); the user then gets the extractive answer with a warning
-instead of an error. Where there is nothing to read (no passages) the LLM is not asked at all.
+translated where they are raised; an answer the documents do not support is an
+`UnsupportedAnswerError`, raised by `GroundedGenerator`); the user then gets the extractive answer
+with a warning instead of an error. Where there is nothing to read (no passages) the LLM is not asked at all.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from assistant.errors import GenerationError
+from assistant.errors import GenerationError, UnsupportedAnswerError
 from assistant.schema import Draft, Passage
 
 from . import Generator
@@ -73,6 +74,8 @@ class FallbackGenerator(Generator):
 
     def _stand_in(self, draft: Draft, problem: GenerationError | None = None) -> Draft:
         warning = None
-        if problem is not None:
+        if isinstance(problem, UnsupportedAnswerError):  # it answered, but not from the documents
+            warning = f"This is the {self.fallback.name} answer instead: {problem}."
+        elif problem is not None:
             warning = f"The language model failed ({problem}); this is the {self.fallback.name} answer instead."
         return replace(draft, generator=self.fallback.name, warning=warning)

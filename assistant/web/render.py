@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..citations import MARKER
-from ..schema import Answer, Citation
+from ..schema import Answer, Citation, Unsupported
 from .service import ContextReader, SourceNames, Turn
 
 CSS = """
@@ -30,6 +30,9 @@ CSS = """
 .context { white-space: pre-wrap; font-size: 0.88em; opacity: 0.85; }
 .context .passage-in-context { background: rgba(254, 240, 138, 0.35); }
 .muted { opacity: 0.7; }
+.unsupported { opacity: 0.6; font-style: italic; }
+.unsupported-label { font-style: normal; font-size: 0.75em; margin-left: 4px; padding: 0 6px;
+                     border-radius: 8px; background: var(--background-fill-secondary); white-space: nowrap; }
 table.docs { width: 100%; border-collapse: collapse; }
 table.docs td, table.docs th { padding: 4px 8px; border-bottom: 1px solid var(--border-color-primary);
                                text-align: left; }
@@ -44,15 +47,37 @@ def printable(text: str) -> str:
 def render_text(text: str) -> str:
     """Escaped text with line breaks kept and `[n]` markers styled as citations."""
     escaped = html.escape(text).replace("\n", "<br>")
-    return MARKER.sub(r'<span class="cite">[\1]</span>', escaped)
+
+    def cite(m) -> str:
+        space = " " if m.group(0)[:1].isspace() else ""
+        return f'{space}<span class="cite">[{m.group(1)}]</span>'
+
+    return MARKER.sub(cite, escaped)
+
+
+def render_supported(text: str, unsupported: list[Unsupported]) -> str:
+    """`render_text`, with each sentence no passage supports muted and labelled "not found in the sources"."""
+    parts, pos = [], 0
+    for u in sorted(unsupported, key=lambda u: u.start):
+        if u.start < pos or text[u.start : u.end] != u.text:
+            continue  # not where it says it is: shown as plain text rather than mislabelled
+        parts.append(render_text(text[pos : u.start]))
+        parts.append(
+            f'<span class="unsupported" title="{html.escape(u.reason)}">{render_text(u.text)}'
+            '<span class="unsupported-label">not found in the sources</span></span>'
+        )
+        pos = u.end
+    parts.append(render_text(text[pos:]))
+    return "".join(parts)
 
 
 def render_answer(answer: Answer) -> str:
-    """The chat bubble of a finished answer: a badge when declined, the LLM warning when there is one."""
+    """The chat bubble of a finished answer: a badge when declined, unsupported sentences muted and
+    labelled, the LLM warning when there is one."""
     parts = ['<div class="answer-done">']  # marks a finished answer (streamed text has no wrapper)
     if answer.abstained:
         parts.append('<span class="badge">Not found in the documents</span>')
-    parts.append(render_text(answer.text))
+    parts.append(render_supported(answer.text, answer.unsupported))
     if answer.warning:
         parts.append(f'<div class="llm-warning">⚠ {html.escape(answer.warning)}</div>')
     return "".join(parts) + "</div>"

@@ -1,0 +1,78 @@
+"""An LLM's draft, checked against the passages it was given before it becomes the answer.
+
+A model may cite nothing, cite the wrong passage, or say what no passage says. `GroundedGenerator`
+wraps an LLM so that its draft goes through `Grounder.ground`: markers are kept, corrected or
+added, sentences no passage supports lose their markers and are recorded on the draft
+(`Draft.unsupported`), and an answer that is mostly unsupported raises `UnsupportedAnswerError`,
+so that the `FallbackGenerator` around it lets the extractive answer stand in (one stand-in
+mechanism for every way an LLM fails). The extractive generator is never wrapped: its sentences
+are quotes, and it must not pay for the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from assistant.errors import UnsupportedAnswerError
+from assistant.schema import Draft, Passage
+
+from . import Generator
+
+if TYPE_CHECKING:
+    from assistant.grounding import Grounder
+
+
+class GroundedGenerator(Generator):
+    """`primary` writes the answer; `grounder` checks each of its sentences against the passages.
+
+    Text streams as `primary` writes it; the checked draft (markers corrected, unsupported sentences
+    listed) is the stream's last item, so citations and support marks arrive with the final answer.
+
+    Args:
+        primary: The generator whose drafts are checked (an LLM).
+        grounder: The check (`assistant.grounding.Grounder`, with the retrieval embedding model).
+    """
+
+    def __init__(self, primary: Generator, grounder: Grounder):
+        self.primary = primary
+        self.grounder = grounder
+        self.name = primary.name
+
+    def __repr__(self) -> str:
+        return f"GroundedGenerator({self.primary!r})"
+
+    def generate(self, question: str, passages: list[Passage]) -> Draft:
+        return self.check(question, self.primary.generate(question, passages), passages)
+
+    def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Draft]:
+        for item in self.primary.stream(question, passages):
+            yield self.check(question, item, passages) if isinstance(item, Draft) else item
+
+    def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        return self.primary.condense(question, history)
+
+    def check(self, question: str, draft: Draft, passages: list[Passage]) -> Draft:
+        """The draft with checked markers and its unsupported sentences; raises when most is unsupported.
+
+        A draft that declines (the model says the documents do not answer) has nothing to check.
+
+        Raises:
+            UnsupportedAnswerError: more than the grounder's share of the claims is unsupported, or
+                the answer makes no claim and does not decline.
+        """
+        if draft.abstained or not passages:
+            return draft
+        from assistant.grounding import UNSUPPORTED_WARNING
+
+        grounding = self.grounder.ground(draft.text, passages, question)
+        if self.grounder.mostly_unsupported(grounding):
+            raise UnsupportedAnswerError(UNSUPPORTED_WARNING)
+        return replace(
+            draft,
+            text=grounding.text,
+            abstained=grounding.declines,
+            quotes={**grounding.quotes, **draft.quotes},
+            unsupported=grounding.unsupported,
+        )
