@@ -49,9 +49,10 @@ def main() -> int:
                     continue
                 elapsed = (time.perf_counter() - start) * 1000
                 sources = {Path(c["source"]).name for c in result["citations"]}
+                kind = None
                 if turn:
                     kind = "declined" if result["abstained"] else "own" if doc.name in sources else "other"
-                tally.answer(elapsed, kind if turn else None)
+                tally.answer(elapsed, kind)
                 history.append([asked, result["answer"]])
 
         wall = tally.run(user, args.users, args.timeout * args.rounds)
