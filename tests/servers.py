@@ -6,6 +6,7 @@ Shared by test_openai_api.py, test_ui.py and test_security.py, so each starts it
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +22,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # Quiet, offline defaults every served subprocess gets; `env` adds to them.
 QUIET = {"ASSISTANT_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
          "ANONYMIZED_TELEMETRY": "False"}  # fmt: skip
+
+
+def copy_seeds(base: Path, extra: dict[str, str] | None = None) -> Path:
+    """A private copy of the bundled seeds in `base/seeds`, plus `extra` documents (name -> text).
+
+    Args:
+        base: the test's temporary folder.
+        extra: more documents to write beside the seeds.
+    """
+    seeds = base / "seeds"
+    shutil.copytree(ROOT / "seeds", seeds)
+    for name, text in (extra or {}).items():
+        (seeds / name).write_text(text, encoding="utf-8")
+    return seeds
 
 
 def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:

@@ -7,12 +7,11 @@ Request checks that need no model run on the app in-process (`TestClient`).
 from __future__ import annotations
 
 import base64
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
-from servers import serve
+from servers import copy_seeds, serve
 
 from assistant.settings import Settings
 from assistant.web import Service, build_app
@@ -31,11 +30,9 @@ def _basic(user: str, password: str) -> str:
 def server(tmp_path_factory):
     """`assistant serve --auth` with `ASSISTANT_API_KEY`, over a copy of the seeds; yields its base URL."""
     base = tmp_path_factory.mktemp("openai")
-    shutil.copytree(ROOT / "seeds", base / "seeds")
+    seeds = copy_seeds(base)
     log = base / "server.log"
-    with serve(
-        base / "index", base / "seeds", log=log, env={"ASSISTANT_API_KEY": KEY}, auth=f"{USER}:{PASSWORD}"
-    ) as url:
+    with serve(base / "index", seeds, log=log, env={"ASSISTANT_API_KEY": KEY}, auth=f"{USER}:{PASSWORD}") as url:
         yield url
     assert "Traceback" not in log.read_text()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import serve
+from servers import copy_seeds, serve
 
 from assistant.errors import StoreError, describe, redact_url
 from assistant.generation.llm import OpenAIGenerator
@@ -222,9 +222,7 @@ def _orphaned_uploads(uploads: Path) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("security")
-    seeds = base / "seeds"
-    shutil.copytree(ROOT / "seeds", seeds)
-    (seeds / "tide-notes.txt").write_text(MATH, encoding="utf-8")
+    seeds = copy_seeds(base, {"tide-notes.txt": MATH})
     secret = base / "host" / "secret.md"
     secret.parent.mkdir()
     secret.write_text(SECRET)

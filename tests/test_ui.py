@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
-from servers import serve
+from servers import copy_seeds, serve
 
 from assistant.schema import Answer, Citation
 from assistant.web import UploadError, highlight, render_answer, render_sources, render_text, safe_name, save_upload
@@ -89,9 +88,7 @@ def test_rendering_escapes_document_text_and_marks_the_quote():
 def server(tmp_path_factory):
     """`assistant serve` over seeds + a hostile document, in a temp index; yields its base URL."""
     base = tmp_path_factory.mktemp("ui")
-    seeds = base / "seeds"
-    shutil.copytree(ROOT / "seeds", seeds)
-    (seeds / "harbour-notes.txt").write_text(HOSTILE, encoding="utf-8")
+    seeds = copy_seeds(base, {"harbour-notes.txt": HOSTILE})
     with serve(base / "index", seeds, log=base / "server.log") as url:
         yield url
 
