@@ -136,19 +136,27 @@ class Tally:
             t.join(join_timeout)
         return time.perf_counter() - start
 
-    def latency(self, wall: float) -> dict:
-        """errors, p50_ms, p95_ms and answers_per_s, in that order."""
+    def report(self, head: dict, wall: float, extra: dict, as_json: bool) -> None:
+        """Print `head`, the latencies and follow-up counts, `extra`, the load and the first errors.
+
+        Args:
+            head: the bench's own leading fields (users, request count).
+            wall: seconds all users took.
+            extra: the bench's own fields after the counts.
+            as_json: one JSON line instead of `key: value` lines.
+        """
         lat = sorted(self.latencies)
-        return {
+        out = {
+            **head,
             "errors": len(self.errors),
             "p50_ms": round(statistics.median(lat), 1) if lat else None,
             "p95_ms": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1) if lat else None,
             "answers_per_s": round(len(lat) / wall, 2),
-        }
-
-    def follow_up_counts(self) -> dict:
-        return {
             "follow_ups_in_own_conversation": self.follow_ups["own"],
             "follow_ups_declined": self.follow_ups["declined"],
             "follow_ups_citing_another_users_article": self.follow_ups["other"],
+            **extra,
+            "load_average": round(os.getloadavg()[0], 1),
+            "first_errors": self.errors[:3],
         }
+        print(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))

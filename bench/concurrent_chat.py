@@ -13,8 +13,6 @@ Bounded in count and time; loopback only.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import sys
 import tempfile
@@ -57,15 +55,7 @@ def main() -> int:
 
         wall = tally.run(user, args.users, args.timeout * args.rounds)
 
-    out = {
-        "users": args.users,
-        "questions": args.users * args.rounds,
-        **tally.latency(wall),
-        **tally.follow_up_counts(),
-        "load_average": round(os.getloadavg()[0], 1),
-        "first_errors": tally.errors[:3],
-    }
-    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    tally.report({"users": args.users, "questions": args.users * args.rounds}, wall, {}, args.json)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

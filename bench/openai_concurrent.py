@@ -13,8 +13,6 @@ mixed (cross-talk); errors count every failed request. Bounded in count and time
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import sys
 import tempfile
@@ -76,16 +74,12 @@ def main() -> int:
         wall = tally.run(user, args.users, args.timeout * args.rounds)
         server_errors = sum("error" in line.lower() for line in (work / "server.log").read_text().splitlines())
 
-    out = {
-        "users": args.users,
-        "requests": args.users * args.rounds,
-        **tally.latency(wall),
-        **tally.follow_up_counts(),
-        "server_log_error_lines": server_errors,
-        "load_average": round(os.getloadavg()[0], 1),
-        "first_errors": tally.errors[:3],
-    }
-    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    tally.report(
+        {"users": args.users, "requests": args.users * args.rounds},
+        wall,
+        {"server_log_error_lines": server_errors},
+        args.json,
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
