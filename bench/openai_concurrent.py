@@ -13,30 +13,15 @@ mixed (cross-talk); errors count every failed request. Bounded in count and time
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
-from _common import DATA, ENV, ROOT
+from _common import Tally, chat_parser, served, squad_articles
 
-DATA = DATA / "squad-v2-dev"
 KEY = "sk-bench-local"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ask(client, messages: list[dict], stream: bool) -> tuple[str, list[dict], bool]:
@@ -56,46 +41,14 @@ def ask(client, messages: list[dict], stream: bool) -> tuple[str, list[dict], bo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=2, help="turns per user, each about the user's own article")
-    parser.add_argument("--articles", type=int, default=6)
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per request")
-    args = parser.parse_args()
+    args = chat_parser(__doc__, 2, "turns per user, each about the user's own article").parse_args()
 
     from openai import OpenAI
 
-    docs = sorted((DATA / "docs").glob("*.txt"))[: args.articles]
-    questions: dict[str, list[str]] = {d.name: [] for d in docs}
-    for rec in map(json.loads, (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()):
-        if rec["document"] in questions and not rec["is_impossible"]:
-            questions[rec["document"]].append(rec["question"])
-
+    docs, questions = squad_articles(args.articles)
     work = Path(tempfile.mkdtemp(prefix="bench-openai-"))
-    env = {**os.environ, **ENV, "ASSISTANT_INDEX_DIR": str(work / "index"), "PYTHONPATH": str(ROOT),
-           "ASSISTANT_API_KEY": KEY}  # fmt: skip
-    cmd = [sys.executable, "-m", "assistant"]
-    subprocess.run([*cmd, "index", *map(str, docs), "--json"], env=env, check=True, capture_output=True)
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with open(work / "server.log", "wb") as log:
-        server = subprocess.Popen([*cmd, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    latencies: list[float] = []
-    errors: list[str] = []
-    turns = {"own": 0, "declined": 0, "other": 0}
-    lock = threading.Lock()
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start: {(work / 'server.log').read_text()[-1500:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
+    tally = Tally()
+    with served(docs, work, {"ASSISTANT_API_KEY": KEY}) as base:
 
         def user(n: int) -> None:
             doc = docs[n % len(docs)]
@@ -108,50 +61,25 @@ def main() -> int:
                 try:
                     text, citations, declined = ask(client, messages, stream=turn % 2 == 1)
                 except Exception as exc:  # count it, keep going
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    tally.error(exc)
                     messages.pop()
                     continue
                 elapsed = (time.perf_counter() - start) * 1000
                 sources = {Path(c["source"]).name for c in citations}
                 kind = "declined" if declined else "own" if sources <= {doc.name} else "other"
-                with lock:
-                    latencies.append(elapsed)
-                    if turn:  # a follow-up: only the user's own history says what it is about
-                        turns[kind] += 1
+                # a follow-up: only the user's own history says what it is about
+                tally.answer(elapsed, kind if turn else None)
                 messages.append({"role": "assistant", "content": text})
 
-        start = time.perf_counter()
-        threads = [threading.Thread(target=user, args=(n,)) for n in range(args.users)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(args.timeout * args.rounds)
-        wall = time.perf_counter() - start
+        wall = tally.run(user, args.users, args.timeout * args.rounds)
         server_errors = sum("error" in line.lower() for line in (work / "server.log").read_text().splitlines())
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
-    latencies.sort()
-    out = {
-        "users": args.users,
-        "requests": args.users * args.rounds,
-        "errors": len(errors),
-        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "p95_ms": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1) if latencies else None,
-        "answers_per_s": round(len(latencies) / wall, 2),
-        "follow_ups_in_own_conversation": turns["own"],
-        "follow_ups_declined": turns["declined"],
-        "follow_ups_citing_another_users_article": turns["other"],
-        "server_log_error_lines": server_errors,
-        "load_average": round(os.getloadavg()[0], 1),
-        "first_errors": errors[:3],
-    }
-    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    tally.report(
+        {"users": args.users, "requests": args.users * args.rounds},
+        wall,
+        {"server_log_error_lines": server_errors},
+        args.json,
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

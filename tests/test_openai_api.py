@@ -7,15 +7,11 @@ Request checks that need no model run on the app in-process (`TestClient`).
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from servers import copy_seeds, serve
 
 from assistant.settings import Settings
 from assistant.web import Service, build_app
@@ -33,45 +29,12 @@ def _basic(user: str, password: str) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`assistant serve --auth` with `ASSISTANT_API_KEY`, over a copy of the seeds; yields its base URL."""
-    from conftest import free_port
-
     base = tmp_path_factory.mktemp("openai")
-    shutil.copytree(ROOT / "seeds", base / "seeds")
-    port = free_port()
-    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(base / "index"), "ASSISTANT_SEEDS_DIR": str(base / "seeds"),
-           "ASSISTANT_PROGRESS": "0", "ASSISTANT_API_KEY": KEY, "HF_HUB_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "ANONYMIZED_TELEMETRY": "False"}  # fmt: skip
-    env.pop("ASSISTANT_AUTH", None)
-    log = open(base / "server.log", "w+")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "serve", "--port", str(port), "--auth", f"{USER}:{PASSWORD}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read()}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not start within 180 s")
-            time.sleep(0.5)
+    seeds = copy_seeds(base)
+    log = base / "server.log"
+    with serve(base / "index", seeds, log=log, env={"ASSISTANT_API_KEY": KEY}, auth=f"{USER}:{PASSWORD}") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.seek(0)
-        assert "Traceback" not in log.read()
-        log.close()
+    assert "Traceback" not in log.read_text()
 
 
 @pytest.fixture(scope="module")

@@ -155,6 +155,18 @@ def run_index(index_dir: Path, folder: Path, *flags: str, timeout: float = 300) 
     return done
 
 
+def start_index(index_dir: Path, folder: Path) -> subprocess.Popen:
+    """`assistant index FOLDER --json` in the background, its output captured as text."""
+    return subprocess.Popen(
+        cli("--index-dir", str(index_dir), "index", str(folder), "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=ROOT,
+    )
+
+
 # -- 1. SIGKILL at random moments ------------------------------------------------------------------
 
 
@@ -223,17 +235,7 @@ def test_two_cli_runs_at_once_both_finish_and_no_wait_fails_fast(tmp_path):
     folder = tmp_path / "docs"
     write_corpus(folder, 7, n=40)
     index_dir = tmp_path / "index"
-    procs = [
-        subprocess.Popen(
-            cli("--index-dir", str(index_dir), "index", str(folder), "--json"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env(),
-            cwd=ROOT,
-        )
-        for _ in range(2)
-    ]
+    procs = [start_index(index_dir, folder) for _ in range(2)]
     results = [(p.wait(300), *p.communicate()) for p in procs]
     assert [rc for rc, _, _ in results] == [0, 0], results
     assert all("Traceback" not in err for _, _, err in results)
@@ -316,14 +318,7 @@ def test_server_keeps_answering_while_another_process_indexes(server, tmp_path):
     before = ask(url, NEW_QUESTION).json()
     assert not any(str(other) in c["source"] for c in before["citations"])
 
-    indexing = subprocess.Popen(
-        cli("--index-dir", str(index_dir), "index", str(other), "--json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(),
-        cwd=ROOT,
-    )
+    indexing = start_index(index_dir, other)
     questions = ["Where did Putin meet Pezeshkian?", "What did they discuss?", NEW_QUESTION, "S-400"]
     statuses: list[int] = []
     deadline = time.monotonic() + 240

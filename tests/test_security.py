@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from servers import copy_seeds, serve
 
 from assistant.errors import StoreError, describe, redact_url
 from assistant.generation.llm import OpenAIGenerator
@@ -210,14 +211,6 @@ class Server:
     secret: Path
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _orphaned_uploads(uploads: Path) -> None:
     """What a kill mid-upload leaves: a half-written copy, and complete files that were never indexed."""
     uploads.mkdir(parents=True)
@@ -229,58 +222,18 @@ def _orphaned_uploads(uploads: Path) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("security")
-    seeds = base / "seeds"
-    shutil.copytree(ROOT / "seeds", seeds)
-    (seeds / "tide-notes.txt").write_text(MATH, encoding="utf-8")
+    seeds = copy_seeds(base, {"tide-notes.txt": MATH})
     secret = base / "host" / "secret.md"
     secret.parent.mkdir()
     secret.write_text(SECRET)
     _orphaned_uploads(base / "index" / "uploads")
     gradio_tmp = base / "gradio-tmp"
     gradio_tmp.mkdir()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "ASSISTANT_INDEX_DIR": str(base / "index"),
-        "ASSISTANT_SEEDS_DIR": str(seeds),
-        "ASSISTANT_PROGRESS": "0",
-        "ASSISTANT_LLM_URL": LLM_URL,
-        "ASSISTANT_LLM_TIMEOUT": "5",
-        "GRADIO_TEMP_DIR": str(gradio_tmp),
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "ANONYMIZED_TELEMETRY": "False",
-    }
-    for name in ("ASSISTANT_AUTH", "ASSISTANT_DEBUG", "ASSISTANT_GENERATOR"):
-        env.pop(name, None)
-    log_path = base / "server.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "serve", "--port", str(port), "--auth", f"{USER}:{PASSWORD}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not start within 240 s")
-            time.sleep(0.5)
-        yield Server(url, base, log_path, gradio_tmp, base / "index" / "uploads", secret)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = {"ASSISTANT_LLM_URL": LLM_URL, "ASSISTANT_LLM_TIMEOUT": "5", "GRADIO_TEMP_DIR": str(gradio_tmp)}
+    log = base / "server.log"
+    unset = ("ASSISTANT_AUTH", "ASSISTANT_DEBUG", "ASSISTANT_GENERATOR")
+    with serve(base / "index", seeds, log=log, env=env, auth=f"{USER}:{PASSWORD}", unset=unset, timeout=240) as url:
+        yield Server(url, base, log, gradio_tmp, base / "index" / "uploads", secret)
 
 
 class Gradio:

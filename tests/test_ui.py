@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from servers import copy_seeds, serve
 
 from assistant.schema import Answer, Citation
 from assistant.web import UploadError, highlight, render_answer, render_sources, render_text, safe_name, save_upload
@@ -88,58 +84,13 @@ def test_rendering_escapes_document_text_and_marks_the_quote():
 
 
 # -- the server and the browser -------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`assistant serve` over seeds + a hostile document, in a temp index; yields its base URL."""
     base = tmp_path_factory.mktemp("ui")
-    seeds = base / "seeds"
-    shutil.copytree(ROOT / "seeds", seeds)
-    (seeds / "harbour-notes.txt").write_text(HOSTILE, encoding="utf-8")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "ASSISTANT_INDEX_DIR": str(base / "index"),
-        "ASSISTANT_SEEDS_DIR": str(seeds),
-        "ASSISTANT_PROGRESS": "0",
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "ANONYMIZED_TELEMETRY": "False",
-    }
-    env.pop("ASSISTANT_AUTH", None)
-    log = open(base / "server.log", "w+")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read()}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not start within 180 s")
-            time.sleep(0.5)
+    seeds = copy_seeds(base, {"harbour-notes.txt": HOSTILE})
+    with serve(base / "index", seeds, log=base / "server.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import QAExample, load_qa_train, load_squad2, sha256, swapped_negatives
-from .windows import Window, encode_pairs, load_tokenizer
+from .windows import Window, encode_pairs, load_tokenizer, pad_batch
 
 DATA = Path("/work/shared/data")
 RECORDED = ("seed", "lr", "batch_size", "qa_train_examples", "swapped", "limit")  # options that shape the model
@@ -155,15 +155,8 @@ def batches(features: list[Feature], batch_size: int, seed: int) -> list[list[in
 
 
 def collate(features: list[Feature]) -> dict[str, torch.Tensor]:
-    width = max(len(f.ids) for f in features)
-    ids = torch.zeros((len(features), width), dtype=torch.long)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for row, f in enumerate(features):
-        ids[row, : len(f.ids)] = torch.from_numpy(f.ids)
-        types[row, : len(f.ids)] = torch.from_numpy(f.type_ids)
-        mask[row, : len(f.ids)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    """The same padded inputs the ONNX reader gets (`pad_batch`), as torch tensors."""
+    return {name: torch.from_numpy(array) for name, array in pad_batch(features).items()}
 
 
 def train(model: SpanModel, features: list[Feature], args) -> float:

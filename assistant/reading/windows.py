@@ -6,8 +6,10 @@ from; both go through :func:`make_windows`. Only the ``tokenizers`` library is u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -96,8 +98,15 @@ def windows_of(first, passage_index: int) -> list[Window]:
     return out
 
 
-def pad_batch(windows: list[Window]) -> dict[str, np.ndarray]:
-    """Model inputs for a batch of windows, padded to the longest one."""
+class Encoded(Protocol):
+    """What padding needs of a window: its token ids and segment ids (a Window, or a training Feature)."""
+
+    ids: np.ndarray
+    type_ids: np.ndarray
+
+
+def pad_batch(windows: Sequence[Encoded]) -> dict[str, np.ndarray]:
+    """Model inputs for a batch of windows, padded to the longest one (int64, zeros as padding)."""
     width = max(len(w.ids) for w in windows)
     ids = np.zeros((len(windows), width), dtype=np.int64)
     types = np.zeros_like(ids)
