@@ -13,7 +13,7 @@ from assistant.schema import Document
 
 
 def test_every_new_type_is_supported_from_the_one_list():
-    assert {".pptx", ".xlsx", ".csv", ".epub", ".eml"} <= SUPPORTED_SUFFIXES
+    assert {".pptx", ".xlsx", ".csv", ".epub", ".eml"} <= set(SUPPORTED_SUFFIXES)
 
 
 def test_pptx_slides_notes_and_page_numbers(tmp_path):

@@ -61,7 +61,8 @@ def test_no_marks_and_no_word_broken_at_a_line_end(documents):
 
 
 def test_every_passage_is_whole_words_with_a_page(documents):
-    chunker = Chunker(Embedder().count_tokens)
+    embedder = Embedder()
+    chunker = Chunker(embedder.count_tokens, limit=embedder.max_seq_length)
     for doc in documents:
         chunks = chunker.split(doc)
         assert len(chunks) > 10
