@@ -57,7 +57,7 @@ LEXICAL_SURE = 0.6
 # LEXICAL_THRESHOLD (the threshold calibrated with no meaning weight). The claim nearest to that
 # threshold, the least certain on words, is the one embedded.
 MAX_EMBEDDED = 1
-LEXICAL_THRESHOLD = 0.36
+LEXICAL_THRESHOLD = 0.33
 KEEP_MARGIN = 0.15  # a cited passage stays cited when it supports the claim within this of the best
 MAX_UNSUPPORTED_SHARE = 0.5  # more than this share of an answer's claims unsupported: the answer fails
 CANDIDATES = 3  # passage sentences per claim embedded when the passages were not prepared
