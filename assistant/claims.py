@@ -1,4 +1,5 @@
-"""Reading an LLM answer as claims: sentences, their `[n]` markers, and the names and numbers they state.
+"""Reading an LLM answer as claims (sentences, their `[n]` markers, the names and numbers they state)
+and passages as windows of sentences.
 
 Text analysis only (no model): `Grounder` decides which passages support each claim. Kept apart so
 every rule here (what a marker looks like, when a capitalised word is a name, how "$12,000" and
@@ -7,10 +8,13 @@ every rule here (what a marker looks like, when a capitalised word is a name, ho
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .chunking import sentences
 from .keyword import STOPWORDS, tokenize
@@ -289,3 +293,35 @@ def _inflected(a: str, b: str) -> bool:
     if min(rest) == 0:
         return shared >= 4 and max(rest) <= 3
     return shared >= 6 and max(rest) <= 3
+
+
+class PassageWindow(NamedTuple):
+    """One sentence of a passage, or two adjacent ones, with its terms (offsets into the passage)."""
+
+    start: int
+    end: int
+    text: str
+    sentences: tuple[str, ...]
+    terms: frozenset[str]
+
+
+def passage_windows(text: str) -> list[PassageWindow]:
+    """Each sentence of a passage, and each pair of adjacent ones (a claim often joins two)."""
+    out: list[PassageWindow] = []
+    spans = sentences(text)
+    terms = [frozenset(content_terms(text[s.start : s.end])) for s in spans]
+    for i, s in enumerate(spans):
+        one = text[s.start : s.end]
+        out.append(PassageWindow(s.start, s.end, one, (one,), terms[i]))
+        if i + 1 < len(spans):
+            nxt = spans[i + 1]
+            pair = (one, text[nxt.start : nxt.end])
+            out.append(PassageWindow(s.start, nxt.end, text[s.start : nxt.end], pair, terms[i] | terms[i + 1]))
+    return out
+
+
+def sentence_idf(sentence_terms: list[frozenset[str]]) -> dict[str, float]:
+    """Smoothed IDF over the passages' sentences: a term every sentence repeats weighs least."""
+    df = Counter(t for terms in sentence_terms for t in terms)
+    n = len(sentence_terms)
+    return {t: math.log(1.0 + (n + 1) / (c + 0.5)) for t, c in df.items()} | {"": math.log(1.0 + (n + 1) / 0.5)}

@@ -19,25 +19,24 @@ Thresholds come from `bench/grounding.py --calibrate` on SQuAD v2 dev articles (
 
 from __future__ import annotations
 
-import math
 import re
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
-from .chunking import sentences
 from .claims import (
     ABSTENTION,
     CLAIM,
     AnswerSentence,
+    PassageWindow,
     SplitAnswer,
     Vocabulary,
     claim_terms,
-    content_terms,
     entities,
+    passage_windows,
+    sentence_idf,
     split_answer,
 )
 from .embedding import Embedder
@@ -53,6 +52,12 @@ THRESHOLD = 0.48  # below this for every passage, the claim is unsupported
 # sharing 0.6 or more did, so only the claims in between pay for an embedding.
 LEXICAL_FLOOR = 0.2
 LEXICAL_SURE = 0.6
+# At most this many claims of one answer are embedded (about 12 ms each on two cores, and the p95 of
+# the check must stay under 30 ms); the others in the open band are decided on words alone against
+# LEXICAL_THRESHOLD (the threshold calibrated with no meaning weight). The claim nearest to that
+# threshold, the least certain on words, is the one embedded.
+MAX_EMBEDDED = 1
+LEXICAL_THRESHOLD = 0.33
 KEEP_MARGIN = 0.15  # a cited passage stays cited when it supports the claim within this of the best
 MAX_UNSUPPORTED_SHARE = 0.5  # more than this share of an answer's claims unsupported: the answer fails
 CANDIDATES = 3  # passage sentences per claim embedded when the passages were not prepared
@@ -146,6 +151,8 @@ class Grounder:
         keep_margin: A cited passage is kept when its support is within this of the best passage's.
         lexical_floor / lexical_sure: Below the floor a claim is unsupported, from the sure value on it
             is supported, on its words alone (nothing embedded); in between its meaning is weighed.
+        lexical_threshold: The threshold on lexical coverage alone, for claims decided without meaning.
+        max_embedded: Claims of one answer whose meaning is weighed at most (the check's cost bound).
         max_unsupported_share: `mostly_unsupported` is true above this share of unsupported claims.
         candidates: Passage sentences per claim embedded when the passages were not `prepare`d.
         cache_size: Sentence vectors kept between calls.
@@ -160,6 +167,8 @@ class Grounder:
         keep_margin: float = KEEP_MARGIN,
         lexical_floor: float = LEXICAL_FLOOR,
         lexical_sure: float = LEXICAL_SURE,
+        lexical_threshold: float = LEXICAL_THRESHOLD,
+        max_embedded: int = MAX_EMBEDDED,
         max_unsupported_share: float = MAX_UNSUPPORTED_SHARE,
         candidates: int = CANDIDATES,
         cache_size: int = 20_000,
@@ -168,10 +177,12 @@ class Grounder:
         self.threshold = threshold
         self.w_meaning = w_meaning
         self.keep_margin = keep_margin
-        if not lexical_floor <= threshold <= lexical_sure:
-            raise ValueError("Grounder needs lexical_floor <= threshold <= lexical_sure.")
+        if not (lexical_floor <= threshold <= lexical_sure and lexical_floor <= lexical_threshold <= lexical_sure):
+            raise ValueError("Grounder needs lexical_floor <= threshold, lexical_threshold <= lexical_sure.")
         self.lexical_floor = lexical_floor
         self.lexical_sure = lexical_sure
+        self.lexical_threshold = lexical_threshold
+        self.max_embedded = max_embedded
         self.max_unsupported_share = max_unsupported_share
         self.candidates = candidates
         self.cache_size = cache_size
@@ -231,7 +242,7 @@ class Grounder:
         """
         views = [self._view(p.chunk.text) for p in passages]
         windows = [Window(n, *w) for n, v in enumerate(views, start=1) for w in v.windows]
-        idf = _idf([w.terms for w in windows if len(w.sentences) == 1])
+        idf = sentence_idf([w.terms for w in windows if len(w.sentences) == 1])
         scored = [f"{question} {c}" if question and len(claim_terms(c)) <= SHORT_CLAIM_TERMS else c for c in claims]
         lexical = [self.coverage(claim_terms(c), windows, idf) for c in scored]
         missing, numbers = [], []
@@ -240,6 +251,7 @@ class Grounder:
             missing.append(tuple(e for e, ns in where.items() if not ns))
             numbers.append({e: ns for e, ns in where.items() if ns and any(ch.isdigit() for ch in e)})
         ask = [i for i, (lex, gone) in enumerate(zip(lexical, missing, strict=True)) if self.needs_meaning(lex, gone)]
+        ask = sorted(ask, key=lambda i: abs(float(lexical[i].max()) - self.lexical_threshold))[: self.max_embedded]
         weighed = self.meaning([scored[i] for i in ask], windows, [lexical[i] for i in ask])
         meaning = dict(zip(ask, weighed, strict=True))
         frozen = tuple(windows)
@@ -312,10 +324,11 @@ class Grounder:
         if evidence.missing:
             shown = ", ".join(f"'{m}'" for m in evidence.missing[:5])
             return _flag(base, f"names/numbers not in any passage: {shown}")
-        if top < self.threshold:
-            return _flag(base, f"no passage supports it (best support {top:.2f} < {self.threshold:.2f})")
-        kept = tuple(n for n in cited if per_passage[n] >= max(self.threshold, top - self.keep_margin))
-        chosen = self.locate_numbers(kept or (best,), evidence.numbers, per_passage)
+        threshold = self.threshold if evidence.meaning is not None else self.lexical_threshold
+        if top < threshold:
+            return _flag(base, f"no passage supports it (best support {top:.2f} < {threshold:.2f})")
+        kept = tuple(n for n in cited if per_passage[n] >= max(threshold, top - self.keep_margin))
+        chosen = self.locate_numbers(kept or (best,), evidence.numbers, per_passage, threshold)
         if isinstance(chosen, str):
             return _flag(base, f"numbers not in the passage that supports it: {chosen}")
         if kept:
@@ -327,8 +340,9 @@ class Grounder:
         evidence_text = evidence.windows[best_window[chosen[0]]].text if chosen[0] in best_window else ""
         return SentenceSupport(s.text, s.start, s.end, CLAIM, cited, chosen, top, True, reason, evidence_text)
 
+    @staticmethod
     def locate_numbers(
-        self, chosen: tuple[int, ...], numbers: dict[str, tuple[int, ...]], per_passage: np.ndarray
+        chosen: tuple[int, ...], numbers: dict[str, tuple[int, ...]], per_passage: np.ndarray, threshold: float
     ) -> tuple[int, ...] | str:
         """The cited passages, plus a supporting one for each number they lack; or the numbers none has.
 
@@ -340,7 +354,7 @@ class Grounder:
         for number, where in numbers.items():
             if any(n in out for n in where):
                 continue
-            supporting = [n for n in where if per_passage[n] >= self.threshold]
+            supporting = [n for n in where if per_passage[n] >= threshold]
             if supporting:
                 out.append(max(supporting, key=lambda n: per_passage[n]))
             else:
@@ -388,7 +402,7 @@ class Grounder:
         with self._lock:
             view = self._passages.get(text)
         if view is None:
-            view = _PassageView(tuple(_windows(text)), Vocabulary(text))
+            view = _PassageView(tuple(passage_windows(text)), Vocabulary(text))
             with self._lock:
                 self._passages[text] = view
                 while len(self._passages) > 2_000:
@@ -416,42 +430,10 @@ def _flag(base: SentenceSupport, reason: str) -> SentenceSupport:
     return SentenceSupport(base.text, base.start, base.end, base.kind, base.cited, (), base.score, False, reason)
 
 
-class _Local(NamedTuple):
-    """A window of one passage, before it is numbered among the passages of a question."""
-
-    start: int
-    end: int
-    text: str
-    sentences: tuple[str, ...]
-    terms: frozenset[str]
-
-
 @dataclass(frozen=True)
 class _PassageView:
-    windows: tuple[_Local, ...]
+    windows: tuple[PassageWindow, ...]
     vocabulary: Vocabulary
-
-
-def _windows(text: str) -> list[_Local]:
-    """Each sentence of a passage, and each pair of adjacent ones (a claim often joins two)."""
-    out: list[_Local] = []
-    spans = sentences(text)
-    terms = [frozenset(content_terms(text[s.start : s.end])) for s in spans]
-    for i, s in enumerate(spans):
-        one = text[s.start : s.end]
-        out.append(_Local(s.start, s.end, one, (one,), terms[i]))
-        if i + 1 < len(spans):
-            nxt = spans[i + 1]
-            pair = (one, text[nxt.start : nxt.end])
-            out.append(_Local(s.start, nxt.end, text[s.start : nxt.end], pair, terms[i] | terms[i + 1]))
-    return out
-
-
-def _idf(sentence_terms: list[frozenset[str]]) -> dict[str, float]:
-    """Smoothed IDF over the passages' sentences: a term every sentence repeats weighs least."""
-    df = Counter(t for terms in sentence_terms for t in terms)
-    n = len(sentence_terms)
-    return {t: math.log(1.0 + (n + 1) / (c + 0.5)) for t, c in df.items()} | {"": math.log(1.0 + (n + 1) / 0.5)}
 
 
 _CLOSING = re.compile(r"[.!?;:]+$")

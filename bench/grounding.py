@@ -306,6 +306,7 @@ def main() -> int:
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--max-paraphrase", type=float, default=0.10)
     parser.add_argument("--latency-answers", type=int, default=40)
+    parser.add_argument("--max-embedded", type=int, default=None, help="override Grounder.max_embedded")
     args = parser.parse_args()
 
     articles = load_articles()
@@ -321,10 +322,12 @@ def main() -> int:
     if embedder.runtime is None:  # write the ONNX export once, then answer as a fresh process would
         _ = embedder.model
         embedder = Embedder(cache_dir=Settings.from_env().cache_dir)
-    grounder = Grounder(embedder)
+    grounder = Grounder(embedder) if args.max_embedded is None else Grounder(embedder, max_embedded=args.max_embedded)
     grounder.warm_up()
     settings = {
-        k: getattr(grounder, k) for k in ("threshold", "w_meaning", "keep_margin", "lexical_floor", "lexical_sure")
+        k: getattr(grounder, k)
+        for k in ("threshold", "w_meaning", "keep_margin", "lexical_floor", "lexical_sure", "lexical_threshold",
+                  "max_embedded")
     }
     out = {
         "data": "squad-v2-dev answerable questions; passages = gold paragraph + 3 other paragraphs of its article",

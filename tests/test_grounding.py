@@ -164,6 +164,18 @@ def test_words_decide_alone_outside_the_uncertain_band(grounder):
         Grounder(grounder.embedder, threshold=0.9, lexical_sure=0.6)
 
 
+def test_at_most_max_embedded_claims_are_embedded_per_answer(grounder, passages):
+    claims = [
+        "Hall thinks Russia avoids angering Israel.",
+        "The poet Magtymguly was honoured in Ashgabat.",
+        "Rotterdam is close to where the Rhine ends.",
+    ]
+    measured = grounder.measure(claims, passages)
+    assert sum(grounder.needs_meaning(e.lexical, e.missing) for e in measured) >= 2  # the words leave these open...
+    weighed = [e.meaning is not None for e in measured]
+    assert sum(weighed) == grounder.max_embedded == 1  # ...but only one is embedded
+
+
 # -- the seed article, through retrieval and a fake LLM -------------------------------------------
 def _llm_draft(seed_assistant, question: str, reply: str):
     """What the LLM generator returns for `reply`, over the passages retrieved for `question`."""
