@@ -326,8 +326,15 @@ def main() -> int:
     grounder.warm_up()
     settings = {
         k: getattr(grounder, k)
-        for k in ("threshold", "w_meaning", "keep_margin", "lexical_floor", "lexical_sure", "lexical_threshold",
-                  "max_embedded")
+        for k in (
+            "threshold",
+            "w_meaning",
+            "keep_margin",
+            "lexical_floor",
+            "lexical_sure",
+            "lexical_threshold",
+            "max_embedded",
+        )
     }
     out = {
         "data": "squad-v2-dev answerable questions; passages = gold paragraph + 3 other paragraphs of its article",

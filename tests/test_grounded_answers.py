@@ -97,10 +97,14 @@ def test_an_llm_answer_through_the_pipeline_carries_its_unsupported_sentence(see
 
 
 class Spy:
-    """A grounder that counts its checks, and checks like the real one."""
+    """A grounder that counts its checks (and the reading ahead of them), and checks like the real one."""
 
     def __init__(self, real):
-        self.real, self.calls = real, 0
+        self.real, self.calls, self.prepared = real, 0, 0
+
+    def prepare(self, passages):
+        self.prepared += 1
+        return self.real.prepare(passages)
 
     def ground(self, *args, **kwargs):
         self.calls += 1
@@ -115,9 +119,10 @@ def test_the_extractive_generator_never_pays_for_the_check(seed_assistant):
     extractive.grounder = spy = Spy(seed_assistant.grounder)
     ans, streamed = extractive.answer(QUESTION), list(extractive.stream(QUESTION))[-1]
     assert extractive.generator is extractive.extractive and ans.citations and streamed.text == ans.text
-    assert spy.calls == 0 and ans.unsupported == []
+    assert spy.calls == 0 and spy.prepared == 0 and ans.unsupported == []
 
     reply = "Stephen Hall said Russia would not want to antagonise Israel and America."
     llm = seed_assistant.with_generator(OpenAIGenerator(url=URL, llm=fake(reply)))
     llm.grounder = spy
     assert llm.answer(QUESTION).citations and spy.calls == 1  # the same spy sees an LLM's answer
+    assert spy.prepared == 1  # the passages were read while the LLM wrote

@@ -11,6 +11,7 @@ are quotes, and it must not pay for the check.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -44,11 +45,24 @@ class GroundedGenerator(Generator):
         return f"GroundedGenerator({self.primary!r})"
 
     def generate(self, question: str, passages: list[Passage]) -> Draft:
-        return self.check(question, self.primary.generate(question, passages), passages)
+        ready = self._prepare(passages)
+        draft = self.primary.generate(question, passages)
+        ready.join()
+        return self.check(question, draft, passages)
 
     def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Draft]:
+        ready = self._prepare(passages)
         for item in self.primary.stream(question, passages):
-            yield self.check(question, item, passages) if isinstance(item, Draft) else item
+            if isinstance(item, Draft):
+                ready.join()
+                item = self.check(question, item, passages)
+            yield item
+
+    def _prepare(self, passages: list[Passage]) -> threading.Thread:
+        """Read and embed the passages' sentences while the LLM writes, so the check after it is quick."""
+        thread = threading.Thread(target=self.grounder.prepare, args=(passages,), name="grounding-prepare", daemon=True)
+        thread.start()
+        return thread
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         return self.primary.condense(question, history)
