@@ -188,7 +188,7 @@ def test_condense_rewrites_follow_up():
     assert generator(llm).condense("When was it?", history) == "When did Putin meet Pezeshkian in Ashgabat?"
     human = llm.seen[0][1].content
     assert "User: Where did Putin meet Pezeshkian?" in human
-    assert "Assistant: In Ashgabat ." in human  # markers dropped
+    assert "Assistant: In Ashgabat.\n" in human  # markers dropped, with the space before them
     assert "Follow-up question: When was it?" in human
 
 
