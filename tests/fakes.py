@@ -1,4 +1,4 @@
-"""Fake chat models for unit tests of the chain wiring (no model, no server)."""
+"""Fake chat models and small passages for unit tests (no model, no server)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ class RaisingFake(GenericFakeChatModel):
 
 def fake(*replies: str) -> RecordingFake:
     return RecordingFake(messages=iter([AIMessage(content=r) for r in replies]))
+
+
+# Three short passages on unrelated topics, for checks of which passage supports a sentence.
+TEXTS = [
+    "The Rhine flows 1,230 kilometres from the Swiss Alps to the North Sea. Basel is the first major city "
+    "on its course, and Rotterdam sits near its mouth.",
+    "Ashgabat is the capital of Turkmenistan. In 2024 it hosted a forum for the 300th anniversary of the "
+    "birth of the poet Magtymguly Pyragy.",
+    "Stephen Hall teaches Russian politics at the University of Bath. He said Russia would not want to "
+    "antagonise Israel by sending air defence systems to Iran.",
+]

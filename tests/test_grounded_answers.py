@@ -4,7 +4,7 @@ embedding model and the real extractive generator standing in; the extractive an
 from __future__ import annotations
 
 import pytest
-from fakes import fake
+from fakes import TEXTS, fake
 
 from assistant.citations import build_answer
 from assistant.generation import with_fallback
@@ -13,14 +13,6 @@ from assistant.grounding import UNSUPPORTED_WARNING
 from assistant.schema import Answer, Chunk, Passage
 
 URL = "http://llm.test:9/v1"
-TEXTS = [
-    "The Rhine flows 1,230 kilometres from the Swiss Alps to the North Sea. Basel is the first major city "
-    "on its course, and Rotterdam sits near its mouth.",
-    "Ashgabat is the capital of Turkmenistan. In 2024 it hosted a forum for the 300th anniversary of the "
-    "birth of the poet Magtymguly Pyragy.",
-    "Stephen Hall teaches Russian politics at the University of Bath. He said Russia would not want to "
-    "antagonise Israel by sending air defence systems to Iran.",
-]
 QUESTION = "Why might Russia not send S-400s to Iran?"
 
 

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import TEXTS
 
 from assistant.citations import build_answer
 from assistant.claims import ABSTENTION, CLAIM, META, Vocabulary, entities, marker_numbers, split_answer
 from assistant.grounding import UNSUPPORTED_WARNING, Grounder
 from assistant.schema import Chunk, Passage
-
-TEXTS = [
-    "The Rhine flows 1,230 kilometres from the Swiss Alps to the North Sea. Basel is the first major city "
-    "on its course, and Rotterdam sits near its mouth.",
-    "Ashgabat is the capital of Turkmenistan. In 2024 it hosted a forum for the 300th anniversary of the "
-    "birth of the poet Magtymguly Pyragy.",
-    "Stephen Hall teaches Russian politics at the University of Bath. He said Russia would not want to "
-    "antagonise Israel by sending air defence systems to Iran.",
-]
 
 
 @pytest.fixture(scope="module")

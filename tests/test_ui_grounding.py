@@ -8,10 +8,6 @@ one with an invented number, streamed or whole.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from servers import copy_seeds, serve
 
 from assistant.schema import Answer, Unsupported
 from assistant.web import render_answer
@@ -84,42 +81,10 @@ def llm_url():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, llm_url):
     """`assistant serve --generator openai` over the seeds, its LLM the fake above; yields its base URL."""
-    from conftest import free_port
-
     base = tmp_path_factory.mktemp("ui-grounding")
-    shutil.copytree(ROOT / "seeds", base / "seeds")
-    port = free_port()
-    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(base / "index"), "ASSISTANT_SEEDS_DIR": str(base / "seeds"),
-           "ASSISTANT_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "ANONYMIZED_TELEMETRY": "False"}  # fmt: skip
-    env.pop("ASSISTANT_AUTH", None)
-    log = open(base / "server.log", "w+")  # noqa: SIM115 - closed in the finally below
-    command = ["serve", "--port", str(port), "--generator", "openai", "--llm-url", llm_url, "--llm-timeout", "60"]
-    proc = subprocess.Popen([sys.executable, "-m", "assistant", *command], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read()}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not start within 180 s")
-            time.sleep(0.5)
+    args = ("--generator", "openai", "--llm-url", llm_url, "--llm-timeout", "60")
+    with serve(base / "index", copy_seeds(base), *args, log=base / "server.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_an_unsupported_sentence_renders_muted_labelled_and_escaped():
