@@ -32,9 +32,11 @@ def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warni
 
     text = renumber_markers(draft.text, len(passages), order, on_cite=first_use).strip()
     citations = []
+    short = draft.short if draft.short is not None and draft.short.passage in order else None
     for n, number in order.items():
         chunk = passages[n - 1].chunk
         quote = draft.quotes.get(n) or best_sentence(chunk.text, context[n])
+        at = (short.start, short.end) if short is not None and short.passage == n else (None, None)
         citations.append(
             Citation(
                 n=number,
@@ -45,10 +47,20 @@ def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warni
                 end=chunk.end,
                 page=chunk.page,
                 score=passages[n - 1].score,
+                answer_start=at[0],
+                answer_end=at[1],
             )
         )
     unsupported = locate(draft.unsupported, text)
-    return Answer(text, False, citations, generator=generator, warning=warning, unsupported=unsupported)
+    return Answer(
+        text,
+        False,
+        citations,
+        generator=generator,
+        warning=warning,
+        unsupported=unsupported,
+        short=short.text if short is not None else None,
+    )
 
 
 def locate(unsupported: tuple[Unsupported, ...], text: str) -> list[Unsupported]:

@@ -7,7 +7,11 @@ user's index. The folder's layout picks the evaluation:
   document (its chunks score it by the best of them) and scored with nDCG@10, recall@10/100 and
   MRR@10 over the queries that have relevance labels.
 - QA (`docs/`, `questions.jsonl` with `question`, gold `answers`, `is_impossible`): every question
-  goes through `Assistant.answer()`; an answer counts when its text contains a gold string.
+  goes through `Assistant.answer()`; an answer counts when its text contains a gold string
+  (`answer_recall`), and its short answer (`Answer.short`) is scored as SQuAD v2 scores a reader:
+  `exact_match` and `f1` with the official normalisation, where no short answer (declined, or only
+  sentences) means "no answer": 1 for an unanswerable question, 0 for an answerable one; and the two
+  halves, `has_answer_f1` and `no_answer_accuracy`.
 
 `--limit` evaluates a deterministic sample (seeded), so two runs compare like with like.
 """
@@ -25,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import EvaluationError
+from .reading import metrics
 from .schema import Document
 from .settings import Settings
 
@@ -132,12 +137,21 @@ def evaluate_qa(assistant, folder: Path, *, limit: int | None = None, index: boo
     answered = cited = context = declined_answerable = 0
     abstained_impossible = abstained_total = impossible = 0
     times: list[float] = []
+    em: list[float] = []
+    f1: list[float] = []
+    has_f1: list[float] = []
+    no_answer: list[float] = []
     for q in _progress(questions, "Questions", assistant.settings.progress):
         gold = [g.lower() for g in q.get("answers") or [] if g]
         passages = assistant.retrieve(q["question"], CONTEXT_K)
         start = time.perf_counter()
         result = assistant.answer(q["question"])
         times.append((time.perf_counter() - start) * 1000)
+        golds = [] if q.get("is_impossible") else [g for g in q.get("answers") or [] if g]
+        if q.get("is_impossible") or golds:
+            em.append(metrics.exact_match(golds, result.short or ""))
+            f1.append(metrics.f1(golds, result.short or ""))
+            (no_answer if not golds else has_f1).append(f1[-1])
         if q.get("is_impossible"):
             impossible += 1
             abstained_impossible += result.abstained
@@ -156,6 +170,10 @@ def evaluate_qa(assistant, folder: Path, *, limit: int | None = None, index: boo
         "abstain_precision": _ratio(abstained_impossible, abstained_total),
         "abstain_recall": _ratio(abstained_impossible, impossible),
         "answerable_abstain_rate": _ratio(declined_answerable, answerable),
+        "exact_match": _mean(em),
+        "f1": _mean(f1),
+        "has_answer_f1": _mean(has_f1),
+        "no_answer_accuracy": _mean(no_answer),
         "p50_ms": _percentile(times, 50),
         "p95_ms": _percentile(times, 95),
     }

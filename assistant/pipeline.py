@@ -1,8 +1,9 @@
 """The assistant, read top to bottom: question → condense → retrieve → generate → finish → cited answer.
 
-The chain is built from langchain-core runnables; the generator is one swappable step, so an LLM
-slots in without touching retrieval, and any LLM failure falls back to the extractive answer
-with a warning instead of an error (`generation.FallbackGenerator`). An LLM's draft is checked
+The chain is built from langchain-core runnables; the generator is one swappable step: by default
+the trained span reader (`generation.reader`: the exact words, then their sentence), and an LLM
+slots in without touching retrieval; any LLM failure falls back to the offline answer with a
+warning instead of an error (`generation.FallbackGenerator`). An LLM's draft is checked
 against the passages before it is finished (`generation.GroundedGenerator`): what no passage
 supports is listed in `Answer.unsupported`, and an answer mostly unsupported counts as a failure. `answer()` invokes the
 chain and `stream()` streams the very same chain.
@@ -43,9 +44,9 @@ class Assistant:
 
     Args:
         settings: Full configuration; defaults to `Settings.from_env()`.
-        generator: A generator name (`extractive`, `openai`, `llamacpp`) or a `Generator`
-            (see `assistant.generation`); any but the extractive one is checked against the
-            passages (`grounder`) and wrapped so that the extractive answer stands in when it fails.
+        generator: A generator name (`reader`, `extractive`, `openai`, `llamacpp`) or a `Generator`
+            (see `assistant.generation`); an LLM is checked against the passages (`grounder`) and
+            wrapped so that the offline answer (the reader's) stands in when it fails.
         **overrides: Any `Settings` field, e.g. `index_dir=...`, `k=...`, `chroma_url=...`.
     """
 
@@ -95,6 +96,14 @@ class Assistant:
         return ExtractiveGenerator(self.embedder)
 
     @cached_property
+    def reader(self):
+        """The default generator: the trained span reader, with the extractive generator's evidence."""
+        from .generation.reader import ReaderGenerator
+        from .reading import Reader
+
+        return ReaderGenerator(Reader(self.settings.reader_dir), self.extractive)
+
+    @cached_property
     def grounder(self):
         """Checks an LLM's answer against the passages (the extractive generator's needs no check)."""
         from .grounding import Grounder
@@ -105,9 +114,10 @@ class Assistant:
     def generator(self):
         from .generation import create_generator, with_fallback
 
+        offline = self.extractive if self.settings.generator == "extractive" else self.reader
         if self._generator is not None:
-            return with_fallback(self._generator, self.extractive, self.grounder)
-        return create_generator(self.settings, fallback=self.extractive, grounder=self.grounder)
+            return with_fallback(self._generator, offline, self.grounder)
+        return create_generator(self.settings, fallback=offline, grounder=self.grounder)
 
     @cached_property
     def chain(self):
@@ -128,7 +138,7 @@ class Assistant:
     def with_generator(self, generator) -> Assistant:
         """The same index, model and locks, answering with another generator."""
         other = Assistant(self.settings, generator=generator)
-        for part in ("embedder", "store", "retriever", "indexer", "extractive", "grounder"):
+        for part in ("embedder", "store", "retriever", "indexer", "extractive", "reader", "grounder"):
             setattr(other, part, getattr(self, part))
         other._ready = self._ready
         return other
@@ -177,7 +187,8 @@ class Assistant:
 
     def _begin(self, question: str) -> str:
         question = self.check(question)
-        self.embedder.preload()  # load the question encoder while the index opens
+        self.embedder.preload()  # load the question encoder (and the reader) while the index opens
+        self.generator.preload()
         self.ensure_index()
         return question
 

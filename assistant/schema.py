@@ -83,7 +83,8 @@ class Draft:
     its answer span; an LLM does not, and the closest sentence is found for it). `generator` names
     who wrote the draft when it is not the generator asked (a fallback), and `warning` says why.
     `unsupported` are the sentences of `text` no passage supports (found by the grounding check of
-    an LLM's draft; located in `text`).
+    an LLM's draft; located in `text`). `short` is the exact answer words a span reader found, and
+    where (None when no reader answered).
     """
 
     text: str
@@ -92,11 +93,26 @@ class Draft:
     generator: str | None = None
     warning: str | None = None
     unsupported: tuple[Unsupported, ...] = ()
+    short: ShortAnswer | None = None
+
+
+@dataclass(frozen=True)
+class ShortAnswer:
+    """The exact words that answer a question: `passages[passage - 1].chunk.text[start:end] == text`."""
+
+    text: str
+    passage: int
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
 class Citation:
-    """A passage an answer cites. `quote` is a substring of `text`; `start`/`end` locate `text`."""
+    """A passage an answer cites. `quote` is a substring of `text`; `start`/`end` locate `text`.
+
+    `answer_start`/`answer_end` locate the short answer's exact words in `text` (inside `quote`)
+    when this passage holds them, None otherwise.
+    """
 
     n: int
     source: str
@@ -106,6 +122,8 @@ class Citation:
     end: int
     page: int | None
     score: float
+    answer_start: int | None = None
+    answer_end: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,7 +134,9 @@ class Answer:
     """An answer with the passages it cites, numbered as the `[n]` markers in `text`.
 
     `unsupported` lists the sentences of `text` that no passage supports (an LLM's; they cite
-    nothing), each located as `text[start:end]`.
+    nothing), each located as `text[start:end]`. `short` is the exact answer words (the reader's;
+    None when declined, when the reader found no span sure enough, or when an LLM answered); the
+    citation that holds them locates them (`Citation.answer_start`).
     """
 
     text: str
@@ -125,10 +145,12 @@ class Answer:
     generator: str = "extractive"
     warning: str | None = None
     unsupported: list[Unsupported] = field(default_factory=list)
+    short: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "answer": self.text,
+            "short": self.short,
             "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations],
             "generator": self.generator,

@@ -11,7 +11,7 @@ from .errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-GeneratorName = Literal["extractive", "openai", "llamacpp"]
+GeneratorName = Literal["reader", "extractive", "openai", "llamacpp"]
 GENERATORS: tuple[str, ...] = get_args(GeneratorName)  # the one list of generator names (CLI choices, checks)
 Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -39,7 +39,8 @@ class Settings:
         k: Passages retrieved per question.
         candidates: Passages each side of hybrid retrieval (dense, BM25) proposes before fusion.
         dense_weight: Share of the dense score in the fused score (1.0 = dense only, 0.0 = BM25 only).
-        generator: `extractive` (default, offline), `openai` or `llamacpp`.
+        generator: `reader` (default, offline: the trained span reader's exact words and their
+            sentence), `extractive` (sentences only), `openai` or `llamacpp`.
         llm_url / llm_model / llm_api_key / llm_timeout: OpenAI-compatible endpoint.
         llm_gguf: A GGUF file served by an embedded llama.cpp server.
         llm_max_tokens: Longest LLM answer, in tokens (ASSISTANT_LLM_MAX_TOKENS).
@@ -55,6 +56,8 @@ class Settings:
         progress: Show progress bars for long runs.
         api_key: `serve` accepts `Authorization: Bearer <api_key>` on `/v1` (ASSISTANT_API_KEY), as
             OpenAI clients send it.
+        reader_dir: Folder of another reader model (model.onnx, tokenizer.json, config.json, as
+            `python -m assistant.reading.train --out DIR` writes it); default: the shipped one.
     """
 
     index_dir: Path = field(default_factory=_default_index_dir)
@@ -64,7 +67,7 @@ class Settings:
     k: int = 4
     candidates: int = 40  # larger pools did not help on SciFact or SQuAD (see retrieval.py)
     dense_weight: float = 0.6  # beat RRF, min-max and z-score fusion on both (see retrieval.py)
-    generator: GeneratorName = "extractive"
+    generator: GeneratorName = "reader"
     llm_url: str | None = None
     llm_model: str = "default"
     llm_api_key: str | None = None
@@ -81,6 +84,7 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     progress: bool = True
     api_key: str | None = None
+    reader_dir: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -93,7 +97,7 @@ class Settings:
         if "llm_api_key" not in values and os.environ.get("OPENAI_API_KEY"):
             values["llm_api_key"] = os.environ["OPENAI_API_KEY"]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("index_dir", "seeds_dir", "llm_gguf", "cache_dir"):
+        for name in ("index_dir", "seeds_dir", "llm_gguf", "cache_dir", "reader_dir"):
             if isinstance(values.get(name), str):
                 values[name] = Path(values[name])
         return cls(**values)

@@ -89,6 +89,7 @@ def main() -> int:
     parser.add_argument("--noise", type=float, default=0.02, help="std of the noise added to copied vectors")
     parser.add_argument("--index-dir", type=Path, help="reuse/keep the index here (default: a temp folder)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--generators", default="reader,extractive", help="answer latency of each, same run")
     args = parser.parse_args()
 
     from assistant.pipeline import Assistant
@@ -113,22 +114,34 @@ def main() -> int:
     questions = questions[::step][: args.questions + 5]
     for q in questions[:5]:  # warm: model, Chroma, keyword index
         assistant.answer(q)
-    retrieve, answer = [], []
+    names = args.generators.split(",")
+    variants = {n: assistant.with_generator(n) for n in names}
+    for a in variants.values():
+        a.answer(questions[0])
+    retrieve: list[float] = []
+    answer: dict[str, list[float]] = {n: [] for n in names}
     for q in questions[5:]:
         start = time.perf_counter()
         assistant.retrieve(q)
         retrieve.append((time.perf_counter() - start) * 1000)
-    for q in questions[5:]:
+    for i, q in enumerate(questions[5:]):
         q = q.rstrip("?") + " ?"  # not a repeat of the retrieval run's query text
-        start = time.perf_counter()
-        assistant.answer(q)
-        answer.append((time.perf_counter() - start) * 1000)
+        order = list(variants.items())
+        for name, a in order[i % len(order) :] + order[: i % len(order)]:
+            # interleaved, each first in turn: they share the sentence-vector cache and see the same load
+            start = time.perf_counter()
+            a.answer(q)
+            answer[name].append((time.perf_counter() - start) * 1000)
+    per = {
+        f"{name}_answer_{p}_ms": round(percentile(times, p / 100) if p != 50 else statistics.median(times), 1)
+        for name, times in answer.items()
+        for p in (50, 95)
+    }
     out = {
         "chunks": assistant.store.count(),
         "retrieve_p50_ms": round(statistics.median(retrieve), 1),
         "retrieve_p95_ms": round(percentile(retrieve, 0.95), 1),
-        "answer_p50_ms": round(statistics.median(answer), 1),
-        "answer_p95_ms": round(percentile(answer, 0.95), 1),
+        **per,
         "rss_mb": round(rss_mb(), 1),
         "questions": len(answer),
         "synthetic": (

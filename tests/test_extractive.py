@@ -21,7 +21,7 @@ Every August the town holds a lantern festival, when boats carry paper lanterns 
 def assistant(tmp_path_factory) -> Assistant:
     docs = tmp_path_factory.mktemp("docs")
     (docs / "pellmore.txt").write_text(FACTS)
-    a = Assistant(index_dir=tmp_path_factory.mktemp("index"), progress=False)
+    a = Assistant(index_dir=tmp_path_factory.mktemp("index"), progress=False, generator="extractive")
     a.index([docs, *sorted((PROJECT_ROOT / "seeds").glob("*.txt"))])
     return a
 

@@ -62,8 +62,8 @@ def words(text: str) -> str:
 
 
 def checked_or_stood_in(generator: str, warning: str | None, llm: str) -> bool:
-    """An LLM answer: the model's own (checked), or the extractive one because the check failed it."""
-    return (generator, warning) == (llm, None) or (generator == "extractive" and UNSUPPORTED_WARNING in warning)
+    """An LLM answer: the model's own (checked), or the reader's because the check failed it."""
+    return (generator, warning) == (llm, None) or (generator == "reader" and UNSUPPORTED_WARNING in warning)
 
 
 def split_stream(items: list) -> tuple[list[str], Answer]:
@@ -130,15 +130,15 @@ def test_llm_saying_the_documents_lack_it_is_an_abstention(seed_assistant, reply
         assert ans.abstained and ans.citations == [] and "[" not in ans.text
 
 
-def test_llm_failure_falls_back_to_the_extractive_answer(seed_assistant):
+def test_llm_failure_falls_back_to_the_reader_answer(seed_assistant):
     request = httpx.Request("POST", URL + "/chat/completions")
     down = RaisingFake(messages=iter([]), error=openai.APIConnectionError(request=request))
     a = with_generator(seed_assistant, OpenAIGenerator(url=URL, llm=down))
     expected = seed_assistant.answer(QUESTION)
 
     for ans in (a.answer(QUESTION), split_stream(list(a.stream(QUESTION)))[1]):
-        assert ans.generator == "extractive"
-        assert ans.warning and URL in ans.warning and "extractive" in ans.warning
+        assert ans.generator == "reader"
+        assert ans.warning and URL in ans.warning and "reader" in ans.warning
         assert ans.text == expected.text and ans.citations == expected.citations
 
 
@@ -273,7 +273,7 @@ def test_llm_tokens_stream_through_the_assistant(seed_assistant, llama_server):
 def test_cli_unreachable_endpoint_falls_back_with_a_warning(cli_index):
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     data = ask_json(cli_index, "--generator", "openai", "--llm-url", url, "--llm-timeout", "10")
-    assert data["generator"] == "extractive"
+    assert data["generator"] == "reader"
     assert url in data["warning"] and not data["abstained"] and data["citations"]
 
     out = run_cli("--index-dir", str(cli_index), "ask", QUESTION, "--stream", "--generator", "openai", "--llm-url", url)

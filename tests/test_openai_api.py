@@ -59,7 +59,7 @@ def test_openai_client_plain(client):
         assert not c["source"].startswith("/")  # a shown name, never a server path
         assert f"[{c['n']}]" in content
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens > 0
-    assert [m.id for m in client.models.list()][:2] == ["assistant", "extractive"]
+    assert [m.id for m in client.models.list()][:3] == ["assistant", "reader", "extractive"]
 
 
 def test_openai_client_streaming_matches_plain(client):

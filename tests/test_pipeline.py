@@ -139,9 +139,12 @@ def test_cli_index_and_ask_json_have_the_documented_fields(tmp_path, seed_dir):
     proc = _cli("ask", "Why might Russia not send S-400s?", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert {"answer", "abstained", "citations", "generator", "warning"} <= out.keys()
+    assert {"answer", "short", "abstained", "citations", "generator", "warning"} <= out.keys()
     assert out["citations"]
-    assert set(out["citations"][0]) == {"n", "source", "text", "quote", "start", "end", "page", "score"}
+    assert set(out["citations"][0]) == {
+        *("n", "source", "text", "quote", "start", "end", "page", "score"),
+        *("answer_start", "answer_end"),
+    }
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path, seed_dir):

@@ -377,7 +377,7 @@ def test_a_lone_surrogate_is_bad_text_not_a_crash(server, gradio):
 
 def test_llm_credentials_are_never_shown(server, gradio, seed_assistant):
     body = ask(server, S400_Q, generator="openai").json()
-    assert body["generator"] == "extractive" and "127.0.0.1:9/v1?token=***" in body["warning"], body
+    assert body["generator"] == "reader" and "127.0.0.1:9/v1?token=***" in body["warning"], body
     ok, output, stream = gradio.run("respond", [S400_Q, None, "openai"])
     assert ok and "127.0.0.1:9" in stream
     ok, output, _ = gradio.run("ask", [S400_Q, None, "openai"])

@@ -78,6 +78,12 @@ def test_rendering_escapes_document_text_and_marks_the_quote():
         assert "<script>" not in out and html.escape(SCRIPT) in out
     assert '<span class="cite">[1]</span>' in bubble and "language model failed" in bubble
     assert f"<mark>{html.escape(quote)}</mark>" in highlight(text, quote)
+    at = text.index("Ondrea")
+    marked = highlight(text, quote, (at, at + len("Ondrea")))
+    assert '<mark>Keeper is <strong class="exact">Ondrea</strong>' in marked
+    assert highlight(text, quote, (0, 6)) == highlight(text, quote)  # outside the quote: not marked
+    short = Answer(f"Ondrea — {quote} [1]", False, [c], short="Ondrea")
+    assert render_answer(short).startswith('<div class="answer-done"><strong class="short-answer">Ondrea</strong> — ')
     assert "a&lt;b&gt;.txt" in panel and "0.87" in panel
     assert "Not found in the documents" in render_answer(Answer("I could not find this.", True))
     assert render_text("a\n<b>") == "a<br>&lt;b&gt;"
@@ -137,6 +143,19 @@ def test_cited_answer_shows_sources_with_highlighted_quote(page):
     assert page.locator("#sources mark").count() >= 1
     page.locator("#sources details summary").first.click()
     assert page.locator("#sources details .context").first.is_visible()
+
+
+def test_short_answer_in_bold_and_its_words_marked_in_the_source(page):
+    """The page's own example question: the reader's exact words lead in bold, and the sources panel
+    marks them inside the highlighted sentence."""
+    answer, sources = ask(page, "Who said Russia wouldn't want to antagonise Israel?")
+    assert "Stephen Hall" in sources
+    bold = page.locator('#chat [data-testid="bot"]').last.locator("strong.short-answer")
+    assert bold.count() == 1 and "Stephen Hall" in bold.inner_text()
+    assert answer.startswith(bold.inner_text())
+    exact = page.locator("#sources mark strong.exact")
+    assert exact.count() == 1 and exact.inner_text() == bold.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-short-answer.png"), full_page=True)
 
 
 def test_follow_up_uses_the_earlier_turn(page):
@@ -213,8 +232,8 @@ def test_api_ask_over_http(server):
     r = httpx.post(f"{server}/api/ask", json={"question": "Why might Russia not send S-400s?"}, timeout=60)
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"answer", "abstained", "citations", "generator", "warning", "unsupported"}
-    assert body["abstained"] is False and body["generator"] == "extractive" and "[1]" in body["answer"]
+    assert set(body) == {"answer", "short", "abstained", "citations", "generator", "warning", "unsupported"}
+    assert body["abstained"] is False and body["generator"] == "reader" and "[1]" in body["answer"]
     c = body["citations"][0]
     assert set(c) == {"n", "source", "text", "quote", "start", "end", "page", "score"}
     assert c["quote"] in c["text"] and 0 <= c["score"] <= 1

@@ -62,6 +62,9 @@ class Generator(Protocol):
         """A standalone query for a follow-up, from (user, assistant) turns; by default `standalone_query`."""
         return standalone_query(question, history)
 
+    def preload(self) -> None:
+        """Start loading heavy resources in the background, before the first answer needs them (default: none)."""
+
 
 def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     """The follow-up heuristic: a question that points back ("Who is he?") or is very short carries
@@ -95,11 +98,12 @@ def with_fallback(generator: Generator, fallback: Generator, grounder: Grounder 
 
 
 def create_generator(settings: Settings, *, fallback: Generator, grounder: Grounder | None = None) -> Generator:
-    """The generator a `Settings.generator` name selects; `fallback` is the extractive one, which
-    is returned as is for `extractive` and stands in for an LLM that fails; `grounder`, when
-    given, checks an LLM's answers (see `with_fallback`)."""
-    name = (settings.generator or "extractive").lower()
-    if name == "extractive":
+    """The generator a `Settings.generator` name selects; `fallback` is the offline one (the reader,
+    or the extractive generator when that is the one asked for), which is returned as is for
+    `reader` and `extractive` and stands in for an LLM that fails; `grounder`, when given, checks an
+    LLM's answers (see `with_fallback`)."""
+    name = (settings.generator or "reader").lower()
+    if name in ("reader", "extractive"):
         return fallback
     if name == "openai":
         from .llm import OpenAIGenerator

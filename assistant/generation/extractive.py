@@ -113,6 +113,10 @@ class ExtractiveGenerator(Generator):
         ranked, evidence = self.analyse(question, passages)
         if not ranked or self.no_answer_probability(evidence) >= self.threshold:
             return Draft(DECLINE_TEXT, abstained=True)
+        return self.compose(ranked, passages)
+
+    def compose(self, ranked: list[Candidate], passages: list[Passage]) -> Draft:
+        """The answer from ranked sentences (see `analyse`): the chosen ones, each cited and quoted."""
         chosen = self.choose(ranked)
         parts, quotes = [], {}
         for c in chosen:
@@ -164,6 +168,7 @@ class ExtractiveGenerator(Generator):
             "coverage": best.overlap,
             "passage_coverage": sum(idf[t] for t in q_terms if t in everywhere) / total if q_terms else 0.0,
             "missing_names": sum(1 for w in names if w.lower() not in haystack) / len(names) if names else 0.0,
+            "names": float(len(names)),
             "margin": best.score - out[1].score if len(out) > 1 else best.score,
             "passage_cosine": max(p.dense for p in passages),
             "terms": float(len(q_terms)),

@@ -26,7 +26,7 @@ class FallbackGenerator(Generator):
 
     Args:
         primary: The generator to use (an LLM).
-        fallback: The generator that stands in (the extractive one).
+        fallback: The generator that stands in (the offline one: the reader, or the extractive one).
     """
 
     def __init__(self, primary: Generator, fallback: Generator):
@@ -60,6 +60,10 @@ class FallbackGenerator(Generator):
                 yield "\n\n"  # the fallback's answer starts apart from what the LLM had written
         for item in self.fallback.stream(question, passages):
             yield item if isinstance(item, str) else self._stand_in(item, problem)
+
+    def preload(self) -> None:
+        self.primary.preload()
+        self.fallback.preload()
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         if not history:

@@ -64,6 +64,9 @@ class GroundedGenerator(Generator):
         thread.start()
         return thread
 
+    def preload(self) -> None:
+        self.primary.preload()
+
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         return self.primary.condense(question, history)
 

@@ -34,7 +34,9 @@ def render(config: dict) -> str:
     """The card's Markdown text."""
     s, arts, hp = config["scores"], config["squad2_articles"], config["hyperparameters"]
     latency = f"{s['latency_p50_ms']:.0f} / {s['latency_p95_ms']:.0f} ms"
-    subset = hp.get("qa_train_examples", 12839)
+    n = hp.get("qa_train_examples", 12839)
+    subset = f"a seeded subset of {n:,} of the 12,839 qa-train examples"
+    subset = "all 12,839 qa-train examples" if n >= 12839 else subset
     counts = "\n".join(f"| {k} | {v:,} |" for k, v in config["counts"].items() if not k.startswith("examples"))
     examples = "\n".join(f"| {k[10:]} | {v:,} |" for k, v in config["counts"].items() if k.startswith("examples"))
     cal, var = config["calibration"], config["variants"]
@@ -68,9 +70,10 @@ Finds the answer span in a passage, or says that the passage does not answer the
 {config["command"]}
 ```
 
-Seed {hp["seed"]}, one epoch, AdamW lr {hp["lr"]} (10% linear warmup, then linear decay), batch {hp["batch_size"]}
-windows of similar length, bf16 autocast on CPU, 2 threads: **{config["train_seconds"] / 60:.0f} min** on a
-shared 2-core machine. Data: a seeded subset of {subset:,} of the 12,839 qa-train examples, every question
+Seed {hp["seed"]}, {hp.get("epochs", 1)} epoch(s), each with a fresh AdamW starting at
+lr {hp["lr"]} × {hp.get("lr_decay", 1)}^epoch (10% linear warmup, then linear decay) and its own
+seeded batch order, batch {hp["batch_size"]} windows of similar length, bf16 autocast on CPU, 2 threads:
+**{config["train_seconds"] / 60:.0f} min** on a shared 2-core machine. Data: {subset}, every question
 of the SQuAD 2.0 training articles, {hp["swapped"]} questions paired with another passage of the same
 article or source. Windows that cut the answer are dropped. Data files (sha256): `{json.dumps(config["data_sha256"])}`.
 

@@ -211,7 +211,7 @@ def usage(chat: ChatRequest, answer_text: str) -> dict:
 
 def _extras(public: dict) -> dict:
     """What the assistant adds to OpenAI's shape: the citations, whether it declined, the LLM warning."""
-    return {k: public[k] for k in ("citations", "unsupported", "abstained", "generator", "warning")}
+    return {k: public[k] for k in ("short", "citations", "unsupported", "abstained", "generator", "warning")}
 
 
 def completion(public: dict, answer: Answer, chat: ChatRequest) -> dict:

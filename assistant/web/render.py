@@ -27,6 +27,8 @@ CSS = """
 .source-score { font-weight: 400; opacity: 0.75; white-space: nowrap; }
 .passage { white-space: pre-wrap; margin: 6px 0; font-size: 0.92em; }
 .passage mark { background: #fef08a; color: inherit; padding: 0 1px; }
+.passage mark .exact { background: #fbbf24; border-radius: 2px; }
+.short-answer { font-weight: 700; }
 .context { white-space: pre-wrap; font-size: 0.88em; opacity: 0.85; }
 .context .passage-in-context { background: rgba(254, 240, 138, 0.35); }
 .muted { opacity: 0.7; }
@@ -77,7 +79,11 @@ def render_answer(answer: Answer) -> str:
     parts = ['<div class="answer-done">']  # marks a finished answer (streamed text has no wrapper)
     if answer.abstained:
         parts.append('<span class="badge">Not found in the documents</span>')
-    parts.append(render_supported(answer.text, answer.unsupported))
+    if answer.short and answer.text.startswith(answer.short):  # the reader's exact words lead, in bold
+        parts.append(f'<strong class="short-answer">{render_text(answer.short)}</strong>')
+        parts.append(render_text(answer.text[len(answer.short) :]))
+    else:
+        parts.append(render_supported(answer.text, answer.unsupported))
     if answer.warning:
         parts.append(f'<div class="llm-warning">⚠ {html.escape(answer.warning)}</div>')
     return "".join(parts) + "</div>"
@@ -93,13 +99,21 @@ def where(citation: Citation, show: Callable[[str], str] | None = None) -> str:
     return f"{name}, page {citation.page}" if citation.page is not None else name
 
 
-def highlight(passage: str, quote: str) -> str:
-    """The escaped passage with the quoted sentence(s) in <mark>."""
+def highlight(passage: str, quote: str, exact: tuple[int, int] | None = None) -> str:
+    """The escaped passage with the quoted sentence(s) in <mark>, and inside them the exact answer
+    words (`exact`: their offsets in the passage) in <strong class="exact">."""
     i = passage.find(quote) if quote else -1
     if i < 0:
         return html.escape(passage)
     j = i + len(quote)
-    return f"{html.escape(passage[:i])}<mark>{html.escape(passage[i:j])}</mark>{html.escape(passage[j:])}"
+    inside = html.escape(passage[i:j])
+    if exact is not None and i <= exact[0] < exact[1] <= j:
+        a, b = exact[0] - i, exact[1] - i
+        words = passage[i:j]
+        inside = (
+            f'{html.escape(words[:a])}<strong class="exact">{html.escape(words[a:b])}</strong>{html.escape(words[b:])}'
+        )
+    return f"{html.escape(passage[:i])}<mark>{inside}</mark>{html.escape(passage[j:])}"
 
 
 def render_sources(
@@ -125,6 +139,7 @@ def render_sources(
 
 def _source_card(c: Citation, reader: ContextReader, show: Callable[[str], str] | None) -> str:
     context = reader.around(c)
+    exact = (c.answer_start, c.answer_end) if c.answer_start is not None and c.answer_end is not None else None
     more = ""
     if context:
         before, after = context
@@ -138,7 +153,7 @@ def _source_card(c: Citation, reader: ContextReader, show: Callable[[str], str] 
         f'<div class="source" data-n="{c.n}">'
         f'<div class="source-head"><span>[{c.n}] {html.escape(where(c, show))}</span>'
         f'<span class="source-score">relevance {c.score:.2f}</span></div>'
-        f'<div class="passage">{highlight(c.text, c.quote)}</div>{more}</div>'
+        f'<div class="passage">{highlight(c.text, c.quote, exact)}</div>{more}</div>'
     )
 
 

@@ -143,9 +143,9 @@ class Service:
 
     @property
     def generators(self) -> list[str]:
-        """The generators that are configured: extractive always, LLMs when they have an endpoint or model."""
+        """The generators that are configured: the offline ones always, LLMs when they have an endpoint or model."""
         s = self.settings
-        names = ["extractive"]
+        names = ["reader", "extractive"]
         if s.llm_url or s.llm_api_key or s.generator == "openai":
             names.append("openai")
         if s.llm_gguf or s.generator == "llamacpp":
@@ -168,6 +168,7 @@ class Service:
         if note := self.recover_uploads():
             print(note, file=sys.stderr, flush=True)
         self.base.embedder.encode_queries(["warm up"])
+        self.base.generator.preload()
 
     def recover_uploads(self) -> str | None:
         """Settle what a killed upload left in `uploads/`; returns a line saying what was done, if anything.
