@@ -222,7 +222,7 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def ask_json(index_dir: Path, *flags: str) -> dict:
     out = run_cli("--index-dir", str(index_dir), "ask", QUESTION, "--json", "-k", K, *flags).stdout
     data = json.loads(out)
-    assert set(data) == {"answer", "abstained", "citations", "generator", "warning", "unsupported"}
+    assert set(data) == {"answer", "short", "abstained", "citations", "generator", "warning", "unsupported"}
     used = [int(n) for n in MARKER.findall(data["answer"])]
     assert all(1 <= n <= len(data["citations"]) for n in used), data
     for c in data["citations"]:

@@ -41,9 +41,9 @@ def paragraphs() -> list[str]:
         pytest.param(
             "Who said Russia wouldn't want to antagonise Israel?",
             "Stephen Hall",
-            # Known miss of the shipped model: "Stephen Hall" is found in its paragraph (p 0.56, above the
-            # threshold) but "Masoud Pezeshkian" in another paragraph scores a little higher (p 0.59).
-            marks=pytest.mark.xfail(strict=True, reason="shipped reader ranks another paragraph's span first"),
+            # Known miss of the shipped model: "Stephen Hall" is now its best span over all paragraphs, but
+            # with probability 0.35, under the model's own threshold (0.589), so it does not count as an answer.
+            marks=pytest.mark.xfail(strict=True, reason="shipped reader is not sure enough of the right span"),
         ),
         ("Where are Putin and Pezeshkian meeting?", "Ashgabat"),
         ("When will Putin meet Pezeshkian?", "Friday"),

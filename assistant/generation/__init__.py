@@ -27,9 +27,9 @@ __all__ = ["DECLINE_TEXT", "GENERATORS", "Generator", "create_generator", "stand
 
 DECLINE_TEXT = "I could not find this in the documents."
 
-_FOLLOW_UP = re.compile(
+_FOLLOW_UP = re.compile(  # "and" only opening the question ("And his job?"): "Putin and Pezeshkian" is no follow-up
     r"\b(he|him|his|she|her|hers|they|them|their|it|its|this|that|these|those|there|then|"
-    r"the same|former|latter|which one|what about|how about|and)\b",
+    r"the same|former|latter|which one|what about|how about)\b|^\s*and\b",
     re.IGNORECASE,
 )
 _WORDS = re.compile(r"\S+\s*")

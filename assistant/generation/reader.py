@@ -36,14 +36,14 @@ from .extractive import Candidate, ExtractiveGenerator
 SEPARATOR = " — "  # between the short answer and its sentence; `lead_of` reads it back from history
 
 # Calibrated on the SQuAD v2 calibration articles through the whole pipeline (bench/calibrate_reader.py).
-SHORT_AT = 0.5  # reader answer probability at or above which the exact words lead the answer
+SHORT_AT = 0.45  # reader answer probability at or above which the exact words lead the answer
 DECLINE_AT = 0.75  # the extractive evidence model's "no answer" probability that declines on its own
-DOUBT_AT = 0.55  # ... that declines when the reader also finds no span
-NO_SPAN_BELOW = 0.2  # reader answer probability under which "the reader finds no span"
-RETRIEVAL_WEIGHT = 2.0  # span choice: logit(reader probability) + this × passage cosine
+DOUBT_AT = 0.3  # ... that declines when the reader also finds no span
+NO_SPAN_BELOW = 0.1  # reader answer probability under which "the reader finds no span"
+RETRIEVAL_WEIGHT = 3.0  # span choice: logit(reader probability) + this × passage cosine
 MAX_SHORT_CHARS = 200  # a longer "span" is a passage, not a short answer: shown as sentences only
 MAX_SUPPORT = 2  # other sentences after the one holding the short answer
-MAX_GAP = 200  # characters between two sentences of one passage that are quoted as one stretch
+MAX_GAP = 400  # characters between two sentences of one passage that are quoted as one stretch
 
 _PRONOUN = re.compile(r"\b(he|she|they|him|them|it|his|their|its|her)\b(\s+\w)?", re.IGNORECASE)
 _POSSESSIVE = {"his", "their", "its"}
@@ -212,12 +212,18 @@ def compose_short(short: ShortAnswer, passages: list[Passage], support: list[Can
         at = quoted.get(c.passage)
         if at is not None and (c.start < at[1] and c.end > at[0]):
             continue  # already quoted
-        if at is not None and max(c.start - at[1], at[0] - c.end) > MAX_GAP:
+        if at is not None and _far(passages[c.passage - 1].chunk.text, at, c):
             continue  # too far from the rest of the passage's quote
         quoted[c.passage] = (min(at[0], c.start), max(at[1], c.end)) if at else (c.start, c.end)
         parts.append(f"{_clean(c.text)} [{c.passage}]")
     quotes = {n: passages[n - 1].chunk.text[a:b] for n, (a, b) in quoted.items()}
     return Draft(" ".join(parts), abstained=False, quotes=quotes, short=short)
+
+
+def _far(text: str, quoted: tuple[int, int], c: Candidate) -> bool:
+    """Whether a sentence is too far from a passage's quote to join it: another paragraph, or over `MAX_GAP`."""
+    lo, hi = (quoted[1], c.start) if c.start >= quoted[1] else (c.end, quoted[0])
+    return hi - lo > MAX_GAP or "\n\n" in text[lo:hi]
 
 
 def holding(text: str, start: int, end: int) -> tuple[int, int]:
