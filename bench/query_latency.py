@@ -143,7 +143,7 @@ def main() -> int:
         "retrieve_p95_ms": round(percentile(retrieve, 0.95), 1),
         **per,
         "rss_mb": round(rss_mb(), 1),
-        "questions": len(answer),
+        "questions": len(answer[names[0]]),
         "synthetic": (
             f"SQuAD dev articles indexed for real, then copied under new sources with vectors perturbed by "
             f"N(0, {args.noise}) and renormalised, up to {args.chunks} chunks; texts reused"
