@@ -142,24 +142,27 @@ def evaluate_qa(assistant, folder: Path, *, limit: int | None = None, index: boo
     has_f1: list[float] = []
     no_answer: list[float] = []
     for q in _progress(questions, "Questions", assistant.settings.progress):
-        gold = [g.lower() for g in q.get("answers") or [] if g]
+        answers = [g for g in q.get("answers") or [] if g]
         passages = assistant.retrieve(q["question"], CONTEXT_K)
         start = time.perf_counter()
         result = assistant.answer(q["question"])
         times.append((time.perf_counter() - start) * 1000)
-        golds = [] if q.get("is_impossible") else [g for g in q.get("answers") or [] if g]
-        if q.get("is_impossible") or golds:
-            em.append(metrics.exact_match(golds, result.short or ""))
-            f1.append(metrics.f1(golds, result.short or ""))
-            (no_answer if not golds else has_f1).append(f1[-1])
+        short = result.short or ""  # no short answer = "no answer", as SQuAD v2 scores it
         if q.get("is_impossible"):
             impossible += 1
             abstained_impossible += result.abstained
-        elif gold:
+            em.append(metrics.exact_match([], short))
+            f1.append(metrics.f1([], short))
+            no_answer.append(f1[-1])
+        elif answers:
+            gold = [g.lower() for g in answers]
             answered += contains_any(result.text, gold) and not result.abstained
             cited += contains_any(" ".join(c.text for c in result.citations), gold)
             context += contains_any(" ".join(p.chunk.text for p in passages), gold)
             declined_answerable += result.abstained
+            em.append(metrics.exact_match(answers, short))
+            f1.append(metrics.f1(answers, short))
+            has_f1.append(f1[-1])
         abstained_total += result.abstained
     answerable = sum(1 for q in questions if not q.get("is_impossible") and q.get("answers"))
     return {

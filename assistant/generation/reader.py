@@ -26,6 +26,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ..chunking import sentences
 from ..reading import AnswerSpan, Reader
@@ -53,7 +54,7 @@ _POSSESSIVE = {"his", "their", "its"}
 class Verdict:
     """What `decide` made of one question: decline, answer with sentences, or lead with the short answer."""
 
-    action: str  # "decline" | "sentences" | "short"
+    action: Literal["decline", "sentences", "short"]
     no_answer: float  # the evidence model's probability that the passages do not answer
     answer_probability: float  # the reader's probability that its best span answers
 
