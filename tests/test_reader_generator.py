@@ -143,18 +143,13 @@ def assistant(seed_dir, tmp_path_factory) -> Assistant:
         pytest.param(
             "Who said Russia wouldn't want to antagonise Israel?",
             "Stephen Hall",
-            # Known miss (issue #12 stays open): the reader's best span is "Stephen Hall", chosen among the
-            # passages with the retriever's help, but its probability (0.29) is under SHORT_AT (0.45), so the
-            # answer is the two cited sentences that hold the name, without a short answer.
+            # Known miss (issue #12 stays open): in the passage that holds the name the reader prefers
+            # "America and Israel. Russia is …" (p 0.31, under SHORT_AT 0.45), so the answer is the two
+            # cited sentences that hold the name, without a short answer.
             marks=pytest.mark.xfail(strict=True, reason="the reader is not sure enough of 'Stephen Hall'"),
         ),
         ("Where are Putin and Pezeshkian meeting?", "Ashgabat"),
-        pytest.param(
-            "When will Putin meet Pezeshkian?",
-            "Friday",
-            # Known miss: the headline's "today" (p 0.78) beats "on Friday" in the same passage.
-            marks=pytest.mark.xfail(strict=True, reason="the reader answers the headline's 'today'"),
-        ),
+        ("When will Putin meet Pezeshkian?", "Friday"),  # not the headline's "today": paragraphs are read apart
         ("Who built the harbour of Pellmore?", "Agatha Brindle"),
         ("What has Iran been supplying to Russia?", "lethal drones and ballistic missiles"),
     ],

@@ -30,6 +30,27 @@ def _variant_row(name: str, v: dict) -> str:
     return f"| {name} | {v['model_mb']} MB | {_pct(v['dev_f1'])} | {latency} |"
 
 
+def _focus(config: dict) -> str:
+    """The paragraph and table on the focus epoch and the weight blend ("" for models trained without)."""
+    hp, focus = config["hyperparameters"], config.get("focus") or {}
+    if not hp.get("focus_epochs") or not focus:
+        return ""
+    rows = "\n".join(f"| {k[10:]} | {v:,} |" for k, v in focus["counts"].items() if k.startswith("examples"))
+    return f"""
+Then {hp["focus_epochs"]} "focus" epoch at lr {hp["focus_lr"]} on near misses: every question of the SQuAD 2.0
+training articles, {hp["perturbed"]:,} answerable questions with a name or number swapped for one their
+context lacks (now unanswerable), {hp["hard"]:,} questions paired with the other passage of their article
+that shares most words with them, and {hp["replay"]:,} qa-train examples replayed ({focus["windows"]:,} windows).
+The shipped weights are {hp["keep"]} × the focus epoch's + {1 - hp["keep"]:.1f} × the main epochs' (a weight
+average: the focus epoch alone sharpened "no answer" but lost some answering on the bundled article and on
+qa-train dev; the average beat both on qa-train dev).
+
+| focus examples by kind | count |
+|---|---|
+{rows}
+"""
+
+
 def render(config: dict) -> str:
     """The card's Markdown text."""
     s, arts, hp = config["scores"], config["squad2_articles"], config["hyperparameters"]
@@ -76,6 +97,7 @@ seeded batch order, batch {hp["batch_size"]} windows of similar length, bf16 aut
 **{config["train_seconds"] / 60:.0f} min** on a shared 2-core machine. Data: {subset}, every question
 of the SQuAD 2.0 training articles, {hp["swapped"]} questions paired with another passage of the same
 article or source. Windows that cut the answer are dropped. Data files (sha256): `{json.dumps(config["data_sha256"])}`.
+{_focus(config)}
 
 | examples by kind | count |
 |---|---|

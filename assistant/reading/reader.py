@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -74,11 +75,50 @@ class _WindowBest:
         return self.score - self.null_score
 
 
+MIN_UNIT_WORDS = 20  # a shorter paragraph (a headline, a caption) is read together with the next one
+
+
+def units(text: str) -> list[tuple[int, int]]:
+    """Character ranges of a passage that the reader reads one at a time: its paragraphs.
+
+    The reader learned on single paragraphs (SQuAD-style); an index chunk can hold several, headline
+    and captions included, and read as one text a span in one paragraph competes with every other
+    paragraph's ("Where are they meeting?" → the headline "…meets Pezeshkian for the first time today"
+    instead of "Ashgabat" two paragraphs on). Paragraphs are blocks between blank lines; one under
+    `MIN_UNIT_WORDS` words is joined to the next (the last to the one before). Text without blank
+    lines is one unit.
+    """
+    blocks = [(m.start(), m.end()) for m in re.finditer(r"\S(?:.*?\S)?(?=\s*\n\s*\n|\s*$)", text, re.DOTALL)]
+    out: list[tuple[int, int]] = []
+    start = None
+    for lo, hi in blocks:
+        start = lo if start is None else start
+        if len(text[start:hi].split()) >= MIN_UNIT_WORDS:
+            out.append((start, hi))
+            start = None
+    if start is not None:
+        tail_end = blocks[-1][1]
+        out[-1:] = [(out[-1][0], tail_end)] if out else [(start, tail_end)]
+    return out
+
+
 @lru_cache(maxsize=64)
 def _band(n: int, width: int) -> np.ndarray:
     """(start, end) token pairs with start <= end < start + width."""
     i, j = np.indices((n, n))
     return (j >= i) & (j - i < width)
+
+
+def _batches(order: list[int], lengths: list[int], size: int) -> list[list[int]]:
+    """Consecutive runs of length-sorted windows, at most `size` each, cut where padding to the run's
+    longest would waste a third or more of the compute (short paragraphs beside full windows)."""
+    out: list[list[int]] = []
+    for i in order:
+        if out and len(out[-1]) < size and 3 * lengths[i] <= 4 * lengths[out[-1][0]]:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
 
 
 class Reader:
@@ -166,16 +206,20 @@ class Reader:
             self.warm_up()
         if not question.strip() or not passages:
             return ReaderResult()
-        windows = make_windows(self._tokenizer, question, passages)
+        pieces = [(i, lo, hi) for i, text in enumerate(passages) for lo, hi in units(text)]
+        windows = make_windows(self._tokenizer, question, [passages[i][lo:hi] for i, lo, hi in pieces])
         if not windows:
             return ReaderResult()
         bests = self._score(windows)
         per_passage: dict[int, tuple[Window, _WindowBest]] = {}
         for window, best in zip(windows, bests, strict=True):
-            seen = per_passage.get(window.passage_index)
+            index = pieces[window.passage_index][0]
+            seen = per_passage.get(index)
             if seen is None or best.margin > seen[1].margin:
-                per_passage[window.passage_index] = (window, best)
-        spans = [self._span(passages[i], i, w, b) for i, (w, b) in sorted(per_passage.items())]
+                per_passage[index] = (window, best)
+        spans = [
+            self._span(passages[i], i, pieces[w.passage_index][1], w, b) for i, (w, b) in sorted(per_passage.items())
+        ]
         top = max(spans, key=lambda s: s.probability)
         return ReaderResult(
             spans=spans,
@@ -189,8 +233,7 @@ class Reader:
         """Run the model over the windows (in length-sorted batches) and pick each window's best span."""
         out: list[_WindowBest | None] = [None] * len(windows)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
-        for lo in range(0, len(order), self.batch_size):
-            idx = order[lo : lo + self.batch_size]
+        for idx in _batches(order, [len(w.ids) for w in windows], self.batch_size):
             batch = [windows[i] for i in idx]
             start, end = self._session.run(["start_logits", "end_logits"], pad_batch(batch))
             for row, i in enumerate(idx):
@@ -208,9 +251,10 @@ class Reader:
         s, e = divmod(flat, n)
         return _WindowBest(s, e, float(scores[s, e]), float(start[0] + end[0]))
 
-    def _span(self, passage: str, index: int, window: Window, best: _WindowBest) -> AnswerSpan:
-        start = int(window.offsets[best.start_token, 0])
-        end = int(window.offsets[best.end_token, 1])
+    def _span(self, passage: str, index: int, shift: int, window: Window, best: _WindowBest) -> AnswerSpan:
+        """The window's best span as an AnswerSpan of the whole passage (`shift`: where the unit starts)."""
+        start = shift + int(window.offsets[best.start_token, 0])
+        end = shift + int(window.offsets[best.end_token, 1])
         scale, bias = self._calibration
         z = scale * best.margin + bias
         probability = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0

