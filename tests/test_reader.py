@@ -41,7 +41,7 @@ def paragraphs() -> list[str]:
             "Who said Russia wouldn't want to antagonise Israel?",
             "Stephen Hall",
             # Known miss of the shipped model: "Stephen Hall" is its best span over all paragraphs, but with
-            # probability 0.42, under the model's own threshold (0.593), so it does not count as an answer.
+            # probability 0.44, under the model's own threshold (0.593), so it does not count as an answer.
             marks=pytest.mark.xfail(strict=True, reason="shipped reader is not sure enough of the right span"),
         ),
         ("Where are Putin and Pezeshkian meeting?", "Ashgabat"),

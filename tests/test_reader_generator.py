@@ -143,9 +143,9 @@ def assistant(seed_dir, tmp_path_factory) -> Assistant:
         pytest.param(
             "Who said Russia wouldn't want to antagonise Israel?",
             "Stephen Hall",
-            # Known miss (issue #12 stays open): in the passage that holds the name the reader prefers
-            # "America and Israel. Russia is …" (p 0.31, under SHORT_AT 0.45), so the answer is the two
-            # cited sentences that hold the name, without a short answer.
+            # Known miss (issue #12 stays open): "Stephen Hall" is the reader's chosen span, but with
+            # probability 0.44, under SHORT_AT (0.5), so the answer is the two cited sentences that hold
+            # the name, without a short answer.
             marks=pytest.mark.xfail(strict=True, reason="the reader is not sure enough of 'Stephen Hall'"),
         ),
         ("Where are Putin and Pezeshkian meeting?", "Ashgabat"),
