@@ -109,18 +109,6 @@ def _band(n: int, width: int) -> np.ndarray:
     return (j >= i) & (j - i < width)
 
 
-def _batches(order: list[int], lengths: list[int], size: int) -> list[list[int]]:
-    """Consecutive runs of length-sorted windows, at most `size` each, cut where padding to the run's
-    longest would waste a third or more of the compute (short paragraphs beside full windows)."""
-    out: list[list[int]] = []
-    for i in order:
-        if out and len(out[-1]) < size and 3 * lengths[i] <= 4 * lengths[out[-1][0]]:
-            out[-1].append(i)
-        else:
-            out.append([i])
-    return out
-
-
 class Reader:
     """Reads passages for a question with the shipped ONNX span model.
 
@@ -131,10 +119,6 @@ class Reader:
         model_dir: folder with model.onnx, tokenizer.json and config.json (default: the shipped model).
         max_length: window length in word pieces (question included); ``stride``: overlap between windows.
         max_answer_tokens: longest span considered, in word pieces.
-        batch_size: windows per onnxruntime call. 1 (the default) reads each window on its own: the
-            int8 model quantizes activations with one scale per call, so windows batched together (and
-            their padding) shift each other's scores ("Stephen Hall" 0.44 alone, another span when read
-            beside three other passages); alone is as fast on CPU, with no padding.
         threads: onnxruntime intra-op threads (None: up to 4, never more than the CPU count).
     """
 
@@ -144,14 +128,12 @@ class Reader:
         max_length: int = 256,
         stride: int = 96,
         max_answer_tokens: int = 30,
-        batch_size: int = 1,
         threads: int | None = None,
     ) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.max_length = max_length
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
-        self.batch_size = batch_size
         self.threads = threads or min(4, os.cpu_count() or 1)
         self._session = None
         self._tokenizer = None
@@ -233,14 +215,16 @@ class Reader:
         )
 
     def _score(self, windows: list[Window]) -> list[_WindowBest]:
-        """Run the model over the windows (in length-sorted batches) and pick each window's best span."""
-        out: list[_WindowBest | None] = [None] * len(windows)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
-        for idx in _batches(order, [len(w.ids) for w in windows], self.batch_size):
-            batch = [windows[i] for i in idx]
-            start, end = self._session.run(["start_logits", "end_logits"], pad_batch(batch))
-            for row, i in enumerate(idx):
-                out[i] = self._best_in_window(start[row], end[row], windows[i].offsets)
+        """Run the model over each window on its own and pick each window's best span.
+
+        Not in batches: the int8 model quantizes activations with one scale per call, so windows batched
+        together (and their padding) shift each other's scores ("Stephen Hall" 0.44 read alone, another
+        span when read beside three other passages); one at a time is as fast on CPU, with no padding.
+        """
+        out = []
+        for window in windows:
+            start, end = self._session.run(["start_logits", "end_logits"], pad_batch([window]))
+            out.append(self._best_in_window(start[0], end[0], window.offsets))
         return out
 
     def _best_in_window(self, start: np.ndarray, end: np.ndarray, offsets: np.ndarray) -> _WindowBest:

