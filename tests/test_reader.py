@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.reading import Reader, ReaderError
-from assistant.reading.reader import DEFAULT_MODEL_DIR, units
+from assistant.reading.reader import DEFAULT_MODEL_DIR, trim, units
 from assistant.reading.windows import load_tokenizer, make_windows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,3 +162,22 @@ def test_spans_of_a_later_paragraph_keep_passage_offsets(reader):
     text = f"{filler}\n\n{filler}\n\nThe harbour of Pellmore was built by Agatha Brindle in 1847."
     span = reader.read("Who built the harbour of Pellmore?", [text]).best
     assert span is not None and text[span.start : span.end] == span.text and "Agatha Brindle" in span.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("called “categories” in", "categories"),  # a closing quote taken along
+        ("(1990", "1990"),
+        ("Paris, ", "Paris"),
+        ('"Ode', "Ode"),
+        ("“The Raven”", "“The Raven”"),  # paired: kept
+        ("O’Neill", "O’Neill"),
+        ("”", ""),
+    ],
+)
+def test_trim_drops_unpaired_quotes_brackets_and_trailing_commas(text, expected):
+    lo = text.index("categories") if "categories" in text else 0
+    hi = lo + len("categories”") if "categories" in text else len(text)
+    start, end = trim(text, lo, hi)
+    assert text[start:end] == expected

@@ -76,6 +76,32 @@ class _WindowBest:
 
 
 MIN_UNIT_WORDS = 20  # a shorter paragraph (a headline, a caption) is read together with the next one
+_PAIRS = {"(": ")", "[": "]", "{": "}", "“": "”", "‘": "’", "«": "»"}
+_CLOSERS = {v: k for k, v in _PAIRS.items()}
+_TRAILING = ",;:"
+
+
+def trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """`[start, end)` without surrounding whitespace, unpaired quotes or brackets, or a trailing , ; :
+
+    Word pieces split punctuation off, and the reader sometimes takes the closing quote of a quoted
+    word along ('called “categories” in this tool' → 'categories”'); a user should see the words.
+    """
+    while start < end:
+        if _stray(text[start], text[start + 1 : end], _PAIRS):
+            start += 1
+        elif text[end - 1] in _TRAILING or _stray(text[end - 1], text[start : end - 1], _CLOSERS):
+            end -= 1
+        else:
+            break
+    return start, end
+
+
+def _stray(char: str, rest: str, partners: dict[str, str]) -> bool:
+    """Whether an edge character of a span is whitespace, or a quote or bracket whose partner `rest` lacks."""
+    if char == '"':
+        return '"' not in rest
+    return char.isspace() or (char in partners and partners[char] not in rest)
 
 
 def units(text: str) -> list[tuple[int, int]]:
@@ -240,8 +266,9 @@ class Reader:
 
     def _span(self, passage: str, index: int, shift: int, window: Window, best: _WindowBest) -> AnswerSpan:
         """The window's best span as an AnswerSpan of the whole passage (`shift`: where the unit starts)."""
-        start = shift + int(window.offsets[best.start_token, 0])
-        end = shift + int(window.offsets[best.end_token, 1])
+        start, end = trim(
+            passage, shift + int(window.offsets[best.start_token, 0]), shift + int(window.offsets[best.end_token, 1])
+        )
         scale, bias = self._calibration
         z = scale * best.margin + bias
         probability = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
