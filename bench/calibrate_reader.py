@@ -219,6 +219,8 @@ def main() -> None:
     args = p.parse_args()
     if args.records and args.records.is_file():
         records = json.loads(args.records.read_text())
+        if any("article" not in r for r in records):
+            sys.exit(f"{args.records} was written by an older version of this bench (no articles): delete it")
     else:
         records = collect(args)
         if args.records:
