@@ -118,10 +118,7 @@ def load_squad2(folder: Path, seed: int, n_heldout: int = 6, n_calibration: int 
 
 def swapped_negatives(examples: list[QAExample], count: int, seed: int) -> list[QAExample]:
     """Questions paired with another context of the same article/source that does not contain the answer."""
-    by_group: dict = {}
-    for ex in examples:
-        by_group.setdefault(ex.group, {})[ex.context] = None  # ordered, unique
-    by_group = {g: list(cs) for g, cs in by_group.items()}
+    by_group = _contexts_by_group(examples)
     rng = random.Random(seed)
 
     def swap(ex: QAExample) -> QAExample | None:
@@ -134,6 +131,14 @@ def swapped_negatives(examples: list[QAExample], count: int, seed: int) -> list[
         return QAExample(f"{ex.qid}-swap", ex.question, other, [], -1, "swapped", ex.group)
 
     return _draw(examples, lambda ex: True, count, rng, swap)
+
+
+def _contexts_by_group(examples: list[QAExample]) -> dict[str, list[str]]:
+    """Each group's (article's or source's) distinct contexts, in first-seen order."""
+    by_group: dict[str, dict[str, None]] = {}
+    for ex in examples:
+        by_group.setdefault(ex.group, {})[ex.context] = None  # ordered, unique
+    return {g: list(cs) for g, cs in by_group.items()}
 
 
 def _draw(examples: list[QAExample], eligible, count: int, rng: random.Random, make) -> list[QAExample]:
@@ -170,9 +175,8 @@ def hard_negatives(examples: list[QAExample], count: int, seed: int) -> list[QAE
     Random other passages (``swapped_negatives``) are easy to reject; the pipeline instead hands the
     reader passages that retrieval found similar, so these negatives look like what it meets.
     """
-    by_group: dict = {}
-    for ex in examples:
-        by_group.setdefault(ex.group, {})[ex.context] = None
+    by_group = _contexts_by_group(examples)
+    words_of = {c: content_words(c) for contexts in by_group.values() for c in contexts}
     rng = random.Random(seed + 1)
 
     def pair(ex: QAExample) -> QAExample | None:
@@ -184,8 +188,8 @@ def hard_negatives(examples: list[QAExample], count: int, seed: int) -> list[QAE
         ]
         if not others or not words:
             return None
-        best = max(others, key=lambda c: len(words & content_words(c)))
-        if not words & content_words(best):
+        best = max(others, key=lambda c: len(words & words_of[c]))
+        if not words & words_of[best]:
             return None
         return QAExample(f"{ex.qid}-hard", ex.question, best, [], -1, "hard", ex.group)
 
