@@ -13,22 +13,22 @@ from typing import TYPE_CHECKING
 __all__ = ["Answer", "Assistant", "Citation", "Settings", "answer"]
 
 if TYPE_CHECKING:
-    from .pipeline import Assistant, answer
-    from .schema import Answer, Citation
-    from .settings import Settings
+    from assistant.pipeline import Assistant, answer
+    from assistant.schema import Answer, Citation
+    from assistant.settings import Settings
 
 
 def __getattr__(name: str):
     if name in ("Assistant", "answer"):
-        from . import pipeline
+        from assistant import pipeline
 
         return getattr(pipeline, name)
     if name in ("Answer", "Citation"):
-        from . import schema
+        from assistant import schema
 
         return getattr(schema, name)
     if name == "Settings":
-        from .settings import Settings
+        from assistant.settings import Settings
 
         return Settings
     raise AttributeError(f"module 'assistant' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .settings import GENERATORS, Settings
+from assistant.settings import GENERATORS, Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     except Exception as exc:  # one clear line for the user; details only with ASSISTANT_DEBUG=1
-        from .errors import describe
+        from assistant.errors import describe
 
         print(f"error: {describe(exc)}", file=sys.stderr)
         if _debug():
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _index(args, settings: Settings) -> int:
-    from .pipeline import Assistant
+    from assistant.pipeline import Assistant
 
     assistant = Assistant(settings)
     report = assistant.indexer.index(args.paths or [settings.seeds_dir], wait=not args.no_wait)
@@ -101,7 +101,7 @@ def _index(args, settings: Settings) -> int:
     else:
         print(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-            f"{report.removed} removed; {report.chunks} chunks in {assistant.store.location}"
+            f"{report.removed} removed; {report.chunks} chunks in {assistant.index.store.location}"
         )
         for s in report.skipped:
             print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
@@ -111,7 +111,7 @@ def _index(args, settings: Settings) -> int:
 
 
 def _ask(args, settings: Settings) -> int:
-    from .pipeline import Assistant
+    from assistant.pipeline import Assistant
 
     assistant = Assistant(settings)
     if args.question == "-":  # long questions do not fit in a command line (128 KiB on Linux)
@@ -136,13 +136,13 @@ def _ask(args, settings: Settings) -> int:
 
 
 def _serve(args, settings: Settings) -> int:
-    from .web.server import serve
+    from assistant.web.server import serve
 
     return serve(settings, host=args.host, port=args.port, auth=args.auth, insecure=args.insecure)
 
 
 def _eval(args, settings: Settings) -> int:
-    from .evaluation import evaluate
+    from assistant.evaluation.squad import evaluate
 
     figures = evaluate(args.path, settings, limit=args.limit, k=args.k)
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .settings import PRECISIONS, Precision
+from assistant.errors import InputError
+from assistant.settings import PRECISIONS, Precision
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -17,11 +17,11 @@ from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 
-from .citations import build_answer
-from .embedding import Embedder
-from .errors import QuestionError
-from .schema import Answer, Draft, IndexReport, Passage
-from .settings import Settings
+from assistant.embedding import Embedder
+from assistant.errors import QuestionError
+from assistant.grounding.citations import build_answer
+from assistant.schema import Answer, Draft, IndexReport, Passage
+from assistant.settings import Settings
 
 History = Sequence[tuple[str, str]] | Sequence[dict]
 
@@ -69,50 +69,50 @@ class Assistant:
 
     @cached_property
     def store(self):
-        from .chunking import CHUNKER_VERSION
-        from .schema import IndexStamp
-        from .store import Store
+        from assistant.index.store import Store
+        from assistant.ingest.chunking import CHUNKER_VERSION
+        from assistant.schema import IndexStamp
 
         stamp = IndexStamp(self.embedder.model_name, self.embedder.dimension, CHUNKER_VERSION)
         return Store(self.settings, stamp=stamp)
 
     @cached_property
     def retriever(self):
-        from .retrieval import Retriever
+        from assistant.retrieval.hybrid import Retriever
 
         s = self.settings
         return Retriever(self.store, self.embedder, k=s.k, candidates=s.candidates, dense_weight=s.dense_weight)
 
     @cached_property
     def indexer(self):
-        from .indexing import Indexer
+        from assistant.index.indexing import Indexer
 
         return Indexer(self.store, self.embedder, self.settings)
 
     @cached_property
     def extractive(self):
-        from .generation.extractive import ExtractiveGenerator
+        from assistant.generation.extractive import ExtractiveGenerator
 
         return ExtractiveGenerator(self.embedder)
 
     @cached_property
     def reader(self):
         """The default generator: the trained span reader, with the extractive generator's evidence."""
-        from .generation.reader import ReaderGenerator
-        from .reading import Reader
+        from assistant.generation.reader import ReaderGenerator
+        from assistant.reading import Reader
 
         return ReaderGenerator(Reader(self.settings.reader_dir), self.extractive)
 
     @cached_property
     def grounder(self):
         """Checks an LLM's answer against the passages (the extractive generator's needs no check)."""
-        from .grounding import Grounder
+        from assistant.grounding.grounder import Grounder
 
         return Grounder(self.embedder)
 
     @cached_property
     def generator(self):
-        from .generation import create_generator, with_fallback
+        from assistant.generation import create_generator, with_fallback
 
         offline = self.extractive if self.settings.generator == "extractive" else self.reader
         if self._generator is not None:
@@ -127,7 +127,7 @@ class Assistant:
         """
         from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
-        from .respond import Respond
+        from assistant.respond import Respond
 
         return (
             RunnablePassthrough.assign(query=RunnableLambda(lambda x: self.condense(x["question"], x["history"])))
@@ -170,8 +170,8 @@ class Assistant:
         return self.retriever.retrieve(query, k)
 
     def as_retriever(self, k: int | None = None):
-        """This assistant's hybrid search as a LangChain `BaseRetriever` (see `assistant.retriever`)."""
-        from .retriever import AssistantRetriever
+        """This assistant's hybrid search as a LangChain `BaseRetriever` (see `assistant.retrieval.retriever`)."""
+        from assistant.retrieval.retriever import AssistantRetriever
 
         return AssistantRetriever(assistant=self, k=k)
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from .citations import MarkerRenumberer
-from .errors import GenerationError
-from .generation import Generator
-from .schema import Answer, Draft, Passage
+from assistant.errors import GenerationError
+from assistant.generation import Generator
+from assistant.grounding.citations import MarkerRenumberer
+from assistant.schema import Answer, Draft, Passage
 
 
 class Respond(Runnable[dict, str | Answer]):

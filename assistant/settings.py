@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, get_args
 
-from .errors import InputError
+from assistant.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ class Settings:
         api_key: `serve` accepts `Authorization: Bearer <api_key>` on `/v1` (ASSISTANT_API_KEY), as
             OpenAI clients send it.
         reader_dir: Folder of another reader model (model.onnx, tokenizer.json, config.json, as
-            `python -m assistant.reading.train --out DIR` writes it); default: the shipped one.
+            `python -m training.train --out DIR` writes it); default: the shipped one.
     """
 
     index_dir: Path = field(default_factory=_default_index_dir)

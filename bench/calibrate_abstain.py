@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from _common import DATA
 
-from assistant.evaluation import _jsonl, contains_any
+from assistant.evaluation.squad import _jsonl, contains_any
 from assistant.generation import extractive
 from assistant.settings import Settings
 

@@ -32,9 +32,9 @@ from pathlib import Path
 
 from _common import DATA
 
-from assistant.evaluation import _jsonl, contains_any
+from assistant.evaluation import metrics
+from assistant.evaluation.squad import _jsonl, contains_any
 from assistant.generation import reader as reading_generator
-from assistant.reading import metrics
 from assistant.settings import Settings
 
 SQUAD = DATA / "squad-v2-dev"

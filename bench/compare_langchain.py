@@ -21,8 +21,8 @@ from pathlib import Path
 
 from _common import DATA
 
-from assistant.evaluation import CONTEXT_K, contains_any, load_questions
-from assistant.loading import iter_files, load_file
+from assistant.evaluation.squad import CONTEXT_K, contains_any, load_questions
+from assistant.ingest.loading import iter_files, load_file
 from assistant.schema import Document
 from assistant.settings import Settings
 

@@ -47,9 +47,9 @@ from pathlib import Path
 import numpy as np
 from _common import DATA
 
-from assistant.chunking import sentences
 from assistant.embedding import Embedder
-from assistant.grounding import Grounder
+from assistant.grounding.grounder import Grounder
+from assistant.ingest.chunking import sentences
 from assistant.schema import Chunk, Passage
 from assistant.settings import Settings
 

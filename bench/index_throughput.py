@@ -54,10 +54,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from assistant.embedding import Embedder
-    from assistant.indexing import Indexer
-    from assistant.loading import iter_files, load_file
+    from assistant.index.indexing import Indexer
+    from assistant.index.store import Store
+    from assistant.ingest.loading import iter_files, load_file
     from assistant.settings import Settings
-    from assistant.store import Store
 
     squad = DATA / "squad-v2-dev" / "docs"
     scifact = scifact_documents(args.scifact_limit)

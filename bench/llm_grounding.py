@@ -31,7 +31,7 @@ from _common import DATA, ROOT
 
 from assistant import Assistant
 from assistant.generation.llm import GenerationError, smollm2_gguf_path
-from assistant.grounding import Grounder
+from assistant.grounding.grounder import Grounder
 
 # Questions a reader of the bundled article would ask (no answers are given or checked here).
 SEED_QUESTIONS = [
@@ -110,7 +110,7 @@ def run(assistant: Assistant, grounder: Grounder, questions: list[str]) -> dict:
 
 
 def _markers(text: str) -> list[int]:
-    from assistant.claims import MARKER, marker_numbers
+    from assistant.grounding.claims import MARKER, marker_numbers
 
     return [n for m in MARKER.finditer(text) for n in marker_numbers(m.group(1))]
 

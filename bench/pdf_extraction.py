@@ -2,7 +2,7 @@
 
 Reads the same PDFs (the real-docs PDFs by default, or the files given) in rounds, each reader
 taking its turn in rotating order, so the load of a shared machine falls on all alike; the best
-round of each counts. `chosen` is `assistant.loading.load_file` (everything the indexer does to a
+round of each counts. `chosen` is `assistant.ingest.loading.load_file` (everything the indexer does to a
 PDF: PDFium, reading order, paragraphs, hyphenation); `pypdf` is `PdfReader(...).pages[i]
 .extract_text()`, what the product used before. pypdf's layout mode and pdfminer.six (when
 installed) are measured too, as the other candidates. Prints one JSON line; `ratio` is chosen
@@ -26,7 +26,7 @@ from _common import DATA
 
 
 def chosen(path: Path) -> int:
-    from assistant.loading import load_file
+    from assistant.ingest.loading import load_file
 
     doc = load_file(path)
     return len({span.page for span in doc.pages})

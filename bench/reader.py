@@ -19,7 +19,7 @@ from _common import DATA
 
 def main() -> None:
     from assistant.reading import Reader
-    from assistant.reading.evaluate import score_model
+    from training.evaluate import score_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, default=0, help="questions per set (0: all)")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.chunking import Chunker, sentences
 from assistant.embedding import Embedder
-from assistant.evaluation import CONTEXT_K, contains_any, load_questions
-from assistant.loading import load_file
+from assistant.evaluation.squad import CONTEXT_K, contains_any, load_questions
+from assistant.ingest.chunking import Chunker, sentences
+from assistant.ingest.loading import load_file
 from assistant.schema import Document
 
 REAL_DOCS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-docs"

@@ -20,7 +20,7 @@ from assistant.schema import Draft, Passage
 from assistant.settings import GENERATORS
 
 if TYPE_CHECKING:
-    from assistant.grounding import Grounder
+    from assistant.grounding.grounder import Grounder
     from assistant.settings import Settings
 
 __all__ = ["DECLINE_TEXT", "GENERATORS", "Generator", "create_generator", "standalone_query", "with_fallback"]
@@ -86,12 +86,12 @@ def with_fallback(generator: Generator, fallback: Generator, grounder: Grounder 
         grounder: When given, `generator`'s drafts are checked against the passages first
             (`GroundedGenerator`), and an answer mostly unsupported counts as a failure.
     """
-    from .fallback import FallbackGenerator
+    from assistant.generation.fallback import FallbackGenerator
 
     if generator is fallback or isinstance(generator, FallbackGenerator):
         return generator
     if grounder is not None:
-        from .grounded import GroundedGenerator
+        from assistant.grounding.grounded import GroundedGenerator
 
         generator = GroundedGenerator(generator, grounder)
     return FallbackGenerator(generator, fallback)
@@ -106,7 +106,7 @@ def create_generator(settings: Settings, *, fallback: Generator, grounder: Groun
     if name in ("reader", "extractive"):
         return fallback
     if name == "openai":
-        from .llm import OpenAIGenerator
+        from assistant.generation.llm import OpenAIGenerator
 
         llm = OpenAIGenerator(
             url=settings.llm_url,
@@ -117,7 +117,7 @@ def create_generator(settings: Settings, *, fallback: Generator, grounder: Groun
         )
         return with_fallback(llm, fallback, grounder)
     if name == "llamacpp":
-        from .llm import GenerationError, LlamaCppGenerator
+        from assistant.generation.llm import GenerationError, LlamaCppGenerator
 
         if not settings.llm_gguf:
             raise GenerationError("The llamacpp generator needs a model file: --llm-gguf PATH (ASSISTANT_LLM_GGUF).")

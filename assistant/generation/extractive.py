@@ -38,11 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..chunking import sentences
-from ..embedding import Embedder
-from ..keyword import tokenize
-from ..schema import Draft, Passage
-from . import DECLINE_TEXT, Generator
+from assistant.embedding import Embedder
+from assistant.generation import DECLINE_TEXT, Generator
+from assistant.index.keyword import tokenize
+from assistant.ingest.chunking import sentences
+from assistant.schema import Draft, Passage
 
 # Sentence score weights (grid-searched on SQuAD v2 dev, see the module docstring).
 W_COSINE, W_OVERLAP, W_RANK, W_TYPE = 0.45, 0.45, 0.10, 0.10

@@ -12,9 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from assistant.errors import GenerationError, UnsupportedAnswerError
+from assistant.generation import Generator
 from assistant.schema import Draft, Passage
-
-from . import Generator
 
 
 class FallbackGenerator(Generator):

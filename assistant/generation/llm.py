@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.errors import GenerationError, redact, redact_url
-from assistant.schema import Draft, Passage
-
-from . import Generator
-from .local_server import LocalServer, smollm2_gguf_path
-from .prompts import (
+from assistant.generation import Generator
+from assistant.generation.local_server import LocalServer, smollm2_gguf_path
+from assistant.generation.prompts import (
     ABSTAIN_TEXT,
     answer_inputs,
     answer_messages,
@@ -33,6 +31,7 @@ from .prompts import (
     format_passages,
     is_abstention,
 )
+from assistant.schema import Draft, Passage
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

@@ -13,10 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from assistant.citations import MARKER
+from assistant.generation import DECLINE_TEXT as ABSTAIN_TEXT  # one wording for every generator
+from assistant.grounding.citations import MARKER
 from assistant.schema import Passage
-
-from . import DECLINE_TEXT as ABSTAIN_TEXT  # one wording for every generator
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage

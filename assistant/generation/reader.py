@@ -2,7 +2,7 @@
 
 Sentence scoring can tell which sentence is *about* a question, not which words *answer* it ("Who
 said …?" is answered by a name in the next sentence). The reader (`assistant.reading.Reader`, a
-MiniLM span model trained by `python -m assistant.reading.train`) reads every retrieved passage and
+MiniLM span model trained by `python -m training.train`) reads every retrieved passage and
 points at the best span, with a calibrated probability that it answers the question. The answer
 leads with those words, then the sentence(s) that hold them, cited:
 
@@ -28,11 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ..chunking import sentences
-from ..reading import AnswerSpan, Reader
-from ..schema import Draft, Passage, ShortAnswer
-from . import DECLINE_TEXT, Generator, standalone_query
-from .extractive import Candidate, ExtractiveGenerator
+from assistant.generation import DECLINE_TEXT, Generator, standalone_query
+from assistant.generation.extractive import Candidate, ExtractiveGenerator
+from assistant.ingest.chunking import sentences
+from assistant.reading import AnswerSpan, Reader
+from assistant.schema import Draft, Passage, ShortAnswer
 
 SEPARATOR = " — "  # between the short answer and its sentence; `lead_of` reads it back from history
 

@@ -4,6 +4,6 @@ Only ``reader`` and ``windows`` are imported here (onnxruntime, tokenizers, nump
 (``train``, ``data``) and torch are never imported by answering.
 """
 
-from .reader import AnswerSpan, Reader, ReaderError, ReaderResult
+from assistant.reading.reader import AnswerSpan, Reader, ReaderError, ReaderResult
 
 __all__ = ["AnswerSpan", "Reader", "ReaderError", "ReaderResult"]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ReaderError
-from .windows import Window, load_tokenizer, make_windows, pad_batch
+from assistant.errors import ReaderError
+from assistant.reading.windows import Window, load_tokenizer, make_windows, pad_batch
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
 MODEL_FILE = "model.onnx"

@@ -9,10 +9,10 @@ and only inside their functions: importing this package loads no web framework.
 
 from __future__ import annotations
 
-from .api import BodyError, basic_auth_ok, build_app, parse_auth, parse_history, read_json
-from .handlers import AskResult, ChatHandlers, ChatView, DocumentsView
-from .page import EXAMPLES, build_blocks
-from .render import (
+from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, parse_history, read_json
+from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView
+from assistant.web.page import EXAMPLES, build_blocks
+from assistant.web.render import (
     CSS,
     highlight,
     printable,
@@ -23,9 +23,16 @@ from .render import (
     render_text,
     where,
 )
-from .server import OneLineTracebacks, serve
-from .service import ContextReader, Service, SourceNames, Turn, public_error
-from .uploads import UploadError, UploadGuard, check_upload_source, remove_partial_uploads, safe_name, save_upload
+from assistant.web.server import OneLineTracebacks, serve
+from assistant.web.service import ContextReader, Service, SourceNames, Turn, public_error
+from assistant.web.uploads import (
+    UploadError,
+    UploadGuard,
+    check_upload_source,
+    remove_partial_uploads,
+    safe_name,
+    save_upload,
+)
 
 __all__ = [
     "CSS",

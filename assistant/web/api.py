@@ -10,8 +10,8 @@ import json
 import logging
 import secrets
 
-from ..errors import InputError
-from .service import Service, public_error
+from assistant.errors import InputError
+from assistant.web.service import Service, public_error
 
 _MAX_HISTORY_TURNS = 20
 _MAX_BODY = 64 * 1024  # an /api/ask body: a question and recent history fit many times over
@@ -79,7 +79,7 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
-    from ..pipeline import QuestionError
+    from assistant.pipeline import QuestionError
 
     app = FastAPI(title="Document assistant", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -118,7 +118,7 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
 
     app.router.add_route("/api/health", health, methods=["GET"])
     app.router.add_route("/api/ask", ask, methods=["POST"])
-    from .openai import openai_routes  # the OpenAI-compatible /v1 (chat completions, models)
+    from assistant.web.openai import openai_routes  # the OpenAI-compatible /v1 (chat completions, models)
 
     app.router.routes.extend(openai_routes(service, auth=auth, api_key=service.settings.api_key))
     return app

@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .api import parse_history
-from .render import (
+from assistant.web.api import parse_history
+from assistant.web.render import (
     printable,
     render_answer,
     render_documents,
@@ -25,7 +25,7 @@ from .render import (
     render_text,
     render_upload_status,
 )
-from .service import Service, Turn, public_error
+from assistant.web.service import Service, Turn, public_error
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import QuestionError
-from ..schema import Answer
+from assistant.errors import QuestionError
+from assistant.schema import Answer
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _unauthorized() -> JSONResponse:
 
 
 def _authorizer(auth: tuple[str, str] | None, api_key: str | None) -> Callable[[str], bool]:
-    from .api import basic_auth_ok
+    from assistant.web.api import basic_auth_ok
 
     def allowed(header: str) -> bool:
         if auth is None and not api_key:
@@ -131,7 +131,7 @@ def _authorizer(auth: tuple[str, str] | None, api_key: str | None) -> Callable[[
 
 
 async def _read_json(request: Request):
-    from .api import BodyError, read_json
+    from assistant.web.api import BodyError, read_json
 
     try:
         return await read_json(request, limit=_MAX_BODY)
@@ -141,7 +141,7 @@ async def _read_json(request: Request):
 
 
 def _public_error(exc: BaseException) -> str:
-    from .service import public_error
+    from assistant.web.service import public_error
 
     return public_error(exc)
 

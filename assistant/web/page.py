@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..loading import SUPPORTED_SUFFIXES
-from .handlers import ChatHandlers, ChatView, DocumentsView
-from .render import render_sources
-from .service import Service
+from assistant.ingest.loading import SUPPORTED_SUFFIXES
+from assistant.web.handlers import ChatHandlers, ChatView, DocumentsView
+from assistant.web.render import render_sources
+from assistant.web.service import Service
 
 EXAMPLES = (
     "Why might Russia not send S-400s?",

@@ -11,9 +11,9 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from ..citations import MARKER
-from ..schema import Answer, Citation, Unsupported
-from .service import ContextReader, SourceNames, Turn
+from assistant.grounding.citations import MARKER
+from assistant.schema import Answer, Citation, Unsupported
+from assistant.web.service import ContextReader, SourceNames, Turn
 
 CSS = """
 #chat .message { font-size: 15px; line-height: 1.5; }

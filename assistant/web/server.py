@@ -7,12 +7,12 @@ import os
 import sys
 import threading
 
-from ..settings import Settings
-from .api import build_app, parse_auth
-from .page import build_blocks
-from .render import CSS
-from .service import Service
-from .uploads import UploadGuard
+from assistant.settings import Settings
+from assistant.web.api import build_app, parse_auth
+from assistant.web.page import build_blocks
+from assistant.web.render import CSS
+from assistant.web.service import Service
+from assistant.web.uploads import UploadGuard
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _MB = 1024 * 1024

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from ..errors import InputError
-from ..loading import INDEX_UPLOADS
-from ..schema import Answer, Citation, Document
-from ..settings import Settings
-from .uploads import UploadError, check_upload_source, remove_partial_uploads, safe_name, save_upload
+from assistant.errors import InputError
+from assistant.ingest.loading import INDEX_UPLOADS
+from assistant.schema import Answer, Citation, Document
+from assistant.settings import Settings
+from assistant.web.uploads import UploadError, check_upload_source, remove_partial_uploads, safe_name, save_upload
 
 _MB = 1024 * 1024
 _CONTEXT_CHARS = 600  # neighbouring text shown around a cited passage
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 def public_error(exc: BaseException) -> str:
     """The one-line reason for a client: `describe`, with server paths cut to their last part."""
-    from ..errors import describe
+    from assistant.errors import describe
 
     return _ABSOLUTE_PATH.sub(r"…/\1", describe(exc))
 
@@ -65,7 +65,7 @@ class ContextReader:
 
 @lru_cache(maxsize=8)
 def _load_cached(source: str, mtime_ns: int, size: int, max_bytes: int, max_chars: int) -> Document | None:
-    from ..loading import load_file
+    from assistant.ingest.loading import load_file
 
     loaded = load_file(Path(source), max_bytes=max_bytes, max_chars=max_chars)
     return loaded if isinstance(loaded, Document) else None
@@ -131,7 +131,7 @@ class Service:
     """
 
     def __init__(self, settings: Settings):
-        from ..pipeline import Assistant
+        from assistant.pipeline import Assistant
 
         self.settings = settings
         self.base = Assistant(settings)

@@ -20,8 +20,8 @@ import unicodedata
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from ..errors import UploadError
-from ..loading import SUPPORTED_SUFFIXES
+from assistant.errors import UploadError
+from assistant.ingest.loading import SUPPORTED_SUFFIXES
 
 PARTIAL_PREFIX = ".upload-"  # a copy in progress; a kill leaves it behind
 _MB = 1024 * 1024

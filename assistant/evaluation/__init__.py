@@ -1,0 +1,1 @@
+"""Measuring answers against SQuAD-style question sets (`assistant eval`)."""

@@ -1,0 +1,1 @@
+"""The persistent index: Chroma (dense) and BM25 (keyword), kept consistent, and incremental indexing."""

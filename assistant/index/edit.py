@@ -1,0 +1,69 @@
+"""One batch of changes to the index, and the upkeep every change needs.
+
+Writes and removals reach Chroma through `Store`; what must follow them (the generation stamp
+that tells other processes their keyword index is stale, the repair of what an interrupted run
+left, this process's own keyword index) happens here, in one place, whoever made the change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from assistant.schema import Chunk
+    from assistant.index.store import FileRecord, FileUpdate, Store
+
+
+class Edit:
+    """One batch of changes to a `Store`, made through `Store.edit()`.
+
+    The first change bumps the generation stamp, so that a crash from then on leaves every keyword
+    index stale (and rebuilt on its next use). On close, chunks no record lists are deleted (what
+    an interrupted run leaves), the stamp is bumped again, and this process's keyword index takes
+    the changes: incrementally when it was in step before, rebuilt from the store otherwise.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        generation = store.generation()
+        self.in_sync = generation is not None and store.keyword.generation == generation
+        self.changed = False
+        self.added: list[Chunk] = []
+        self.removed: list[str] = []
+
+    def write(self, updates: list[FileUpdate]) -> None:
+        """Store files' new chunks and records (see `Store.write_files`)."""
+        if updates:
+            self._stamp()
+            self.removed += self.store.write_files(updates)
+            self.added += [c for u in updates for c in u.new]
+
+    def remove(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
+        """Forget files; returns the ids of the chunks that went with them."""
+        if not sources:
+            return []
+        self._stamp()
+        removed = self.store.remove_files(sources, records)
+        self.removed += removed
+        return removed
+
+    def close(self) -> None:
+        store = self.store
+        orphans = store.orphans(store.files()) if self.changed or not self.in_sync else []
+        if orphans:
+            store.delete_chunks(orphans)
+            self.removed += orphans
+            self.changed = True
+        if not (self.changed or not self.in_sync):
+            return
+        generation = store.bump_generation()
+        if self.in_sync:
+            store.keyword.update([c.id for c in self.added], [c.text for c in self.added], self.removed)
+            store.keyword.commit(generation)
+        else:
+            store.sync_keyword(max_age_s=0)
+
+    def _stamp(self) -> None:
+        if not self.changed:
+            self.store.bump_generation()
+            self.changed = True

@@ -1,0 +1,217 @@
+"""Incremental indexing: only new or changed files are chunked and embedded.
+
+A file is identified by its resolved path and judged unchanged by the hash of its bytes (and of
+the chunking settings), so a re-run over the same folder loads, chunks and embeds nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
+from assistant.embedding import Embedder
+from assistant.errors import IndexBusyError
+from assistant.ingest.loading import check_file, iter_files, load_file, source_name
+from assistant.schema import Chunk, Document, IndexReport, Skipped
+from assistant.settings import Settings
+from assistant.index.store import FileRecord, FileUpdate, Store
+
+__all__ = ["IndexBusyError", "Indexer"]
+
+
+@dataclass
+class PendingFile:
+    """A new or changed document on its way into the index.
+
+    Args:
+        document: The loaded text.
+        digest: Hash of its bytes and the chunking settings (what the file record will hold).
+        previous: Its record in the index, if it was indexed before.
+        chunks: Its passages, once cut.
+    """
+
+    document: Document
+    digest: str
+    previous: FileRecord | None
+    chunks: list[Chunk] = field(default_factory=list)
+
+
+class Indexer:
+    """Brings the store in line with a set of files and folders.
+
+    Args:
+        store: Where chunks and file records go.
+        embedder: Encodes chunk texts.
+        settings: Chunk size, file size limit, progress bars.
+    """
+
+    group_chunks = 2048  # about this many chunks are embedded and stored per step: bounds memory and lost work
+
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings):
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.chunker = Chunker(
+            embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, limit=embedder.max_seq_length
+        )
+        tokens, overlap = settings.chunk_tokens, settings.chunk_overlap_tokens
+        self._fingerprint = f"chunker:{tokens}:{overlap}:v{CHUNKER_VERSION}".encode()
+
+    def index(self, paths: Iterable[str | Path], *, wait: bool = True) -> IndexReport:
+        """Index files and folders; files gone from a given folder are removed from the index."""
+        paths = [Path(p) for p in paths]
+        with self._exclusive(wait=wait):
+            return self._index(paths)
+
+    def remove(self, source: str) -> int:
+        """Drop a document from the index (waiting for a running indexing run); returns its chunk count."""
+        with self._exclusive(wait=True), self.store.edit() as edit:
+            return len(edit.remove([source]))
+
+    def index_documents(self, documents: list[Document]) -> IndexReport:
+        """Index already-loaded documents (e.g. records of a JSONL corpus), keyed by their source."""
+        with self._exclusive(wait=True):
+            records = self.store.files()
+            report = IndexReport()
+            todo = []
+            for doc in documents:
+                digest = self._hash(doc.text.encode())
+                old = records.get(doc.source)
+                if old and old.content_hash == digest:
+                    report.unchanged += 1
+                else:
+                    todo.append(PendingFile(doc, digest, old))
+                    report.updated += old is not None
+                    report.added += old is None
+            self._write(todo, records, report)
+            return report
+
+    # -- the run ---------------------------------------------------------------------------------
+    def _index(self, paths: list[Path]) -> IndexReport:
+        report = IndexReport()
+        records = self.store.files()
+        max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
+        seen: set[str] = set()
+        todo: list[PendingFile] = []
+        for path in iter_files(paths):
+            skipped = check_file(path, max_bytes=max_bytes)
+            source = source_name(path)
+            if path.exists():
+                seen.add(source)  # a file that is there but unusable keeps its earlier chunks
+            if skipped is not None:
+                report.skipped.append(skipped)
+                continue
+            try:
+                digest = self._hash(path.read_bytes())
+            except OSError as exc:
+                report.skipped.append(Skipped(source, f"cannot read file ({exc.strerror or exc})"))
+                continue
+            old = records.get(source)
+            if old and old.content_hash == digest:
+                report.unchanged += 1
+                continue
+            loaded = load_file(path, max_bytes=max_bytes, max_chars=self.settings.max_chars_per_file)
+            if isinstance(loaded, Skipped):
+                report.skipped.append(loaded)
+                continue
+            todo.append(PendingFile(loaded, digest, old))
+            report.warnings += [Skipped(source, w) for w in loaded.warnings]
+            report.updated += old is not None
+            report.added += old is None
+        gone = [s for s in records if s not in seen and _under_any(s, paths)]
+        self._write(todo, records, report, gone=gone)
+        return report
+
+    def _write(
+        self, todo: list[PendingFile], records: dict[str, FileRecord], report: IndexReport, gone: list[str] = ()
+    ) -> None:
+        """Remove what is gone, then chunk, embed and store the pending files a group at a time."""
+        with self.store.edit() as edit:
+            edit.remove(list(gone), records)
+            report.removed += len(gone)
+            with self._progress(sum(len(p.document.text) for p in todo)) as bar:
+                for group in self._groups(todo):
+                    for pending in group:
+                        pending.chunks = self.chunker.split(pending.document)
+                    edit.write(self._updates(group, report))
+                    bar.update(sum(len(p.document.text) for p in group))
+        report.chunks = self.store.count()
+
+    def _updates(self, group: list[PendingFile], report: IndexReport) -> list[FileUpdate]:
+        """Embed the chunks a group's files did not have before, and pair each file with its new chunks."""
+        old_ids = [set(p.previous.chunk_ids) if p.previous else set() for p in group]
+        new = [c for p, old in zip(group, old_ids, strict=True) for c in p.chunks if c.id not in old]
+        new = list({c.id: c for c in new}.values())
+        vectors = self.embedder.encode([c.text for c in new])
+        report.embedded += len(new)
+        row = {c.id: i for i, c in enumerate(new)}
+        updates = []
+        for p in group:
+            mine = [c for c in p.chunks if c.id in row]
+            updates.append(
+                FileUpdate(
+                    p.document.source,
+                    p.digest,
+                    list(dict.fromkeys(c.id for c in p.chunks)),
+                    mine,
+                    vectors[[row[c.id] for c in mine]] if mine else vectors[:0],
+                    previous=p.previous.chunk_ids if p.previous else (),
+                )
+            )
+        return updates
+
+    def _groups(self, todo: list[PendingFile]) -> Iterator[list[PendingFile]]:
+        group, size = [], 0
+        for item in todo:
+            group.append(item)
+            size += max(1, len(item.document.text) // 800)
+            if size >= self.group_chunks:
+                yield group
+                group, size = [], 0
+        if group:
+            yield group
+
+    def _hash(self, data: bytes) -> str:
+        return hashlib.sha256(self._fingerprint + b"\x00" + data).hexdigest()[:32]
+
+    @contextmanager
+    def _progress(self, total: int):
+        from tqdm import tqdm
+
+        show = self.settings.progress and total > 200_000  # about 250 chunks: worth a bar
+        with tqdm(total=total, disable=not show, unit="B", unit_scale=True, desc="Indexing", file=sys.stderr) as bar:
+            yield bar
+
+    @contextmanager
+    def _exclusive(self, *, wait: bool):
+        """One indexing run per index at a time; a second one waits (or fails fast if asked)."""
+        lock_dir = Path(self.settings.index_dir)
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / ".index.lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise IndexBusyError(
+                        f"Another indexing run is using {self.store.location}; try again when it ends."
+                    ) from None
+                print(f"Waiting for another indexing run on {self.store.location} to finish…", file=sys.stderr)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _under_any(source: str, paths: list[Path]) -> bool:
+    for p in paths:
+        root = source_name(p) if p.exists() else str(p.resolve())
+        if source == root or source.startswith(root.rstrip("/") + "/"):
+            return True
+    return False

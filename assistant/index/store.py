@@ -1,0 +1,416 @@
+"""The index: Chroma (embedded or a server) plus the keyword index and the record of indexed files.
+
+The record of indexed files (source → content hash, chunk ids) lives in a second Chroma
+collection, so an embedded store and a server behave the same and several machines can share
+one server. It is written only after the chunks it lists are stored: a crash leaves chunks
+without a record, which the next run finds and repairs. Every change goes through `Store.edit()`,
+which bumps a generation stamp and brings this process's keyword index along; the stamp tells
+every other process when its local keyword index is stale. The chunk collection's metadata
+records what built the index (`IndexStamp`), and an index built otherwise is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from assistant.index.edit import Edit
+from assistant.errors import IndexMismatchError, StoreError
+from assistant.index.keyword import KeywordIndex
+from assistant.schema import Chunk, IndexStamp
+from assistant.settings import Settings
+
+_GENERATION_ID = "__generation__"
+_PAGE = 1000  # rows per Chroma read when listing a whole collection
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    source: str
+    content_hash: str
+    chunk_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FileUpdate:
+    """A file to (re)write: its full chunk id list, the chunks to store, and their vectors.
+
+    `previous` is the chunk ids the file had (from its record); None means look them up.
+    """
+
+    source: str
+    content_hash: str
+    chunk_ids: list[str]
+    new: list[Chunk]
+    vectors: np.ndarray
+    previous: tuple[str, ...] | None = None
+
+
+class Store:
+    """Where chunks, their vectors, their keywords and the file records live.
+
+    Args:
+        settings: Uses `index_dir`, `chroma_url` and `collection`.
+        stamp: What this assistant builds the index with; an index built otherwise is refused, and
+            one from before stamps is stamped when first opened. None opens any index unchecked.
+    """
+
+    def __init__(self, settings: Settings, stamp: IndexStamp | None = None):
+        self.settings = settings
+        self.stamp = stamp
+        self.index_dir = Path(settings.index_dir)
+        self.url = settings.chroma_url
+        self._lock = threading.RLock()
+        self._client = None
+        self._chunks = None
+        self._files = None
+        self._checked_at = 0.0
+        self._max_batch: int | None = None
+        where = _slug(self.url) if self.url else "local"
+        self.keyword = KeywordIndex(self.index_dir / "keyword" / f"{where}-{settings.collection}")
+
+    @property
+    def location(self) -> str:
+        return self.url or str(self.index_dir)
+
+    # -- connection ----------------------------------------------------------------------------
+    def _connect(self):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if self.url:
+            parsed = urlparse(self.url if "://" in self.url else f"http://{self.url}")
+            if not parsed.hostname:
+                raise StoreError(f"Not a Chroma server URL: {self.url!r} (expected http://HOST:PORT)")
+            try:
+                return chromadb.HttpClient(
+                    host=parsed.hostname,
+                    port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                    ssl=parsed.scheme == "https",
+                    settings=chroma_settings,
+                )
+            except Exception as exc:  # chromadb raises bare ValueError/ConnectError on a dead server
+                raise StoreError(f"Cannot reach the Chroma server at {self.url}: {_short(exc)}") from None
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(self.index_dir), settings=chroma_settings)
+
+    def _collections(self):
+        with self._lock:
+            if self._chunks is None:
+                try:
+                    self._client = self._client or self._connect()
+                    name = self.settings.collection
+                    chunks = self._client.get_or_create_collection(
+                        name,
+                        configuration={"hnsw": {"space": "cosine"}},
+                        metadata=asdict(self.stamp) if self.stamp else None,
+                        embedding_function=None,
+                    )
+                    self._files = self._client.get_or_create_collection(f"{name}-files", embedding_function=None)
+                    self._check_stamp(chunks)
+                    self._chunks = chunks
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    self._client = None
+                    raise StoreError(f"Cannot open the index at {self.location}: {_short(exc)}") from None
+            return self._chunks, self._files
+
+    def _check_stamp(self, chunks) -> None:
+        """Refuse an index built by another model or chunker; stamp one from before stamps."""
+        if self.stamp is None:
+            return
+        expected = asdict(self.stamp)
+        found = dict(chunks.metadata or {})
+        if any(str(found[k]) != str(v) for k, v in expected.items() if k in found):
+            built = IndexStamp(**{k: found.get(k, "?") for k in expected})
+            remedy = (
+                f"index into a new --collection, or delete the collection {self.settings.collection!r} on the server"
+                if self.url
+                else f"index into a new --index-dir, or delete the folder {self.index_dir}"
+            )
+            raise IndexMismatchError(
+                f"The index at {self.location} was built with {built.describe()}, but this assistant uses "
+                f"{self.stamp.describe()}; rebuild it: {remedy}."
+            )
+        if any(k not in found for k in expected):  # built before indexes were stamped: it was built like this
+            self._call("Stamping the index", chunks.modify, metadata={**found, **expected})
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Run a Chroma call, turning connection faults into a StoreError that names the store."""
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if self.url:
+                with self._lock:  # reconnect on the next call: the server may come back
+                    self._client = self._chunks = self._files = self._max_batch = None
+            raise StoreError(f"{what} failed at {self.location}: {_short(exc)}") from None
+
+    def _reopen(self) -> None:
+        """Drop the embedded client so the next call reads what other processes wrote.
+
+        An embedded Chroma keeps its vector segments in memory: rows another process added stay
+        invisible to it (and looking them up by id fails) until the store is opened again.
+        """
+        with self._lock:
+            client, self._client, self._chunks, self._files, self._max_batch = self._client, None, None, None, None
+            close = getattr(client, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
+
+    # -- file records --------------------------------------------------------------------------
+    def files(self) -> dict[str, FileRecord]:
+        _, files = self._collections()
+        records: dict[str, FileRecord] = {}
+        for ids, metas in self._scan(files, include=["metadatas"]):
+            for i, meta in zip(ids, metas, strict=True):
+                if i == _GENERATION_ID or not meta:
+                    continue
+                records[i] = FileRecord(i, str(meta["hash"]), tuple(json.loads(str(meta["chunk_ids"]))))
+        return records
+
+    def write_files(self, updates: list[FileUpdate]) -> list[str]:
+        """Write several files in a few batched calls. Returns the chunk ids that were removed.
+
+        Order matters for crash safety: chunks first, then the records that list them, then the
+        chunks no longer listed. At every step each recorded chunk exists, so whatever a crash
+        leaves is unlisted chunks, which `orphans` finds by a count and the next run deletes.
+        """
+        if not updates:
+            return []
+        chunks_col, files_col = self._collections()
+        new = [c for u in updates for c in u.new]
+        if new:
+            vectors = np.concatenate(
+                [np.asarray(u.vectors, dtype=np.float32).reshape(len(u.new), -1) for u in updates if u.new]
+            )
+            self._batched(
+                "Storing chunks",
+                chunks_col.upsert,
+                ids=[c.id for c in new],
+                embeddings=vectors,
+                documents=[c.text for c in new],
+                metadatas=[_chunk_meta(c) for c in new],
+            )
+        stale: list[str] = []
+        for u in updates:
+            keep = set(u.chunk_ids)
+            before = self._ids_of_source(u.source) if u.previous is None else u.previous
+            stale += [i for i in before if i not in keep]
+        self._upsert_records(files_col, updates)
+        self._delete(chunks_col, stale)
+        return stale
+
+    def _upsert_records(self, files_col, updates: list[FileUpdate]) -> None:
+        self._batched(
+            "Recording files",
+            files_col.upsert,
+            ids=[u.source for u in updates],
+            embeddings=[[1.0]] * len(updates),
+            metadatas=[
+                {"hash": u.content_hash, "chunk_ids": json.dumps(list(u.chunk_ids)), "chunks": len(u.chunk_ids)}
+                for u in updates
+            ],
+        )
+
+    def remove_files(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
+        """Forget files: their records first, then their chunks (see `write_files` on order)."""
+        if not sources:
+            return []
+        chunks_col, files_col = self._collections()
+        ids: list[str] = []
+        for source in sources:
+            record = records.get(source) if records is not None else None
+            ids += list(record.chunk_ids) if record is not None else self._ids_of_source(source)
+        self._batched("Removing files", files_col.delete, ids=list(sources))
+        ids = list(dict.fromkeys(ids))
+        self._delete(chunks_col, ids)
+        return ids
+
+    def orphans(self, records: dict[str, FileRecord]) -> list[str]:
+        """Chunks no file record lists: what a crash between writing chunks and records leaves.
+
+        Every recorded chunk exists (see `write_files`), so equal counts mean no orphans and
+        the common case costs one count instead of a scan.
+        """
+        listed = {i for r in records.values() for i in r.chunk_ids}
+        if self.count() == len(listed):
+            return []
+        chunks_col, _ = self._collections()
+        return [i for ids, _ in self._scan(chunks_col, include=[]) for i in ids if i not in listed]
+
+    def delete_chunks(self, ids: list[str]) -> None:
+        chunks_col, _ = self._collections()
+        self._delete(chunks_col, ids)
+
+    def _ids_of_source(self, source: str) -> list[str]:
+        chunks_col, _ = self._collections()
+        got = self._call("Reading the index", chunks_col.get, where={"source": source}, include=[])
+        return list(got["ids"])
+
+    def _delete(self, collection, ids: list[str]) -> None:
+        self._batched("Deleting chunks", collection.delete, ids=ids)
+
+    def _batched(self, what: str, fn, **columns) -> None:
+        """Call `fn` on aligned slices of `columns`, at most the server's batch size at a time."""
+        rows = len(columns["ids"])
+        batch = self._batch_size()
+        for lo in range(0, rows, batch):
+            self._call(what, fn, **{name: values[lo : lo + batch] for name, values in columns.items()})
+
+    def _batch_size(self) -> int:
+        """Rows per write: the server's limit, asked once per connection."""
+        if self._max_batch is None:
+            client = self._client
+            try:
+                limit = self._call("Asking the batch size", client.get_max_batch_size) if client else 1000
+            except StoreError:
+                return 1000
+            self._max_batch = max(1, min(5000, int(limit)))
+        return self._max_batch
+
+    def _scan(self, collection, include: list[str]) -> Iterable[tuple[list[str], list]]:
+        offset = 0
+        while True:
+            got = self._call("Reading the index", collection.get, include=include, limit=_PAGE, offset=offset)
+            ids = list(got["ids"])
+            if not ids:
+                return
+            yield ids, (got.get("metadatas") if "metadatas" in include else got.get("documents")) or [None] * len(ids)
+            offset += len(ids)
+
+    # -- changes, generation and keyword index -------------------------------------------------
+    @contextmanager
+    def edit(self) -> Iterator[Edit]:
+        """Change the index: every write and removal goes through an `Edit`, which keeps the
+        generation stamp and the keyword index in step (see `Edit`). One process at a time should
+        edit an index; `Indexer` holds the lock."""
+        edit = Edit(self)
+        yield edit
+        edit.close()
+
+    def generation(self) -> str | None:
+        _, files_col = self._collections()
+        got = self._call("Reading the index", files_col.get, ids=[_GENERATION_ID], include=["metadatas"])
+        return str(got["metadatas"][0]["value"]) if got["ids"] else None
+
+    def bump_generation(self) -> str:
+        _, files_col = self._collections()
+        value = uuid.uuid4().hex
+        self._call(
+            "Recording a change",
+            files_col.upsert,
+            ids=[_GENERATION_ID],
+            embeddings=[[1.0]],
+            metadatas=[{"value": value}],
+        )
+        return value
+
+    def sync_keyword(self, *, max_age_s: float = 1.0) -> None:
+        """Make the local keyword index match the store: cheap when nothing changed (one small read
+        at most every `max_age_s`), a reload when another process on this machine saved the new
+        index, and a rebuild from the store's texts only when this cache never saw the change."""
+        now = time.monotonic()
+        if now - self._checked_at < max_age_s:
+            return
+        with self._lock:
+            current = self.generation()
+            if current is not None and current != self.keyword.generation:
+                if not self.url:
+                    self._reopen()  # another process wrote the embedded store: this client's view is stale
+                self.keyword.reload()
+                if current != self.keyword.generation:
+                    chunks_col, _ = self._collections()
+                    ids: list[str] = []
+                    texts: list[str] = []
+                    for page_ids, docs in self._scan(chunks_col, include=["documents"]):
+                        ids.extend(page_ids)
+                        texts.extend(d or "" for d in docs)
+                    self.keyword.replace_all(ids, texts, current)
+            self._checked_at = time.monotonic()
+
+    # -- queries -------------------------------------------------------------------------------
+    def count(self) -> int:
+        chunks_col, _ = self._collections()
+        return int(self._call("Counting chunks", chunks_col.count))
+
+    def dense_search(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+        """Nearest chunks by cosine similarity (1 - distance), best first (fewer if the index is small)."""
+        self.sync_keyword()  # also reopens an embedded store that another process changed
+        chunks_col, _ = self._collections()
+        if n <= 0:
+            return []
+        got = self._call(
+            "Searching the index",
+            chunks_col.query,
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=n,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            (_chunk(i, d, m), 1.0 - float(dist))
+            for i, d, m, dist in zip(
+                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
+            )
+        ]
+
+    def keyword_search(self, query: str, n: int) -> list[tuple[str, float]]:
+        """Top-n (chunk id, BM25 score) pairs, best first, from a keyword index kept in step with the store."""
+        self.sync_keyword()
+        return self.keyword.search(query, n)
+
+    def get_with_vectors(self, ids: list[str]) -> dict[str, tuple[Chunk, np.ndarray]]:
+        """Chunks and their stored vectors in one read."""
+        if not ids:
+            return {}
+        chunks_col, _ = self._collections()
+        got = self._call("Reading the index", chunks_col.get, ids=ids, include=["documents", "metadatas", "embeddings"])
+        return {
+            i: (_chunk(i, d, m), np.asarray(v, dtype=np.float32))
+            for i, d, m, v in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)
+        }
+
+
+def _chunk_meta(c: Chunk) -> dict:
+    meta = {"source": c.source, "start": c.start, "end": c.end}
+    if c.page is not None:
+        meta["page"] = c.page
+    return meta
+
+
+def _chunk(chunk_id: str, text: str | None, meta: dict | None) -> Chunk:
+    meta = meta or {}
+    page = meta.get("page")
+    return Chunk(
+        id=chunk_id,
+        source=str(meta.get("source", "")),
+        text=text or "",
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        page=int(page) if page is not None else None,
+    )
+
+
+def _slug(url: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", url).strip("_")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

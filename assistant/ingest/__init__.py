@@ -1,0 +1,1 @@
+"""Reading files into documents: the walk, one loader per format family, limits, chunking."""
