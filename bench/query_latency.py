@@ -97,13 +97,13 @@ def main() -> int:
     index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="bench-query-"))
     assistant = Assistant(index_dir=index_dir, progress=False)
     build: dict = {}
-    if assistant.index.store.count() < args.chunks:
+    if assistant.store.count() < args.chunks:
         start = time.perf_counter()
         assistant.index([DATA / "docs"])
-        build["real_chunks"] = assistant.index.store.count()
+        build["real_chunks"] = assistant.store.count()
         build["index_real_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        grow(assistant.index.store, args.chunks, args.noise)
+        grow(assistant.store, args.chunks, args.noise)
         build["grow_s"] = round(time.perf_counter() - start, 1)
 
     questions = []
@@ -138,7 +138,7 @@ def main() -> int:
         for p in (50, 95)
     }
     out = {
-        "chunks": assistant.index.store.count(),
+        "chunks": assistant.store.count(),
         "retrieve_p50_ms": round(statistics.median(retrieve), 1),
         "retrieve_p95_ms": round(percentile(retrieve, 0.95), 1),
         **per,

@@ -3,15 +3,12 @@
 Loading never raises for a bad file: every problem becomes a `Skipped` with a reason a user can
 act on ("encrypted PDF", "file too large ..."), so one odd file never stops an indexing run.
 
-For .txt/.md the document text is the decoded file *unchanged*, so chunk offsets point into the
-real file. For html/pdf/docx it is the extracted visible text; PDFs also record which character
-range came from which page, so answers can cite page numbers.
+Each format's loader lives in `formats/` (one registry); this module walks folders, applies the
+limits every format shares (size, zip containers, text length) and dispatches by suffix.
 """
 
 from __future__ import annotations
 
-import codecs
-import io
 import logging
 import os
 import stat
@@ -20,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.ingest import formats
-from assistant.ingest.limits import check_zip, pdf_limits, pdf_within
+from assistant.ingest.formats.text import EMPTY
+from assistant.ingest.limits import check_zip
 from assistant.schema import Document, Skipped
 from assistant.settings import Settings
 
@@ -28,11 +26,7 @@ logger = logging.getLogger(__name__)
 
 # The one list of file types that can be indexed and uploaded (the upload widget and the README
 # show it in this order).
-SUPPORTED_SUFFIXES: tuple[str, ...] = (
-    ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".epub", ".eml",
-)  # fmt: skip
-_TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
-_HTML_SUFFIXES = frozenset({".html", ".htm"})
+SUPPORTED_SUFFIXES: tuple[str, ...] = formats.SUFFIXES
 
 # An index folder is recognised by these files; of its content only the uploads folder (documents
 # added through the chat page) is walked, so indexing a folder that holds the index skips the index.
@@ -40,33 +34,7 @@ _INDEX_MARKERS = ("chroma.sqlite3", ".index.lock")
 INDEX_UPLOADS = "uploads"
 
 _MB = 1024 * 1024
-_BINARY = "binary file (not text)"
-_EMPTY = "empty file"
 DEFAULT_MAX_CHARS: int = Settings.max_chars_per_file
-_ZIP_SUFFIXES = frozenset({".docx"}) | formats.ZIP_SUFFIXES  # zip containers, checked before parsing
-_PDF_BYTES_PER_CHAR = 10  # page content a PDF may make extraction read, per character allowed (~2 min)
-
-# Checked in this order: the UTF-32 LE BOM starts with the UTF-16 LE one.
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-# Control characters that do not occur in real text (C0 minus whitespace, DEL, C1).
-_CONTROL = {c: None for c in [*range(0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0)]}
-_MAX_CONTROL_RATIO = 0.05
-
-# html: subtrees whose text is never shown, and elements that start a new line of text.
-_INVISIBLE = ("script", "style", "noscript", "template", "head", "iframe", "object", "svg")
-_BLOCKS = frozenset({
-    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
-    "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3",
-    "h4", "h5", "h6", "header", "hr", "html", "legend", "li", "main", "nav", "ol", "p", "pre",
-    "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
-})  # fmt: skip
-_CELLS = frozenset({"td", "th"})
 
 
 @dataclass
@@ -137,7 +105,8 @@ def load_file(path: Path, *, max_bytes: int | None = None, max_chars: int = DEFA
 
 
 def _too_much_text(path: Path, chars: int, max_chars: int) -> str:
-    if path.suffix.lower() in _TEXT_SUFFIXES | _HTML_SUFFIXES:
+    fmt = formats.format_of(path.suffix.lower())
+    if fmt is not None and fmt.verbatim:
         return f"too much text ({chars:,} characters > limit {max_chars:,}, ASSISTANT_MAX_CHARS_PER_FILE)"
     return _bomb(max_chars)
 
@@ -180,31 +149,13 @@ def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipp
     except OSError as exc:
         return Skipped(name, f"cannot read file ({exc.strerror or exc})")
     if not data.strip():
-        return Skipped(name, _EMPTY)
-
-    if suffix in _TEXT_SUFFIXES:
-        text = _decode(data)
-        if text is None:
-            return Skipped(name, _BINARY)
-        return Document(name, text) if text.strip() else Skipped(name, _EMPTY)
-    if suffix in _HTML_SUFFIXES:
-        text = _decode(data, html=True)
-        if text is None:
-            return Skipped(name, _BINARY)
-        text = html_to_text(text)
-        return Document(name, text) if text else Skipped(name, "no visible text")
-    if suffix in _ZIP_SUFFIXES and (problem := check_zip(data)) is not None:
+        return Skipped(name, EMPTY)
+    fmt = formats.format_of(suffix)
+    if fmt is None:  # check_file refuses these; kept for a caller that skips it
+        return Skipped(name, f"unsupported file type '{suffix}'")
+    if fmt.container and (problem := check_zip(data)) is not None:
         return Skipped(name, problem)
-    if suffix == ".pdf":
-        budget = max(max_chars * _PDF_BYTES_PER_CHAR, _MB)
-        if not pdf_within(data, budget):
-            reason = f"page content expands to more than {budget / 1e6:,.0f} MB (possible decompression bomb)"
-            return Skipped(name, reason)
-        with pdf_limits(budget):
-            return _load_pdf(name, data)
-    if suffix in formats.LOADERS:  # slides, spreadsheets, e-books, mail (assistant/formats)
-        return formats.LOADERS[suffix](name, data, max_chars)
-    return _load_docx(name, data)
+    return fmt.load(name, data, max_chars)
 
 
 # -- folders -------------------------------------------------------------------------------------
@@ -254,157 +205,6 @@ def _walk(paths: Iterable[str | Path]) -> Iterator[Path | Skipped]:
 def _is_index(path: Path) -> bool:
     """Whether a folder holds an index (an embedded Chroma store, or this project's indexing lock)."""
     return any((path / marker).exists() for marker in _INDEX_MARKERS)
-
-
-# -- text ----------------------------------------------------------------------------------------
-
-
-def _decode(data: bytes, *, html: bool = False) -> str | None:
-    """Decode file bytes as text, or return None if they are not text.
-
-    A BOM decides the encoding; otherwise UTF-8, then (for html) the declared charset, then
-    cp1252/Latin-1 — accepted only if the result has few control characters.
-    """
-    text = None
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                text = data.decode(encoding)
-            except UnicodeDecodeError:
-                pass
-            break
-    if text is None:
-        if b"\x00" in data:
-            return None
-        text = _try_decode(data, "utf-8")
-    if text is None and html:
-        from bs4.dammit import EncodingDetector
-
-        declared = EncodingDetector.find_declared_encoding(data, is_html=True)
-        text = _try_decode(data, declared) if declared else None
-    if text is None:
-        text = _try_decode(data, "cp1252") or data.decode("latin-1")
-    control = len(text) - len(text.translate(_CONTROL))
-    return None if control > _MAX_CONTROL_RATIO * len(text) else text
-
-
-def _try_decode(data: bytes, encoding: str) -> str | None:
-    try:
-        return data.decode(encoding)
-    except (UnicodeDecodeError, LookupError):
-        return None
-
-
-def html_to_text(html: str) -> str:
-    """The visible text of an html page: one line per block element, whitespace collapsed.
-
-    Table cells of a row stay on one line, separated by " | ", so a row reads as a fact.
-    """
-    from bs4 import BeautifulSoup, Comment, NavigableString, Tag
-    from bs4.element import Declaration, Doctype, ProcessingInstruction
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup.find_all([*_INVISIBLE]) + soup.find_all(hidden=True):
-        if not tag.decomposed:
-            tag.decompose()
-    hidden_strings = (Comment, Declaration, Doctype, ProcessingInstruction)
-
-    lines: list[str] = []
-    words: list[str] = []
-    block = cell = None
-
-    def flush() -> None:
-        if words:
-            lines.append(" ".join(words))
-            words.clear()
-
-    for node in soup.descendants:
-        if isinstance(node, Tag):
-            if node.name == "br":
-                flush()
-            continue
-        if not isinstance(node, NavigableString) or isinstance(node, hidden_strings):
-            continue
-        parts = node.split()
-        if not parts:
-            continue
-        node_block = node_cell = None
-        for parent in node.parents:
-            if node_cell is None and parent.name in _CELLS:
-                node_cell = parent
-            if parent.name in _BLOCKS:
-                node_block = parent
-                break
-        if node_block is not block:
-            flush()
-        elif node_cell is not cell and words:
-            words.append("|")
-        block, cell = node_block, node_cell
-        words.extend(parts)
-    flush()
-    return "\n".join(lines)
-
-
-# -- pdf -----------------------------------------------------------------------------------------
-
-
-def _load_pdf(name: str, data: bytes) -> Document | Skipped:
-    """Text in reading order, paragraph by paragraph, with each page's character range.
-
-    How: `pdf_reading` (PDFium's character boxes) and `pdf_layout` (columns, paragraphs,
-    hyphenation, headers and footnotes). Text the PDF loses (unreadable pages, images without
-    text, undecodable fonts) is reported once as the document's warnings.
-    """
-    from assistant.ingest.formats.pdf.glyphs import PdfUnreadable, read_glyphs
-    from assistant.ingest.formats.pdf.layout import PdfLayout, english_words
-
-    if b"%PDF-" not in data[:1024]:
-        return Skipped(name, "corrupt or unreadable PDF: not a PDF file")
-    try:
-        glyphs = read_glyphs(data)
-    except PdfUnreadable as exc:
-        return Skipped(name, str(exc))
-    result = PdfLayout(english_words()).run(glyphs.pages)
-    if not result.pages:
-        return Skipped(name, "no extractable text (scanned PDF?)")
-    return Document(name, result.text, result.pages, warnings=glyphs.warnings)
-
-
-# -- docx ----------------------------------------------------------------------------------------
-
-
-def _load_docx(name: str, data: bytes) -> Document | Skipped:
-    import docx
-    from docx.table import Table
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks: list[str] = []
-        for item in document.iter_inner_content():  # paragraphs and tables in document order
-            text = _table_text(item) if isinstance(item, Table) else item.text.strip()
-            if text:
-                blocks.append(text)
-    except Exception:  # zip, xml, package and key errors alike
-        return Skipped(name, "not a valid .docx file")
-    text = "\n\n".join(blocks)
-    return Document(name, text) if text else Skipped(name, "no text in document")
-
-
-def _table_text(table) -> str:
-    """One line per row, cells separated by " | " (merged cells counted once)."""
-    rows = []
-    for row in table.rows:
-        cells, seen = [], set()
-        for cell in row.cells:
-            if id(cell._tc) in seen:
-                continue
-            seen.add(id(cell._tc))
-            text = " ".join(cell.text.split())
-            if text:
-                cells.append(text)
-        if cells:
-            rows.append(" | ".join(cells))
-    return "\n".join(rows)
 
 
 def _short(exc: BaseException, limit: int = 100) -> str:

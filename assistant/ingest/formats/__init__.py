@@ -1,49 +1,60 @@
-"""Loaders for slides, spreadsheets, e-books and mail: one module per format family.
+"""One registry of file formats: one module per format family, each `load(name, data, max_chars)`.
 
-Each loader is `load(name, data, max_chars) -> Document | Skipped`: `name` is the source to record,
-`data` the file's bytes, `max_chars` the most text to extract. Like every loader it never raises
-for a bad file; the reason goes into `Skipped`. The heavy libraries are imported on first use.
+A loader gets the source name to record, the file's bytes and the most text to extract, and returns a
+`Document` or a `Skipped` with the reason: it never raises for a bad file. Heavy libraries are
+imported on first use, so the registry itself costs nothing to import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
 
 from assistant.schema import Document, Skipped
 
 Loader = Callable[[str, bytes, int], Document | Skipped]
 
 
-def _slides(name: str, data: bytes, max_chars: int) -> Document | Skipped:
-    from assistant.ingest.formats.slides import load
+@dataclass(frozen=True)
+class Format:
+    """A file format: the suffixes it is known by and where its loader lives.
 
-    return load(name, data, max_chars)
+    Args:
+        suffixes: Lower-case file suffixes, in the order the page and the README show them.
+        module: The module (under `assistant.ingest.formats`) holding the loader.
+        function: The loader's name in that module.
+        container: A zip container, checked for zip bombs before parsing.
+        verbatim: The text is the file itself (not extracted), so "too much text" is not a bomb.
+    """
 
+    suffixes: tuple[str, ...]
+    module: str
+    function: str = "load"
+    container: bool = False
+    verbatim: bool = False
 
-def _xlsx(name: str, data: bytes, max_chars: int) -> Document | Skipped:
-    from assistant.ingest.formats.sheets import load_xlsx
-
-    return load_xlsx(name, data, max_chars)
-
-
-def _csv(name: str, data: bytes, max_chars: int) -> Document | Skipped:
-    from assistant.ingest.formats.sheets import load_csv
-
-    return load_csv(name, data, max_chars)
-
-
-def _epub(name: str, data: bytes, max_chars: int) -> Document | Skipped:
-    from assistant.ingest.formats.ebook import load
-
-    return load(name, data, max_chars)
-
-
-def _eml(name: str, data: bytes, max_chars: int) -> Document | Skipped:
-    from assistant.ingest.formats.mail import load
-
-    return load(name, data, max_chars)
+    def load(self, name: str, data: bytes, max_chars: int) -> Document | Skipped:
+        """Run this format's loader (importing its module on first use)."""
+        loader: Loader = getattr(import_module(f"{__name__}.{self.module}"), self.function)
+        return loader(name, data, max_chars)
 
 
-LOADERS: dict[str, Loader] = {".pptx": _slides, ".xlsx": _xlsx, ".csv": _csv, ".epub": _epub, ".eml": _eml}
-SUFFIXES: frozenset[str] = frozenset(LOADERS)
-ZIP_SUFFIXES: frozenset[str] = frozenset({".pptx", ".xlsx", ".epub"})  # checked for zip bombs before parsing
+FORMATS: tuple[Format, ...] = (
+    Format((".txt", ".md", ".markdown"), "text", verbatim=True),
+    Format((".html", ".htm"), "html", verbatim=True),
+    Format((".pdf",), "pdf"),
+    Format((".docx",), "office", "load_docx", container=True),
+    Format((".pptx",), "slides", container=True),
+    Format((".xlsx",), "sheets", "load_xlsx", container=True),
+    Format((".csv",), "sheets", "load_csv"),
+    Format((".epub",), "ebook", container=True),
+    Format((".eml",), "mail"),
+)
+BY_SUFFIX: dict[str, Format] = {suffix: f for f in FORMATS for suffix in f.suffixes}
+SUFFIXES: tuple[str, ...] = tuple(BY_SUFFIX)
+
+
+def format_of(suffix: str) -> Format | None:
+    """The format a (lower-case) suffix names, or None if it cannot be indexed."""
+    return BY_SUFFIX.get(suffix)

@@ -38,7 +38,7 @@ def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
         data: The file's bytes.
         max_chars: More text than this is refused as a possible decompression bomb.
     """
-    from assistant.ingest.loading import html_to_text
+    from assistant.ingest.formats.html import html_to_text
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as book:

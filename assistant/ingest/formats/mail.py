@@ -55,7 +55,7 @@ def _body(message) -> str:
         return ""
     text = _content(part)
     if part.get_content_type() == "text/html":
-        from assistant.ingest.loading import html_to_text
+        from assistant.ingest.formats.html import html_to_text
 
         text = html_to_text(text)
     return text

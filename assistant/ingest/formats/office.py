@@ -1,4 +1,4 @@
-"""What a file that should be an Office Open XML zip is when it is not: password-protected or old binary.
+"""Word documents (.docx), and what a file that should be an Office Open XML zip is when it is not.
 
 An OOXML file saved with a password is not a zip at all but an OLE compound file holding the
 encrypted package (`EncryptionInfo`, `EncryptedPackage`); an old .xls/.ppt renamed is OLE too.
@@ -7,6 +7,8 @@ encrypted package (`EncryptionInfo`, `EncryptedPackage`); an old .xls/.ppt renam
 from __future__ import annotations
 
 import io
+
+from assistant.schema import Document, Skipped
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -25,3 +27,37 @@ def not_ooxml(data: bytes, kind: str) -> str | None:
     if encrypted:
         return "password-protected (encrypted); save it without a password to index it"
     return f"an old binary Office file, not {kind}; save it as {kind} to index it"
+
+
+def load_docx(name: str, data: bytes, max_chars: int) -> Document | Skipped:
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks: list[str] = []
+        for item in document.iter_inner_content():  # paragraphs and tables in document order
+            text = _table_text(item) if isinstance(item, Table) else item.text.strip()
+            if text:
+                blocks.append(text)
+    except Exception:  # zip, xml, package and key errors alike
+        return Skipped(name, "not a valid .docx file")
+    text = "\n\n".join(blocks)
+    return Document(name, text) if text else Skipped(name, "no text in document")
+
+
+def _table_text(table) -> str:
+    """One line per row, cells separated by " | " (merged cells counted once)."""
+    rows = []
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            text = " ".join(cell.text.split())
+            if text:
+                cells.append(text)
+        if cells:
+            rows.append(" | ".join(cells))
+    return "\n".join(rows)

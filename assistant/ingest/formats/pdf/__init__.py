@@ -1,1 +1,41 @@
 """PDF text from PDFium's character boxes: glyphs, then lines, then the page's reading order."""
+
+from __future__ import annotations
+
+from assistant.ingest.limits import pdf_limits, pdf_within
+from assistant.schema import Document, Skipped
+
+_MB = 1024 * 1024
+_BYTES_PER_CHAR = 10  # page content a PDF may make extraction read, per character allowed (~2 min)
+
+
+def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
+    """A PDF's text, after checking what its page streams expand to (a decompression bomb is refused)."""
+    budget = max(max_chars * _BYTES_PER_CHAR, _MB)
+    if not pdf_within(data, budget):
+        reason = f"page content expands to more than {budget / 1e6:,.0f} MB (possible decompression bomb)"
+        return Skipped(name, reason)
+    with pdf_limits(budget):
+        return _read(name, data)
+
+
+def _read(name: str, data: bytes) -> Document | Skipped:
+    """Text in reading order, paragraph by paragraph, with each page's character range.
+
+    How: `glyphs` (PDFium's character boxes) and `layout` (columns, paragraphs,
+    hyphenation, headers and footnotes). Text the PDF loses (unreadable pages, images without
+    text, undecodable fonts) is reported once as the document's warnings.
+    """
+    from assistant.ingest.formats.pdf.glyphs import PdfUnreadable, read_glyphs
+    from assistant.ingest.formats.pdf.layout import PdfLayout, english_words
+
+    if b"%PDF-" not in data[:1024]:
+        return Skipped(name, "corrupt or unreadable PDF: not a PDF file")
+    try:
+        glyphs = read_glyphs(data)
+    except PdfUnreadable as exc:
+        return Skipped(name, str(exc))
+    result = PdfLayout(english_words()).run(glyphs.pages)
+    if not result.pages:
+        return Skipped(name, "no extractable text (scanned PDF?)")
+    return Document(name, result.text, result.pages, warnings=glyphs.warnings)

@@ -1,0 +1,75 @@
+"""Web pages (.html, .htm): the visible text, one line per block; e-books and mail bodies use it too."""
+
+from __future__ import annotations
+
+from assistant.ingest.formats.text import BINARY, decode
+from assistant.schema import Document, Skipped
+
+# html: subtrees whose text is never shown, and elements that start a new line of text.
+_INVISIBLE = ("script", "style", "noscript", "template", "head", "iframe", "object", "svg")
+_BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
+    "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3",
+    "h4", "h5", "h6", "header", "hr", "html", "legend", "li", "main", "nav", "ol", "p", "pre",
+    "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
+})  # fmt: skip
+_CELLS = frozenset({"td", "th"})
+
+
+def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
+    """A page's visible text (scripts, styles and hidden elements left out)."""
+    text = decode(data, html=True)
+    if text is None:
+        return Skipped(name, BINARY)
+    text = html_to_text(text)
+    return Document(name, text) if text else Skipped(name, "no visible text")
+
+
+def html_to_text(html: str) -> str:
+    """The visible text of an html page: one line per block element, whitespace collapsed.
+
+    Table cells of a row stay on one line, separated by " | ", so a row reads as a fact.
+    """
+    from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+    from bs4.element import Declaration, Doctype, ProcessingInstruction
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup.find_all([*_INVISIBLE]) + soup.find_all(hidden=True):
+        if not tag.decomposed:
+            tag.decompose()
+    hidden_strings = (Comment, Declaration, Doctype, ProcessingInstruction)
+
+    lines: list[str] = []
+    words: list[str] = []
+    block = cell = None
+
+    def flush() -> None:
+        if words:
+            lines.append(" ".join(words))
+            words.clear()
+
+    for node in soup.descendants:
+        if isinstance(node, Tag):
+            if node.name == "br":
+                flush()
+            continue
+        if not isinstance(node, NavigableString) or isinstance(node, hidden_strings):
+            continue
+        parts = node.split()
+        if not parts:
+            continue
+        node_block = node_cell = None
+        for parent in node.parents:
+            if node_cell is None and parent.name in _CELLS:
+                node_cell = parent
+            if parent.name in _BLOCKS:
+                node_block = parent
+                break
+        if node_block is not block:
+            flush()
+        elif node_cell is not cell and words:
+            words.append("|")
+        block, cell = node_block, node_cell
+        words.extend(parts)
+    flush()
+    return "\n".join(lines)
