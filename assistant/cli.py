@@ -101,7 +101,7 @@ def _index(args, settings: Settings) -> int:
     else:
         print(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-            f"{report.removed} removed; {report.chunks} chunks in {assistant.index.store.location}"
+            f"{report.removed} removed; {report.chunks} chunks in {assistant.store.location}"
         )
         for s in report.skipped:
             print(f"skipped {s.path}: {s.reason}", file=sys.stderr)

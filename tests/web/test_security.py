@@ -351,7 +351,7 @@ def test_a_real_upload_works_and_same_names_do_not_collide(server, gradio):
 
 
 def test_a_docx_bomb_upload_is_refused(server, gradio, tmp_path):
-    from test_hostile import docx_bomb
+    from ingest.test_hostile import docx_bomb  # tests/ is on the path (its conftest)
 
     docx_bomb(tmp_path / "report.docx")
     started = time.monotonic()
