@@ -621,8 +621,11 @@ def test_the_port_is_bound_before_an_interrupted_upload_is_recovered(tmp_path):
     with open(index / ".index.lock", "a+") as lock:  # another indexing run holds the index: recovery must wait
         fcntl.flock(lock, fcntl.LOCK_EX)
         with serve(index, seeds, log=tmp_path / "server.log", auth=f"{USER}:{PASSWORD}", ready=False) as url:
-            health = httpx.get(f"{url}/api/health").json()
-            assert health["status"] == "starting" and "Recovering from an interrupted upload" in health["detail"]
+            deadline = time.monotonic() + 300
+            while "Recovering" not in (health := httpx.get(f"{url}/api/health").json()).get("detail", ""):
+                assert health["status"] == "starting" and time.monotonic() < deadline, health  # it cannot end: locked
+                time.sleep(0.5)
+            assert "Recovering from an interrupted upload: indexing 1 file(s)" in health["detail"]
             page = Gradio(url)
             r = page.http.post("/gradio_api/run/predict", json={"fn_index": page.fns["status"], "data": [],
                                                                 "session_hash": "r1"})  # fmt: skip
