@@ -1,4 +1,4 @@
-"""Attacks on the running server, replayed over raw HTTP (issue #15), and the helpers that stop them.
+"""Attacks on the running server, replayed over raw HTTP (issues #15, #26), and the helpers that stop them.
 
 One password-protected `assistant serve` per module, over a private copy of the seeds plus a
 document with math in it. It starts on an index whose `uploads/` holds what a killed upload
@@ -29,6 +29,7 @@ from servers import copy_seeds, serve
 from assistant.errors import StoreError, describe, redact_url
 from assistant.generation.llm import OpenAIGenerator
 from assistant.web import OneLineTracebacks, SourceNames, public_error
+from assistant.web.guard import BodyLimits, LoginThrottle, OriginPolicy, escape_controls, parse_origins
 from assistant.web.uploads import UploadError, UploadGuard, check_upload_source, save_upload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,6 +204,41 @@ def test_lone_surrogates_are_cleaned_from_questions_and_history(seed_assistant):
     answer = seed_assistant.answer("Who is he?\ud800", history)
     assert answer.citations and "Hall" in " ".join(c.text for c in answer.citations)
     json.dumps(answer.to_dict(), ensure_ascii=False).encode("utf-8")  # encodable: no surrogate made it through
+
+
+def test_wrong_passwords_cost_more_each_time_per_client():
+    now = [0.0]
+    throttle = LoginThrottle(free=2, first_delay=1.0, max_delay=4.0, forget_after=100.0, clock=lambda: now[0])
+    throttle.failed("a")
+    throttle.failed("a")
+    assert throttle.wait("a") == 0  # the free tries
+    delays = []
+    for _ in range(4):
+        throttle.failed("a")
+        delays.append(throttle.wait("a"))
+    assert delays == [1.0, 2.0, 4.0, 4.0] and throttle.wait("b") == 0
+    now[0] += 4.0
+    assert throttle.wait("a") == 0
+    throttle.succeeded("a")
+    throttle.failed("a")
+    assert throttle.wait("a") == 0  # a success starts the count over
+    now[0] += 1000
+    throttle.failed("a")
+    throttle.failed("a")
+    assert throttle.wait("a") == 0  # and so does a long quiet spell
+
+
+def test_origins_and_log_lines():
+    policy = OriginPolicy({"https://App.example.com/"})
+    assert policy.permits("http://assistant.example.com:7860", "assistant.example.com:7860")
+    assert policy.permits("https://app.example.com", "127.0.0.1:7860")
+    for origin in ("https://evil.example", "null", "http://assistant.example.com:7861", "file://", ""):
+        assert not policy.permits(origin, "assistant.example.com:7860"), origin
+    assert parse_origins("https://a.example, https://b.example  ") == {"https://a.example", "https://b.example"}
+    assert escape_controls("/x\nINFO: forged\r\x1b[31m\u2028") == "/x\\nINFO: forged\\r\\x1b[31m\\u2028"
+    limits = BodyLimits(upload=5)
+    assert limits.for_request("POST", "/gradio_api/upload/") == 5 and limits.for_request("GET", "/") == 0
+    assert limits.for_request("POST", "/nowhere") == limits.other
 
 
 # -- the server -----------------------------------------------------------------------------------
