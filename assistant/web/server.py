@@ -69,7 +69,12 @@ def serve(
     demo.has_launched = True
     page = _gradio_app(app)
     _plain_validation_errors(page)
-    app.add_middleware(UploadGuard, folder=get_upload_folder(), known_event=_event_checker(demo))
+    app.add_middleware(
+        UploadGuard,
+        folder=get_upload_folder(),
+        known_event=_event_checker(demo),
+        known_api=lambda name: any(fn.api_name == name for fn in demo.fns.values()),
+    )
     guarded = RequestGuard(
         app,
         GuardConfig(

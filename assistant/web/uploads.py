@@ -154,6 +154,7 @@ class UploadGuard:
         folder: Gradio's upload folder for this server.
         prefix: Where Gradio's API routes live.
         known_event: `(session_hash, fn_index) -> bool`: whether the page has that function; None: not checked.
+        known_api: `api_name -> bool`, for `run/<name>` and `call/<name>`; None: not checked.
         limit: Largest event body read (bytes); `RequestGuard` caps it too, before anything is read.
     """
 
@@ -163,6 +164,7 @@ class UploadGuard:
         folder: str | Path,
         prefix: str = "/gradio_api/",
         known_event: Callable[[str | None, int], bool] | None = None,
+        known_api: Callable[[str], bool] | None = None,
         limit: int = _EVENT_LIMIT,
     ):
         self.app = app
@@ -170,6 +172,7 @@ class UploadGuard:
         self._root = os.path.abspath(folder).rstrip("/") + "/"
         self.prefix = prefix
         self.known_event = known_event
+        self.known_api = known_api
         self.limit = limit
 
     async def __call__(self, scope, receive, send) -> None:
@@ -225,13 +228,20 @@ class UploadGuard:
                 check_upload_source(named, self.folder)
             except UploadError as exc:
                 return (403, str(exc)), None
-        if self.known_event is not None and path.rstrip("/").endswith("/queue/join") and isinstance(data, dict):
-            fn, session = data.get("fn_index"), data.get("session_hash")
-            session = session if isinstance(session, str) else None
-            valid = fn is None or (isinstance(fn, int) and not isinstance(fn, bool))
-            if not valid or (fn is not None and not self.known_event(session, fn)):
-                return (422, "This page has no such event: reload the page."), None
+        if self.known_event is not None and isinstance(data, dict) and not self._known(data, path):
+            return (422, "This page has no such event: reload the page."), None
         return None, json.dumps(data).encode() if rewritten else None
+
+    def _known(self, data: dict, path: str) -> bool:
+        """Whether the page has the function an event names, by `fn_index` or by the route's API name."""
+        fn, session = data.get("fn_index"), data.get("session_hash")
+        session = session if isinstance(session, str) else None
+        if fn is not None:
+            return isinstance(fn, int) and not isinstance(fn, bool) and self.known_event(session, fn)
+        route = path[len(self.prefix) :].strip("/").split("/")
+        if len(route) == 2 and route[0] in ("run", "call") and route[1] != "predict":
+            return self.known_api is None or self.known_api(route[1])
+        return True
 
     def refusal(self, body: bytes) -> tuple[int, str] | None:
         """(HTTP status, reason) when a request body must be refused; None to let it through."""

@@ -618,6 +618,9 @@ def test_hostile_events_get_a_plain_refusal_and_one_log_line(server, gradio):
     body = {"fn_index": 999, "session_hash": "s1", "data": []}
     r = gradio.http.post("/gradio_api/queue/join", json=body)
     assert r.status_code == 422 and r.json() == {"error": "This page has no such event: reload the page."}
+    for route in ("/gradio_api/call/no_such_api", "/gradio_api/run/no_such_api"):
+        r = gradio.http.post(route, json={"data": []})
+        assert r.status_code == 422 and r.json() == {"error": "This page has no such event: reload the page."}, route
     body = {"fn_index": gradio.fns["documents"], "session_hash": "s1", "data": "<secret input>"}
     r = gradio.http.post("/gradio_api/queue/join", json=body)
     assert r.status_code == 422 and r.json() == {"error": "The request is malformed: reload the page and try again."}
