@@ -56,6 +56,10 @@ class Settings:
         progress: Show progress bars for long runs.
         api_key: `serve` accepts `Authorization: Bearer <api_key>` on `/v1` (ASSISTANT_API_KEY), as
             OpenAI clients send it.
+        max_upload_mb: Largest body of one request to the page's upload route, all its files
+            together (each file is still held to `max_file_mb`).
+        allowed_origins: Web origins besides the server's own (`https://app.example.com`, comma
+            separated) whose pages may call the server from a browser (ASSISTANT_ALLOWED_ORIGINS).
         reader_dir: Folder of another reader model (model.onnx, tokenizer.json, config.json, as
             `python -m training.train --out DIR` writes it); default: the shipped one.
     """
@@ -84,6 +88,8 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     progress: bool = True
     api_key: str | None = None
+    max_upload_mb: float = 100.0
+    allowed_origins: str | None = None
     reader_dir: Path | None = None
 
     @classmethod

@@ -38,21 +38,25 @@ def copy_seeds(base: Path, extra: dict[str, str] | None = None) -> Path:
     return seeds
 
 
-def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
-    """Poll `/api/health` until it answers 200; fail the test with the log if the server dies or stalls.
+def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float, ready: bool = True) -> None:
+    """Poll `/api/health` until it answers 200 (and, if `ready`, says the start is settled: `"ok"`).
+
+    Fails the test with the log if the server dies or stalls.
 
     Args:
         proc: the server process.
         url: its base URL.
         log: the file its output goes to, shown when it exits early.
         timeout: seconds to wait before failing.
+        ready: wait for the index and model too, not only for the port.
     """
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
             pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+            r = httpx.get(f"{url}/api/health", timeout=2)
+            if r.status_code == 200 and (not ready or r.json().get("status") == "ok"):
                 return
         except httpx.HTTPError:
             pass
@@ -80,6 +84,7 @@ def serve(
     auth: str | None = None,
     unset: tuple[str, ...] = ("ASSISTANT_AUTH",),
     timeout: float = 180,
+    ready: bool = True,
 ) -> Iterator[str]:
     """Run `assistant serve` on a free loopback port until the block ends; yields its base URL.
 
@@ -92,6 +97,7 @@ def serve(
         auth: "USER:PASS" for `--auth`, or None for an open server.
         unset: inherited variables removed so the user's shell cannot change the server.
         timeout: seconds to wait for it to answer `/api/health`.
+        ready: wait until its start is settled (`"status": "ok"`), not only until it answers.
     """
     port = free_port()
     full = {**os.environ, "ASSISTANT_INDEX_DIR": str(index_dir), "ASSISTANT_SEEDS_DIR": str(seeds_dir), **QUIET}
@@ -105,7 +111,7 @@ def serve(
     with open(log, "w") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
         try:
-            wait_healthy(proc, url, log, timeout)
+            wait_healthy(proc, url, log, timeout, ready)
             yield url
         finally:
             stop(proc)

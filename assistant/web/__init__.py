@@ -3,13 +3,16 @@
 Modules: `service` (the index behind every user, shown names, context around a passage),
 `render` (all HTML; every document string escaped), `handlers` (the page's events as plain
 methods), `api` (JSON routes, body limits, auth), `page` (Gradio layout and wiring), `uploads`
-(safe saving of uploaded files), `server` (`serve`). Only `page` and `server` import Gradio,
-and only inside their functions: importing this package loads no web framework.
+(safe saving of uploaded files; upload names without server paths), `guard` (origin, password
+guessing, session and body size, judged from headers before a body is read), `server` (`serve`).
+Only `page` and `server` import Gradio, and only inside their functions: importing this package
+loads no web framework.
 """
 
 from __future__ import annotations
 
 from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, parse_history, read_json
+from assistant.web.guard import BodyLimits, GuardConfig, LoginThrottle, OriginPolicy, RequestGuard, escape_controls
 from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView
 from assistant.web.page import EXAMPLES, build_blocks
 from assistant.web.render import (
@@ -24,7 +27,7 @@ from assistant.web.render import (
     where,
 )
 from assistant.web.server import OneLineTracebacks, serve
-from assistant.web.service import ContextReader, Service, SourceNames, Turn, public_error
+from assistant.web.service import ContextReader, Readiness, Service, SourceNames, Turn, public_error
 from assistant.web.uploads import (
     UploadError,
     UploadGuard,
@@ -39,11 +42,17 @@ __all__ = [
     "EXAMPLES",
     "AskResult",
     "BodyError",
+    "BodyLimits",
     "ChatHandlers",
     "ChatView",
     "ContextReader",
     "DocumentsView",
+    "GuardConfig",
+    "LoginThrottle",
     "OneLineTracebacks",
+    "OriginPolicy",
+    "Readiness",
+    "RequestGuard",
     "Service",
     "SourceNames",
     "Turn",
@@ -53,6 +62,7 @@ __all__ = [
     "build_app",
     "build_blocks",
     "check_upload_source",
+    "escape_controls",
     "highlight",
     "parse_auth",
     "parse_history",

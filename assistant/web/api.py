@@ -89,6 +89,12 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
         return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
     async def health(request) -> JSONResponse:
+        """Up as soon as the port is bound: `ok` once the start is settled, `starting` (what it does) before."""
+        state = service.readiness()
+        if state.failed:
+            return JSONResponse({"status": "error", "detail": state.note}, status_code=503)
+        if not state.ready:
+            return JSONResponse({"status": "starting", "detail": state.note})
         return JSONResponse({"status": "ok"})
 
     async def ask(request) -> JSONResponse:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from assistant.ingest.loading import SUPPORTED_SUFFIXES
 from assistant.web.handlers import ChatHandlers, ChatView, DocumentsView
-from assistant.web.render import render_sources
+from assistant.web.render import render_note, render_sources
 from assistant.web.service import Service
 
 EXAMPLES = (
@@ -54,6 +54,7 @@ def build_blocks(service: Service, *, concurrency: int = 2):
     ) as demo:
         turns = gr.State([])
         gr.Markdown("## Ask your documents\nAnswers quote the indexed documents and cite them as [n].")
+        _startup_line(demo, service)
         with gr.Tabs():
             chat = _chat_tab(service)
             docs = _documents_tab(service)
@@ -61,6 +62,22 @@ def build_blocks(service: Service, *, concurrency: int = 2):
         _wire(demo, widgets, ChatHandlers(service))
     demo.queue(default_concurrency_limit=concurrency, max_size=64)
     return demo
+
+
+def _startup_line(demo, service: Service) -> None:
+    """One line saying what the server's start is doing (recovering an interrupted upload), until it is done."""
+    import gradio as gr
+
+    line = gr.HTML(elem_id="server-status")
+    timer = gr.Timer(2.0, active=False)
+
+    def status():
+        state = service.readiness()
+        shown = render_note(state.note, muted=not state.failed) if state.note else ""
+        return shown, gr.Timer(active=not state.ready)
+
+    demo.load(status, outputs=[line, timer], api_visibility="private", queue=False)
+    timer.tick(status, outputs=[line, timer], api_visibility="private", queue=False)
 
 
 def _chat_tab(service: Service) -> dict:

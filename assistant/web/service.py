@@ -116,6 +116,21 @@ class SourceNames:
         return self._source.get(shown)
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """How far the server's start has come: `serve` answers before the index, uploads and model are settled.
+
+    Attributes:
+        ready: Everything is settled (questions were answered before too, from the index as it was).
+        note: What is under way, or what the start did (a recovered upload); "" for nothing to say.
+        failed: The start failed; `note` says why.
+    """
+
+    ready: bool
+    note: str = ""
+    failed: bool = False
+
+
 @dataclass
 class Turn:
     question: str
@@ -140,6 +155,7 @@ class Service:
         self._variants: dict[str, object] = {self.base.settings.generator: self.base}
         self._lock = threading.Lock()
         self._names: tuple[str | None, SourceNames] | None = None
+        self._readiness = Readiness(True)  # `warm_up` says otherwise while it runs
 
     @property
     def generators(self) -> list[str]:
@@ -162,16 +178,30 @@ class Service:
                 self._variants[name] = self.base.with_generator(name)
             return self._variants[name]
 
+    def readiness(self) -> Readiness:
+        return self._readiness
+
     def warm_up(self) -> None:
-        """Build the index from seeds when empty, settle `uploads/`, load the model: the first user does not wait."""
-        self.base.ensure_index()
-        if note := self.recover_uploads():
-            print(note, file=sys.stderr, flush=True)
-        self.base.embedder.encode_queries(["warm up"])
-        self.base.generator.preload()
+        """Build the index from seeds when empty, settle `uploads/`, load the model: the first user does not wait.
+
+        `serve` runs this in the background once the port is bound; `readiness()` says how far it is.
+        """
+        try:
+            self._readiness = Readiness(False, "Starting: opening the index…")
+            self.base.ensure_index()
+            note = self.recover_uploads()
+            if note:
+                print(f"Uploads folder {self.uploads}: {note}", file=sys.stderr, flush=True)
+            self._readiness = Readiness(False, "Starting: loading the model…")
+            self.base.embedder.encode_queries(["warm up"])
+            self.base.generator.preload()
+        except Exception as exc:
+            self._readiness = Readiness(True, f"The server could not start: {public_error(exc)}", failed=True)
+            raise
+        self._readiness = Readiness(True, f"After an interrupted upload, the server {note}" if note else "")
 
     def recover_uploads(self) -> str | None:
-        """Settle what a killed upload left in `uploads/`; returns a line saying what was done, if anything.
+        """Settle what a killed upload left in `uploads/`; returns what was done (no server path), if anything.
 
         Unfinished copies (`.upload-*`) are deleted; complete files missing from the index (killed
         before indexing) are indexed, or deleted when they cannot be used, as an upload would be.
@@ -182,6 +212,11 @@ class Service:
         known = set(self.documents())
         missing = sorted(p for p in self.uploads.iterdir() if not p.name.startswith(".") and p.is_file()
                          and p.resolve().as_posix() not in known)  # fmt: skip
+        if missing:
+            self._readiness = Readiness(
+                False, f"Recovering from an interrupted upload: indexing {len(missing)} file(s) that never reached "
+                "the index. Questions are answered from the documents indexed before.",
+            )  # fmt: skip
         report = self.base.index(missing) if missing else None
         dropped = []
         for s in report.skipped if report else []:
@@ -194,7 +229,7 @@ class Service:
             done.append(f"indexed {indexed} upload(s) that were missing from the index")
         if dropped:
             done.append("deleted unusable " + ", ".join(dropped))
-        return f"Uploads folder {self.uploads}: " + "; ".join(done) + "." if done else None
+        return "; ".join(done) + "." if done else None
 
     def documents(self) -> dict[str, int]:
         return self.base.documents()

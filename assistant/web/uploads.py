@@ -17,7 +17,7 @@ import shutil
 import stat
 import tempfile
 import unicodedata
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from assistant.errors import UploadError
@@ -132,52 +132,116 @@ def remove_partial_uploads(folder: Path) -> list[str]:
 
 
 # -- the HTTP guard ------------------------------------------------------------------------------
+_HASH_REF = re.compile(r"^[0-9a-f]{32,128}/[^/\\]+$")  # `<hash>/<name>`: how clients name an uploaded file
+_EVENT_LIMIT = 1024 * 1024
+
+
 class UploadGuard:
-    """ASGI middleware: refuse a Gradio call naming a file outside the upload folder, before Gradio copies it.
+    """ASGI middleware over Gradio's routes: uploads are named without server paths, and only uploads.
 
     Gradio copies a file an event names into its cache before the event handler runs, and an app
     mounted with `gr.mount_gradio_app` skips Gradio's own check, so a crafted event could make
-    the server copy any file it can read. Every POST under `prefix` (except the upload route
+    the server copy any file it can read: every POST under `prefix` (except the upload route
     itself) whose JSON body holds a `{"path": ...}` outside `folder` gets 403 and `{"error": ...}`.
+    An event for a function the page does not have gets 422 (Gradio answered a bare 500).
+
+    Gradio's upload route answers with the files' paths on the server (`/tmp/gradio/<hash>/a.txt`);
+    clients get `<hash>/a.txt` instead, and the guard puts the folder back in front of such a
+    name in events and in `file=` links, so the folder never leaves the server.
 
     Args:
         app: The ASGI app to guard.
         folder: Gradio's upload folder for this server.
         prefix: Where Gradio's API routes live.
+        known_event: `(session_hash, fn_index) -> bool`: whether the page has that function; None: not checked.
+        known_api: `api_name -> bool`, for `run/<name>` and `call/<name>`; None: not checked.
+        limit: Largest event body read (bytes); `RequestGuard` caps it too, before anything is read.
     """
 
-    def __init__(self, app, folder: str | Path, prefix: str = "/gradio_api/"):
+    def __init__(
+        self,
+        app,
+        folder: str | Path,
+        prefix: str = "/gradio_api/",
+        known_event: Callable[[str | None, int], bool] | None = None,
+        known_api: Callable[[str], bool] | None = None,
+        limit: int = _EVENT_LIMIT,
+    ):
         self.app = app
         self.folder = Path(folder)
+        self._root = os.path.abspath(folder).rstrip("/") + "/"
         self.prefix = prefix
+        self.known_event = known_event
+        self.known_api = known_api
+        self.limit = limit
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope.get("path", "")
-        is_upload_route = path.rstrip("/") == self.prefix + "upload"  # multipart file bodies, never a path
-        if scope["type"] != "http" or scope.get("method") != "POST" or not path.startswith(self.prefix) \
-                or is_upload_route:  # fmt: skip
+        if scope["type"] != "http" or not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        messages, body = [], b""
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        refusal = self.refusal(body)
+        method = scope.get("method")
+        if method in ("GET", "HEAD") and path.startswith(self.prefix + "file="):
+            await self.app(self._file_scope(scope), receive, send)
+        elif method != "POST":
+            await self.app(scope, receive, send)
+        elif path.rstrip("/") == self.prefix + "upload":  # multipart file bodies, never a path
+            await self.app(scope, receive, _ShownPaths(send, self.shown).send)
+        else:
+            await self._event(scope, receive, send)
+
+    async def _event(self, scope, receive, send) -> None:
+        from assistant.web.guard import BodyIncomplete, BodyTooLarge, read_body, replay, with_header
+
+        path = scope.get("path", "")
+        try:
+            body = await read_body(receive, self.limit)
+        except BodyIncomplete:
+            return  # nobody to answer, or `RequestGuard` already answered 413
+        except BodyTooLarge as exc:
+            refusal = (413, str(exc))
+        else:
+            refusal = None
+            try:
+                data = json.loads(body)
+            except RecursionError:
+                refusal = (400, "The request body is nested too deeply.")
+            except ValueError:  # not JSON (UnicodeDecodeError included): Gradio refuses it on its own
+                data = None
+            if refusal is None and data is not None:
+                refusal, rewritten = self.judge(data, path)
+                if rewritten is not None:
+                    body = rewritten
+                    scope = with_header(scope, b"content-length", str(len(body)).encode())
         if refusal is not None:
             status, problem = refusal
             logger.warning("refused %s: %s", path, problem)
             await _json(send, status, {"error": problem})
             return
+        await self.app(scope, replay(body, receive), send)
 
-        async def replay():
-            return messages.pop(0) if messages else await receive()
+    def judge(self, data, path: str = "") -> tuple[tuple[int, str] | None, bytes | None]:
+        """((HTTP status, reason) to refuse with, or None; the body to pass on when names were put back)."""
+        rewritten = self._restore_paths(data)
+        for named in _file_paths(data):
+            try:
+                check_upload_source(named, self.folder)
+            except UploadError as exc:
+                return (403, str(exc)), None
+        if self.known_event is not None and isinstance(data, dict) and not self._known(data, path):
+            return (422, "This page has no such event: reload the page."), None
+        return None, json.dumps(data).encode() if rewritten else None
 
-        await self.app(scope, replay, send)
+    def _known(self, data: dict, path: str) -> bool:
+        """Whether the page has the function an event names, by `fn_index` or by the route's API name."""
+        fn, session = data.get("fn_index"), data.get("session_hash")
+        session = session if isinstance(session, str) else None
+        if fn is not None:
+            return isinstance(fn, int) and not isinstance(fn, bool) and self.known_event(session, fn)
+        route = path[len(self.prefix) :].strip("/").split("/")
+        if len(route) == 2 and route[0] in ("run", "call") and route[1] != "predict":
+            return self.known_api is None or self.known_api(route[1])
+        return True
 
     def refusal(self, body: bytes) -> tuple[int, str] | None:
         """(HTTP status, reason) when a request body must be refused; None to let it through."""
@@ -185,14 +249,73 @@ class UploadGuard:
             data = json.loads(body)
         except RecursionError:
             return 400, "The request body is nested too deeply."
-        except ValueError:  # not JSON (UnicodeDecodeError included): Gradio refuses it on its own
+        except ValueError:
             return None
-        for named in _file_paths(data):
+        return self.judge(data)[0]
+
+    def shown(self, path: str) -> str:
+        """What a client sees of a file Gradio's upload route wrote: `<hash>/<name>`, never the folder."""
+        return path[len(self._root) :] if path.startswith(self._root) else Path(path).name
+
+    def _restore(self, name: str) -> str:
+        return self._root + name if _HASH_REF.match(name) else name
+
+    def _restore_paths(self, data) -> bool:
+        """Put the folder back in front of every `<hash>/<name>` file reference (in place); True if any."""
+        changed = False
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                if isinstance(item.get("path"), str) and item["path"] != (full := self._restore(item["path"])):
+                    item["path"], changed = full, True
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+        return changed
+
+    def _file_scope(self, scope) -> dict:
+        """A `file=<hash>/<name>` link made whole again for Gradio's file route."""
+        from urllib.parse import quote
+
+        head = self.prefix + "file="
+        name = scope["path"][len(head) :]
+        full = self._restore(name)
+        if full == name:
+            return scope
+        path = head + full
+        return {**scope, "path": path, "raw_path": quote(path).encode("ascii")}
+
+
+class _ShownPaths:
+    """The upload route's answer (a JSON list of server paths) with each path as the client may see it."""
+
+    def __init__(self, send, shown: Callable[[str], str]):
+        self._send, self._shown = send, shown
+        self._start: dict | None = None
+        self._body = bytearray()
+
+    async def send(self, message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        if message["type"] != "http.response.body" or self._start is None:
+            await self._send(message)
+            return
+        self._body += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        body = bytes(self._body)
+        if self._start["status"] == 200:
             try:
-                check_upload_source(named, self.folder)
-            except UploadError as exc:
-                return 403, str(exc)
-        return None
+                paths = json.loads(body)
+            except ValueError:
+                paths = None
+            if isinstance(paths, list) and all(isinstance(p, str) for p in paths):
+                body = json.dumps([self._shown(p) for p in paths]).encode()
+        headers = [(k, v) for k, v in self._start.get("headers", []) if k.lower() != b"content-length"]
+        await self._send({**self._start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await self._send({"type": "http.response.body", "body": body})
 
 
 def _file_paths(data) -> Iterator[str]:

@@ -289,7 +289,7 @@ def server(tmp_path_factory):
         while time.monotonic() < deadline:
             assert proc.poll() is None, log.read_text()
             try:
-                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                if httpx.get(url + "/api/health", timeout=2).json().get("status") == "ok":
                     break
             except httpx.HTTPError:
                 pass

@@ -1,4 +1,4 @@
-"""Attacks on the running server, replayed over raw HTTP (issue #15), and the helpers that stop them.
+"""Attacks on the running server, replayed over raw HTTP (issues #15, #26), and the helpers that stop them.
 
 One password-protected `assistant serve` per module, over a private copy of the seeds plus a
 document with math in it. It starts on an index whose `uploads/` holds what a killed upload
@@ -8,15 +8,19 @@ hand with httpx, not through a client library that would refuse to send them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,6 +29,7 @@ from servers import copy_seeds, serve
 from assistant.errors import StoreError, describe, redact_url
 from assistant.generation.llm import OpenAIGenerator
 from assistant.web import OneLineTracebacks, SourceNames, public_error
+from assistant.web.guard import BodyLimits, LoginThrottle, OriginPolicy, escape_controls, parse_origins
 from assistant.web.uploads import UploadError, UploadGuard, check_upload_source, save_upload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +44,7 @@ ORPHAN = "The Quillfeather observatory on Mount Arden houses exactly 88 brass te
 LLM_URL = "http://mallory:hunter2@127.0.0.1:9/v1?token=tok3n-SECRET&team=blue"
 LEAKS = ("mallory", "hunter2", "tok3n", "blue")
 S400_Q = "Why might Russia not send S-400s?"
+FRIEND, EVIL = "https://app.example.com", "https://evil.example"
 
 
 # -- pure helpers: no server needed ---------------------------------------------------------------
@@ -200,6 +206,41 @@ def test_lone_surrogates_are_cleaned_from_questions_and_history(seed_assistant):
     json.dumps(answer.to_dict(), ensure_ascii=False).encode("utf-8")  # encodable: no surrogate made it through
 
 
+def test_wrong_passwords_cost_more_each_time_per_client():
+    now = [0.0]
+    throttle = LoginThrottle(free=2, first_delay=1.0, max_delay=4.0, forget_after=100.0, clock=lambda: now[0])
+    throttle.failed("a")
+    throttle.failed("a")
+    assert throttle.wait("a") == 0  # the free tries
+    delays = []
+    for _ in range(4):
+        throttle.failed("a")
+        delays.append(throttle.wait("a"))
+    assert delays == [1.0, 2.0, 4.0, 4.0] and throttle.wait("b") == 0
+    now[0] += 4.0
+    assert throttle.wait("a") == 0
+    throttle.succeeded("a")
+    throttle.failed("a")
+    assert throttle.wait("a") == 0  # a success starts the count over
+    now[0] += 1000
+    throttle.failed("a")
+    throttle.failed("a")
+    assert throttle.wait("a") == 0  # and so does a long quiet spell
+
+
+def test_origins_and_log_lines():
+    policy = OriginPolicy({"https://App.example.com/"})
+    assert policy.permits("http://assistant.example.com:7860", "assistant.example.com:7860")
+    assert policy.permits("https://app.example.com", "127.0.0.1:7860")
+    for origin in ("https://evil.example", "null", "http://assistant.example.com:7861", "file://", ""):
+        assert not policy.permits(origin, "assistant.example.com:7860"), origin
+    assert parse_origins("https://a.example, https://b.example  ") == {"https://a.example", "https://b.example"}
+    assert escape_controls("/x\nINFO: forged\r\x1b[31m\u2028") == "/x\\nINFO: forged\\r\\x1b[31m\\u2028"
+    limits = BodyLimits(upload=5)
+    assert limits.for_request("POST", "/gradio_api/upload/") == 5 and limits.for_request("GET", "/") == 0
+    assert limits.for_request("POST", "/nowhere") == limits.other
+
+
 # -- the server -----------------------------------------------------------------------------------
 @dataclass
 class Server:
@@ -229,7 +270,8 @@ def server(tmp_path_factory):
     _orphaned_uploads(base / "index" / "uploads")
     gradio_tmp = base / "gradio-tmp"
     gradio_tmp.mkdir()
-    env = {"ASSISTANT_LLM_URL": LLM_URL, "ASSISTANT_LLM_TIMEOUT": "5", "GRADIO_TEMP_DIR": str(gradio_tmp)}
+    env = {"ASSISTANT_LLM_URL": LLM_URL, "ASSISTANT_LLM_TIMEOUT": "5", "GRADIO_TEMP_DIR": str(gradio_tmp),
+           "ASSISTANT_ALLOWED_ORIGINS": FRIEND, "ASSISTANT_MAX_UPLOAD_MB": "2"}  # fmt: skip
     log = base / "server.log"
     unset = ("ASSISTANT_AUTH", "ASSISTANT_DEBUG", "ASSISTANT_GENERATOR")
     with serve(base / "index", seeds, log=log, env=env, auth=f"{USER}:{PASSWORD}", unset=unset, timeout=240) as url:
@@ -335,7 +377,8 @@ def test_a_real_upload_works_and_same_names_do_not_collide(server, gradio):
     other = gradio.upload("apiary.txt", b"The Brindlemoor apiary sells its honey every Thursday at Quenby.\n")
     status = gradio.upload_event(other)
     assert "apiary (2).txt: indexed (1 passages; apiary.txt holds a different document)" in status
-    assert "apiary.txt: unchanged" in gradio.upload_event(gradio.upload("apiary.txt", Path(first).read_bytes()))
+    again = b"The Brindlemoor apiary keeps exactly 417 beehives on Mount Tarrow.\n"
+    assert "apiary.txt: unchanged" in gradio.upload_event(gradio.upload("apiary.txt", again))
     assert sorted(p.name for p in server.uploads.iterdir()) == ["apiary (2).txt", "apiary.txt", "observatory notes.txt"]
     hives = ask(server, "How many beehives does the Brindlemoor apiary keep?").json()
     honey = ask(server, "When does the Brindlemoor apiary sell its honey?").json()
@@ -344,7 +387,7 @@ def test_a_real_upload_works_and_same_names_do_not_collide(server, gradio):
 
 
 def test_a_docx_bomb_upload_is_refused(server, gradio, tmp_path):
-    from test_hostile import docx_bomb
+    from ingest.test_hostile import docx_bomb  # tests/ is on the path (its conftest)
 
     docx_bomb(tmp_path / "report.docx")
     started = time.monotonic()
@@ -464,3 +507,178 @@ def test_the_server_log_has_no_stack_traces(server, gradio):
     assert "Traceback" not in log and 'File "' not in log, log
     assert "refused /gradio_api/queue/join: secret.md: refused: not a file uploaded to this server." in log
     assert "/api/ask answered 413" in log and "error: " in log
+
+
+# -- hostile HTTP clients (issue #26): judged by their headers, before a body is read ----------
+def raw(url: str, head: str, body: bytes = b"", *, source: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Send a request written by hand (its body may be shorter than it claims) and read the reply.
+
+    A server that reads the body before answering never replies: the socket times out and the test fails.
+    """
+    parts = urlsplit(url)
+    address = (source, 0) if source else None
+    with socket.create_connection((parts.hostname, parts.port), timeout=30, source_address=address) as sock:
+        sock.sendall(head.encode("latin-1") + body)
+        data = b""
+        while b"\r\n\r\n" not in data and (piece := sock.recv(65536)):
+            data += piece
+        top, _, rest = data.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        while len(rest) < int(headers.get("content-length", 0)) and (piece := sock.recv(65536)):
+            rest += piece
+    return int(lines[0].split()[1]), headers, rest
+
+
+def _post_head(path: str, length: int, *extra: str) -> str:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json", f"Content-Length: {length}"]
+    return "\r\n".join([*lines, *extra]) + "\r\n\r\n"
+
+
+def _cookie(gradio: Gradio) -> str:
+    return "Cookie: " + "; ".join(f"{k}={v}" for k, v in gradio.http.cookies.items())
+
+
+def test_a_body_is_judged_by_its_headers_before_it_is_read(server, gradio):
+    huge = 150 * 1024 * 1024  # claimed, never sent: only a server that reads it first would wait
+    for path in ("/gradio_api/queue/join", "/gradio_api/no-such-route", "/gradio_api/upload", "/nowhere"):
+        status, headers, body = raw(server.url, _post_head(path, huge), b'{"data": [')
+        assert status == 401 and headers["connection"] == "close", (path, body)
+        assert json.loads(body) == {"error": "Authentication required: log in first."}
+    limits = {"/gradio_api/queue/join": "1 MB", "/gradio_api/upload": "2 MB", "/login": "16 KB", "/api/ask": "1 MB"}
+    for path, limit in limits.items():
+        status, _, body = raw(server.url, _post_head(path, huge, _cookie(gradio)), b'{"data": [')
+        assert status == 413 and json.loads(body)["error"] == f"The request body is larger than {limit}.", path
+
+    def pieces(n: int):  # no Content-Length: the limit holds while the body streams
+        for _ in range(n):
+            yield b"x" * 65536
+
+    r = gradio.http.post("/gradio_api/queue/join", content=pieces(40), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"] == "The request body is larger than 1 MB."
+    r = gradio.http.post("/gradio_api/upload", files=[("files", ("big.txt", b"x" * 3 * 1024 * 1024, "text/plain"))])
+    assert r.status_code == 413
+    assert httpx.get(f"{server.url}/api/health").json() == {"status": "ok"}
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_other_origins_can_neither_read_nor_act(server, gradio):
+    preflight = ("OPTIONS /gradio_api/queue/join HTTP/1.1\r\nHost: assistant.example.com\r\nOrigin: {}\r\n"
+                 "Access-Control-Request-Method: POST\r\n\r\n")  # fmt: skip
+    status, headers, _ = raw(server.url, preflight.format(EVIL))  # the report's curl, verbatim
+    assert status == 403 and "access-control-allow-origin" not in headers
+    status, headers, _ = raw(server.url, preflight.format(FRIEND))  # ASSISTANT_ALLOWED_ORIGINS
+    assert status == 204 and headers["access-control-allow-origin"] == FRIEND
+    event = json.dumps({"fn_index": gradio.fns["documents"], "session_hash": "x9", "data": []})
+    for origin in (EVIL, "null", f"http://assistant.example.com:{urlsplit(server.url).port}"):
+        r = gradio.http.post("/gradio_api/queue/join", content=event,
+                             headers={"Content-Type": "application/json", "Origin": origin,
+                                      "Host": "assistant.example.com"})  # fmt: skip
+        assert r.status_code == 403 and "Cross-origin request refused" in r.json()["error"], origin
+        assert "access-control-allow-origin" not in r.headers
+    piers = [("files", ("a.txt", b"The Velmora harbour has 12 piers.\n", "text/plain"))]
+    r = gradio.http.post("/gradio_api/upload", headers={"Origin": EVIL}, files=piers)
+    assert r.status_code == 403
+    r = gradio.http.get("/config", headers={"Origin": EVIL, "Host": "assistant.example.com"})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # the browser keeps it from EVIL
+    own = f"http://assistant.example.com:{urlsplit(server.url).port}"
+    r = gradio.http.post("/gradio_api/queue/join", content=event,
+                         headers={"Content-Type": "application/json", "Origin": own,
+                                  "Host": f"assistant.example.com:{urlsplit(server.url).port}"})  # fmt: skip
+    assert r.status_code == 200 and "event_id" in r.json()
+    r = gradio.http.get("/config", headers={"Origin": FRIEND})
+    assert (
+        r.headers["access-control-allow-origin"] == FRIEND and r.headers["access-control-allow-credentials"] == "true"
+    )
+
+
+def test_password_guessing_is_slowed_per_client(server):
+    # Each test client speaks from its own loopback address, so the others are not slowed.
+    def login(password: str, source: str) -> httpx.Response:
+        with httpx.Client(base_url=server.url, transport=httpx.HTTPTransport(local_address=source)) as client:
+            return client.post("/login", data={"username": USER, "password": password})
+
+    codes = [login(f"guess-{i}", "127.0.0.3").status_code for i in range(6)]
+    assert codes == [400] * 6
+    refused = login(PASSWORD, "127.0.0.3")  # the right password, while the guesser is held back
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert "Too many wrong passwords" in refused.json()["error"]
+    assert login(PASSWORD, "127.0.0.4").status_code == 200  # another client is not held back
+    with httpx.Client(base_url=server.url, transport=httpx.HTTPTransport(local_address="127.0.0.5")) as api:
+        codes = [api.post("/api/ask", json={"question": "Why?"}, auth=(USER, f"no-{i}")).status_code for i in range(6)]
+        assert codes == [401] * 6
+        r = api.post("/api/ask", json={"question": S400_Q}, auth=(USER, PASSWORD))
+        assert r.status_code == 429
+    time.sleep(int(refused.headers["retry-after"]))
+    assert login(PASSWORD, "127.0.0.3").status_code == 200  # a user who mistyped gets in after the pause
+
+
+def test_hostile_events_get_a_plain_refusal_and_one_log_line(server, gradio):
+    r = gradio.join("documents", [], "s1")
+    body = {"fn_index": 999, "session_hash": "s1", "data": []}
+    r = gradio.http.post("/gradio_api/queue/join", json=body)
+    assert r.status_code == 422 and r.json() == {"error": "This page has no such event: reload the page."}
+    for route in ("/gradio_api/call/no_such_api", "/gradio_api/run/no_such_api"):
+        r = gradio.http.post(route, json={"data": []})
+        assert r.status_code == 422 and r.json() == {"error": "This page has no such event: reload the page."}, route
+    body = {"fn_index": gradio.fns["documents"], "session_hash": "s1", "data": "<secret input>"}
+    r = gradio.http.post("/gradio_api/queue/join", json=body)
+    assert r.status_code == 422 and r.json() == {"error": "The request is malformed: reload the page and try again."}
+    forged = "/gradio_api/run%0aINFO: FORGED admin logged in"
+    event = {"data": [[{"path": str(server.secret), "meta": {"_type": "gradio.FileData"}}]]}
+    r = gradio.http.post(forged, json=event)
+    assert r.status_code == 403
+    time.sleep(0.5)
+    log = server.log.read_text()
+    assert not any(line.startswith("INFO: FORGED") for line in log.splitlines()), log
+    assert "refused /gradio_api/run\\nINFO: FORGED admin logged in" in log
+    assert "<secret input>" not in log and "Traceback" not in log and "KeyError" not in log
+
+
+def test_clients_get_no_server_path_for_an_upload(server, gradio):
+    r = gradio.http.post(
+        "/gradio_api/upload", files=[("files", ("dock.txt", b"Pier 7 of Velmora is blue.\n", "text/plain"))]
+    )
+    assert r.status_code == 200
+    (shown,) = r.json()
+    assert re.fullmatch(r"[0-9a-f]{64}/dock\.txt", shown) and str(server.gradio_tmp) not in r.text
+    assert gradio.http.get(f"/gradio_api/file={shown}").text == "Pier 7 of Velmora is blue.\n"  # the page's link
+    assert "dock.txt: indexed" in gradio.upload_event(shown)
+    assert gradio.join("upload", [[{"path": f"{'0' * 64}/../../host/secret.md"}]]).status_code == 403
+
+
+def test_the_port_is_bound_before_an_interrupted_upload_is_recovered(tmp_path):
+    """Kill mid-upload, start again: the server answers at once, says it is recovering, then indexes the file."""
+    seeds = copy_seeds(tmp_path)
+    index = tmp_path / "index"
+    built = subprocess.run([sys.executable, "-m", "assistant", "--index-dir", str(index), "index", str(seeds)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "ASSISTANT_PROGRESS": "0"})  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (index / "uploads").mkdir()
+    (index / "uploads" / "observatory notes.txt").write_text(ORPHAN)  # copied, never indexed: the kill
+    with open(index / ".index.lock", "a+") as lock:  # another indexing run holds the index: recovery must wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with serve(index, seeds, log=tmp_path / "server.log", auth=f"{USER}:{PASSWORD}", ready=False) as url:
+            deadline = time.monotonic() + 300
+            while "Recovering" not in (health := httpx.get(f"{url}/api/health").json()).get("detail", ""):
+                assert health["status"] == "starting" and time.monotonic() < deadline, health  # it cannot end: locked
+                time.sleep(0.5)
+            assert "Recovering from an interrupted upload: indexing 1 file(s)" in health["detail"]
+            page = Gradio(url)
+            r = page.http.post("/gradio_api/run/predict", json={"fn_index": page.fns["status"], "data": [],
+                                                                "session_hash": "r1"})  # fmt: skip
+            assert "indexing 1 file(s) that never reached the index" in json.dumps(r.json()["data"])
+            early = httpx.post(f"{url}/api/ask", json={"question": S400_Q}, auth=(USER, PASSWORD), timeout=120)
+            assert early.status_code == 200 and early.json()["citations"]  # answered from the index as it was
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            deadline = time.monotonic() + 300
+            while httpx.get(f"{url}/api/health").json()["status"] != "ok":
+                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+                time.sleep(0.5)
+            r = page.http.post("/gradio_api/run/predict", json={"fn_index": page.fns["status"], "data": [],
+                                                                "session_hash": "r2"})  # fmt: skip
+            assert "indexed 1 upload(s) that were missing from the index" in json.dumps(r.json()["data"])
+            body = httpx.post(f"{url}/api/ask", json={"question": "How many brass telescopes are on Mount Arden?"},
+                              auth=(USER, PASSWORD), timeout=120).json()  # fmt: skip
+            assert "88" in body["answer"] and body["citations"][0]["source"] == "observatory notes.txt"
