@@ -19,8 +19,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.ingest import formats
+from assistant.ingest import formats, worker
 from assistant.ingest.limits import check_zip, pdf_limits, pdf_within
+from assistant.ingest.worker import ParseBounds
 from assistant.schema import Document, Skipped
 from assistant.settings import Settings
 
@@ -43,6 +44,7 @@ _MB = 1024 * 1024
 _BINARY = "binary file (not text)"
 _EMPTY = "empty file"
 DEFAULT_MAX_CHARS: int = Settings.max_chars_per_file
+DEFAULT_BOUNDS = ParseBounds(Settings.parse_memory_mb, Settings.parse_step_seconds)
 _ZIP_SUFFIXES = frozenset({".docx"}) | formats.ZIP_SUFFIXES  # zip containers, checked before parsing
 _PDF_BYTES_PER_CHAR = 10  # page content a PDF may make extraction read, per character allowed (~2 min)
 
@@ -103,12 +105,17 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def load_paths(
-    paths: Iterable[str | Path], *, max_bytes: int | None = None, max_chars: int = DEFAULT_MAX_CHARS
+    paths: Iterable[str | Path],
+    *,
+    max_bytes: int | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    bounds: ParseBounds = DEFAULT_BOUNDS,
 ) -> LoadResult:
     """Load every file under `paths`; unusable files land in `skipped`, never in an exception."""
     result = LoadResult()
     for item in _walk(paths):
-        loaded = item if isinstance(item, Skipped) else load_file(item, max_bytes=max_bytes, max_chars=max_chars)
+        loaded = item if isinstance(item, Skipped) else load_file(item, max_bytes=max_bytes, max_chars=max_chars,
+                                                                  bounds=bounds)  # fmt: skip
         if isinstance(loaded, Skipped):
             logger.debug("skipped %s: %s", loaded.path, loaded.reason)
             result.skipped.append(loaded)
@@ -117,7 +124,13 @@ def load_paths(
     return result
 
 
-def load_file(path: Path, *, max_bytes: int | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> Document | Skipped:
+def load_file(
+    path: Path,
+    *,
+    max_bytes: int | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    bounds: ParseBounds = DEFAULT_BOUNDS,
+) -> Document | Skipped:
     """Load one file as a `Document`, or return `Skipped` saying why it cannot be used.
 
     Args:
@@ -125,10 +138,11 @@ def load_file(path: Path, *, max_bytes: int | None = None, max_chars: int = DEFA
         max_bytes: Larger files are skipped before they are read.
         max_chars: Files whose extracted text is longer are skipped: a small docx or pdf can
             expand to millions of passages (a decompression bomb).
+        bounds: Memory and time one file's parse may take (it runs in a bounded worker process).
     """
     path = Path(path)
     try:
-        loaded = _load(path, max_bytes, max_chars)
+        loaded = _load(path, max_bytes, max_chars, bounds)
     except Exception as exc:  # a last guard: a bad file must never stop a run
         return Skipped(source_name(path), f"could not load: {_short(exc)}")
     if isinstance(loaded, Document) and len(loaded.text) > max_chars:
@@ -169,7 +183,7 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
     return None
 
 
-def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipped:
+def _load(path: Path, max_bytes: int | None, max_chars: int, bounds: ParseBounds) -> Document | Skipped:
     skipped = check_file(path, max_bytes=max_bytes)
     if skipped is not None:
         return skipped
@@ -181,7 +195,11 @@ def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipp
         return Skipped(name, f"cannot read file ({exc.strerror or exc})")
     if not data.strip():
         return Skipped(name, _EMPTY)
+    return worker.parse(worker.ParseRequest(name, suffix, data, max_chars), bounds)
 
+
+def parse_bytes(name: str, suffix: str, data: bytes, max_chars: int) -> Document | Skipped:
+    """A file's bytes to a `Document` by the loader of its type (run inside the bounded worker)."""
     if suffix in _TEXT_SUFFIXES:
         text = _decode(data)
         if text is None:
@@ -318,23 +336,25 @@ def html_to_text(html: str) -> str:
             lines.append(" ".join(words))
             words.clear()
 
-    for node in soup.descendants:
+    # Depth first with each node's block and cell carried down (not looked up through every parent
+    # of every string: 10,000 nested elements made that 50 million steps).
+    stack: list[tuple[object, Tag | None, Tag | None]] = [(soup, None, None)]
+    while stack:
+        node, node_block, node_cell = stack.pop()
         if isinstance(node, Tag):
             if node.name == "br":
                 flush()
+            if node.name in _BLOCKS:
+                node_block, node_cell = node, None
+            elif node.name in _CELLS:
+                node_cell = node
+            stack.extend((child, node_block, node_cell) for child in reversed(node.contents))
             continue
         if not isinstance(node, NavigableString) or isinstance(node, hidden_strings):
             continue
         parts = node.split()
         if not parts:
             continue
-        node_block = node_cell = None
-        for parent in node.parents:
-            if node_cell is None and parent.name in _CELLS:
-                node_cell = parent
-            if parent.name in _BLOCKS:
-                node_block = parent
-                break
         if node_block is not block:
             flush()
         elif node_cell is not cell and words:
