@@ -2,7 +2,7 @@
 
 Every file is built here (tests/hostile_files.py) and loaded by `load_file` in a child process under
 an address-space limit and a wall-clock limit, so a file that would eat the machine only kills the
-child. Peak memory is the child's (and its own children's) maximum resident set.
+child. Peak memory is the larger of the child's and its parse worker's maximum resident set.
 
     python bench/hostile_files.py [--only NAME ...] [--memory-mb 6000] [--seconds 150]
 """
@@ -45,6 +45,11 @@ from assistant.ingest.loading import load_file
 started = time.monotonic()
 loaded = load_file(Path(sys.argv[1]))
 elapsed = time.monotonic() - started
+try:
+    from assistant.ingest.worker import shutdown
+    shutdown()  # the worker's peak counts once it has ended
+except ImportError:
+    pass
 peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 outcome = f"skipped: {loaded.reason}" if hasattr(loaded, "reason") else f"loaded {len(loaded.text):,} characters"
 print(json.dumps({"seconds": round(elapsed, 2), "peak_mb": round(peak / 1024), "outcome": outcome}))

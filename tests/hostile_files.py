@@ -193,18 +193,39 @@ def wide_csv(columns: int = 8_000_000) -> bytes:
 
 
 def big_pptx(path: Path, slides: int = 2500, shapes: int = 40) -> Path:
-    """A deck of many slides, each with many text boxes (python-pptx holds every slide's XML tree at once)."""
+    """A deck of many slides, each with many text boxes (python-pptx held every slide's XML tree at once).
+
+    One slide is made with python-pptx, then copied in the zip (adding slides one by one is quadratic).
+    """
     from pptx import Presentation
     from pptx.util import Inches
 
     deck = Presentation()
-    layout = deck.slide_layouts[6]
-    for s in range(slides):
-        slide = deck.slides.add_slide(layout)
-        for i in range(shapes):
-            box = slide.shapes.add_textbox(Inches(0.1), Inches(0.1), Inches(1), Inches(1))
-            box.text_frame.text = f"slide {s} box {i} of the harbour survey"
-    buffer = io.BytesIO()
-    deck.save(buffer)
-    path.write_bytes(buffer.getvalue())
+    slide = deck.slides.add_slide(deck.slide_layouts[6])
+    for i in range(shapes):
+        box = slide.shapes.add_textbox(Inches(0.1), Inches(0.1), Inches(1), Inches(1))
+        box.text_frame.text = f"box {i} of the harbour survey, with a sentence long enough to be a real slide"
+    one = io.BytesIO()
+    deck.save(one)
+    ct = "application/vnd.openxmlformats-officedocument.presentationml.slide+xml"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide"
+    with zipfile.ZipFile(one) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        xml, rels = src.read("ppt/slides/slide1.xml"), src.read("ppt/slides/_rels/slide1.xml.rels")
+        for item in src.infolist():
+            body = src.read(item.filename)
+            if item.filename == "[Content_Types].xml":
+                extra = "".join(f'<Override PartName="/ppt/slides/slide{n}.xml" ContentType="{ct}"/>'
+                                for n in range(2, slides + 1))  # fmt: skip
+                body = body.replace(b"</Types>", extra.encode() + b"</Types>")
+            elif item.filename == "ppt/_rels/presentation.xml.rels":
+                extra = "".join(f'<Relationship Id="rIdS{n}" Type="{rel}" Target="slides/slide{n}.xml"/>'
+                                for n in range(2, slides + 1))  # fmt: skip
+                body = body.replace(b"</Relationships>", extra.encode() + b"</Relationships>")
+            elif item.filename == "ppt/presentation.xml":
+                extra = "".join(f'<p:sldId id="{300 + n}" r:id="rIdS{n}"/>' for n in range(2, slides + 1))
+                body = body.replace(b"</p:sldIdLst>", extra.encode() + b"</p:sldIdLst>")
+            out.writestr(item.filename, body)
+        for n in range(2, slides + 1):
+            out.writestr(f"ppt/slides/slide{n}.xml", xml)
+            out.writestr(f"ppt/slides/_rels/slide{n}.xml.rels", rels)
     return path

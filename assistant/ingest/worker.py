@@ -147,6 +147,14 @@ def parse(request: ParseRequest, bounds: ParseBounds) -> Document | Skipped:
     return worker.parse(request)
 
 
+def shutdown() -> None:
+    """Stop the shared workers (they also end when this process does); the next parse starts a new one."""
+    with _workers_lock:
+        for worker in _workers.values():
+            worker.close()
+        _workers.clear()
+
+
 def _result(message: dict) -> Document | Skipped:
     if "reason" in message:
         return Skipped(message["name"], message["reason"])
