@@ -81,7 +81,7 @@ class Settings:
     max_file_mb: float = 25.0
     max_chars_per_file: int = 5_000_000
     parse_memory_mb: int = 4096
-    parse_step_seconds: float = 60.0
+    parse_step_seconds: float = 120.0
     max_question_chars: int = 2000
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40

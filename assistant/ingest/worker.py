@@ -28,6 +28,7 @@ from assistant.schema import Document, PageSpan, Skipped
 
 _MB = 1024 * 1024
 _STEP_EVERY = 0.2  # seconds: a worker tells the parent it progressed at most this often
+_START_SECONDS = 120.0  # most a worker may take to start (Python and the loaders' modules, on a busy machine)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class ParseBounds:
     """
 
     memory_mb: int = 4096
-    step_seconds: float = 60.0
+    step_seconds: float = 120.0
 
     @property
     def enabled(self) -> bool:
@@ -70,12 +71,12 @@ class ParseWorker:
 
     def parse(self, request: ParseRequest) -> Document | Skipped:
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._start()
             try:
+                if self._process is None or self._process.poll() is not None:
+                    self._start()
                 self._send.send_bytes(json.dumps([request.name, request.suffix, request.max_chars]).encode())
                 self._send.send_bytes(request.data)
-            except OSError:  # the worker died between two files
+            except (OSError, EOFError):  # the worker could not start, or died between two files
                 self._stop()
                 return self._crashed(request.name)
             return self._await(request.name)
@@ -121,6 +122,11 @@ class ParseWorker:
         self._receive = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._process.stdin.close()
         self._process.stdout.close()
+        # Starting Python is not a step of any file's parse: wait for the worker apart from the step limit.
+        ready = self._receive.poll(_START_SECONDS) and self._receive.recv_bytes() == b'"ready"'
+        if not ready:
+            self._stop()
+            raise OSError("the parse worker did not start")
 
     def _stop(self) -> None:
         if self._process is not None:
@@ -176,10 +182,15 @@ def _serve(memory_bytes: int) -> None:
     """Parse the files the parent sends until it closes the pipe."""
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:  # a parent that is itself limited: stay within its limit
+        memory_bytes = min(memory_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
     send = Connection(os.dup(1), readable=False)
     receive = Connection(os.dup(0), writable=False)
     os.dup2(2, 1)  # a library printing to stdout must not write into the channel
+    import bs4  # noqa: F401  (html, e-books and mail all need it: not a step of the first such file)
+
     from assistant.ingest import limits
     from assistant.ingest.loading import parse_bytes
 
@@ -193,6 +204,7 @@ def _serve(memory_bytes: int) -> None:
             send.send_bytes(b'"step"')
 
     limits.on_step(progressed)
+    send.send_bytes(b'"ready"')
     while True:
         try:
             name, suffix, max_chars = json.loads(receive.recv_bytes())
