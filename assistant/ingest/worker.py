@@ -204,6 +204,7 @@ def _serve(memory_bytes: int) -> None:
             send.send_bytes(b'"step"')
 
     limits.on_step(progressed)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     send.send_bytes(b'"ready"')
     while True:
         try:
@@ -220,6 +221,13 @@ def _serve(memory_bytes: int) -> None:
             message = {"name": name, "reason": f"could not load: {type(exc).__name__}"}
         del data
         send.send_bytes(json.dumps(message).encode())
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End the worker when the process that started it is gone, even in the middle of a long parse."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 if __name__ == "__main__":
