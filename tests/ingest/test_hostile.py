@@ -509,8 +509,9 @@ def test_the_character_limit_is_a_setting(tmp_path, seed_assistant, monkeypatch)
 class CostlyCase:
     """A small file whose parse once ate memory or time out of all proportion (figures: docs/security.md).
 
-    It is loaded in a child process under an address-space limit of `memory_mb` (and a generous
-    wall-clock guard), so before the fix it failed the test without taking the machine down.
+    It is loaded in a child process under an address-space limit of `memory_mb` and a wall-clock
+    guard of `seconds` (far above what the fixed code takes, even on a busy machine), so before
+    the fix it failed the test without taking the machine down.
     A case is either `skipped` with a phrase of the reason, or loads and holds `needle`.
     """
 
@@ -520,6 +521,7 @@ class CostlyCase:
     skipped: str | None = None
     needle: str | None = None
     memory_mb: int = 3000
+    seconds: float = 300
 
 
 COSTLY_CASES = [
@@ -531,9 +533,9 @@ COSTLY_CASES = [
                needle="Harbour: Skagen"),
     CostlyCase("xlsx: 2,000 rows with a cell in column XFD", "wide.xlsx", hf.wide_xlsx, needle="z1: z2000"),
     CostlyCase("html: 20,000 nested elements (390 KB; 10,000 took 184 s, quadratic)", "nested.html",
-               lambda p: p.write_text(hf.nested_html(20_000)), needle="w19998 w19999"),
+               lambda p: p.write_text(hf.nested_html(20_000)), needle="w19998 w19999", seconds=120),
     CostlyCase("epub: a chapter of 40,000 nested elements (10,000 took 36 s, quadratic)", "nested.epub",
-               lambda p: hf.nested_epub(p, 40_000, word=None) and None, needle="w39998 w39999"),
+               lambda p: hf.nested_epub(p, 40_000, word=None) and None, needle="w39998 w39999", seconds=120),
     CostlyCase("eml: 12,500 tiny parts (1.3 MB; was 17.6 s)", "parts.eml",
                lambda p: p.write_bytes(hf.many_parts_eml(12_500)), needle="Attachment: p12499.txt\n\npart 12499"),
     CostlyCase("epub: a UTF-16 package file declaring entities", "laughs.epub", hf.epub_utf16_entities,
@@ -571,7 +573,7 @@ def test_a_file_that_costs_far_more_than_its_size_is_bounded(tmp_path, case):
     path = tmp_path / case.filename
     case.make(path)
     assert path.stat().st_size < 20 * MB
-    outcome = load_limited(path, case.memory_mb)
+    outcome = load_limited(path, case.memory_mb, case.seconds)
     if case.skipped:
         assert case.skipped in outcome.get("reason", ""), outcome.get("reason") or outcome["text"][:200]
         assert len(outcome["reason"]) < 200
