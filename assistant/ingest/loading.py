@@ -3,6 +3,9 @@
 Loading never raises for a bad file: every problem becomes a `Skipped` with a reason a user can
 act on ("encrypted PDF", "file too large ..."), so one odd file never stops an indexing run.
 
+Each file's bytes are parsed by `parse_bytes` inside a worker process bounded in memory and time
+(`worker.py`), so no file, however it is built, can take the machine down.
+
 For .txt/.md the document text is the decoded file *unchanged*, so chunk offsets point into the
 real file. For html/pdf/docx it is the extracted visible text; PDFs also record which character
 range came from which page, so answers can cite page numbers.
