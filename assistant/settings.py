@@ -47,6 +47,10 @@ class Settings:
         max_file_mb: Files larger than this are skipped with a reason.
         max_chars_per_file: Files whose text is longer than this once extracted are skipped with a
             reason: a small compressed file (docx, pdf) can expand to millions of passages.
+        parse_memory_mb / parse_step_seconds: Each file is parsed in a worker process limited to
+            this much address space, and killed when one step of the parse (a page, a chapter,
+            a sheet's rows) takes longer; the file is then skipped with a reason. 0 MB parses
+            in the calling process, unbounded.
         max_question_chars: Longer questions are refused with a clear message.
         chunk_tokens / chunk_overlap_tokens: Passage size in word pieces (the model reads 256 at most).
         batch_size: Embedding batch size.
@@ -80,6 +84,8 @@ class Settings:
     llm_max_tokens: int = 384
     max_file_mb: float = 25.0
     max_chars_per_file: int = 5_000_000
+    parse_memory_mb: int = 4096
+    parse_step_seconds: float = 120.0
     max_question_chars: int = 2000
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40

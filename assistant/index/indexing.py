@@ -18,6 +18,7 @@ from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
 from assistant.ingest.loading import check_file, iter_files, load_file, source_name
+from assistant.ingest.worker import ParseBounds
 from assistant.schema import Chunk, Document, IndexReport, Skipped
 from assistant.settings import Settings
 from assistant.index.store import FileRecord, FileUpdate, Store
@@ -97,6 +98,7 @@ class Indexer:
         report = IndexReport()
         records = self.store.files()
         max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
+        bounds = ParseBounds(self.settings.parse_memory_mb, self.settings.parse_step_seconds)
         seen: set[str] = set()
         todo: list[PendingFile] = []
         for path in iter_files(paths):
@@ -116,7 +118,7 @@ class Indexer:
             if old and old.content_hash == digest:
                 report.unchanged += 1
                 continue
-            loaded = load_file(path, max_bytes=max_bytes, max_chars=self.settings.max_chars_per_file)
+            loaded = load_file(path, max_bytes=max_bytes, max_chars=self.settings.max_chars_per_file, bounds=bounds)
             if isinstance(loaded, Skipped):
                 report.skipped.append(loaded)
                 continue

@@ -10,14 +10,34 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 _MB = 1024 * 1024
 _PDF_PAGE_BYTES = 1024  # each page counts at least this much, so a million empty pages cost too
+
+_on_step: Callable[[], None] | None = None
+
+
+# -- time --------------------------------------------------------------------------------------
+def step() -> None:
+    """Say that a parse moved on (a page, a sheet's rows, a chapter, a mail part).
+
+    In the bounded worker (`worker.py`) this restarts the time limit of a step; elsewhere it does
+    nothing. Loaders call it between units of work, so a long but honest file is not cut off.
+    """
+    if _on_step is not None:
+        _on_step()
+
+
+def on_step(callback: Callable[[], None] | None) -> None:
+    """Have `step()` call this (the worker process sets it once, at its start)."""
+    global _on_step
+    _on_step = callback
 
 
 # -- pdf ---------------------------------------------------------------------------------------
@@ -44,10 +64,13 @@ def pdf_within(data: bytes, budget: int) -> bool:
     Text extraction parses every page's decompressed content stream and the forms it draws,
     at about 0.5 MB/s; a 20 KB file whose pages share one stream of a few megabytes would
     keep it busy for hours. Real documents need 2-10 bytes of content per character of text,
-    figures drawn as vectors far more (a 17-page paper: 4.3 MB). Each page counts what it
-    draws (shared streams once per page, as extraction reads them) plus `_PDF_PAGE_BYTES`;
-    the count stops as soon as it is over.
-    Files pypdf cannot open count as within: the loader then says what is wrong with them.
+    figures drawn as vectors far more (a 17-page paper: 4.3 MB). Each page counts its whole
+    drawing tree as extraction runs it: its content, and every form each `Do` draws, forms
+    drawn inside forms too, a form drawn 60 times counting 60 times (a 2 KB file of forms
+    that draw forms 60 times, five deep, makes 778 million words), each draw at least
+    `_PDF_DRAW_BYTES`, plus `_PDF_PAGE_BYTES` a page; the count stops as soon as it is over.
+    A form that draws itself (directly or not) is over. Files pypdf cannot open count as
+    within: the loader then says what is wrong with them.
     """
     from pypdf import PdfReader
     from pypdf.errors import LimitReachedError
@@ -58,34 +81,87 @@ def pdf_within(data: bytes, budget: int) -> bool:
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not reader.decrypt(""):
                 return True
+            tree = _DrawingTree(budget)
             for page in reader.pages:
-                total += _PDF_PAGE_BYTES + _page_content_bytes(page)
+                step()
+                total += _PDF_PAGE_BYTES + tree.page_bytes(page, budget - total)
                 if total > budget:
                     return False
-        except LimitReachedError:
+        except (LimitReachedError, _OverBudget):
             return False
         except Exception:
             return True
     return True
 
 
-def _page_content_bytes(page) -> int:
-    """Decompressed bytes of a page's content stream and of the forms it draws (0 if unreadable)."""
-    from pypdf.errors import LimitReachedError
+_PDF_DRAW_BYTES = 64  # each `Do` counts at least this much, so a million draws of an empty form cost too
+_DO = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do(?![^\s/\[\]()<>{}%])")
 
-    try:
-        contents = page.get_contents()
-        size = len(contents.get_data()) if contents is not None else 0
-        resources = _resolved(page.get("/Resources"))
-        for ref in _resolved(resources.get("/XObject")).values():
-            form = ref.get_object()
-            if form.get("/Subtype") == "/Form":
-                size += len(form.get_data())
-    except LimitReachedError:
-        raise
-    except Exception:  # a broken page: extraction will find no text in it either
-        return 0
-    return size
+
+class _OverBudget(Exception):
+    """The drawing tree is larger than the budget (or draws itself)."""
+
+
+class _DrawingTree:
+    """What extraction reads to draw a page: its content and the forms it draws, with repeats.
+
+    A form's cost (its content plus what it draws) is computed once and reused wherever it is
+    drawn, so measuring is linear in the distinct streams even when drawing is exponential.
+    """
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self._costs: dict[tuple[int, int], int] = {}
+        self._drawing: set[tuple[int, int]] = set()
+
+    def page_bytes(self, page, left: int) -> int:
+        """Bytes of a page's drawing tree (0 if the page is unreadable: extraction finds no text in it)."""
+        from pypdf.errors import LimitReachedError
+
+        try:
+            contents = page.get_contents()
+            content = contents.get_data() if contents is not None else b""
+            return self._content_bytes(content, _resolved(page.get("/Resources")), left)
+        except (LimitReachedError, _OverBudget):
+            raise
+        except Exception:
+            return 0
+
+    def _content_bytes(self, content: bytes, resources: dict, left: int) -> int:
+        total = len(content)
+        if total > left:
+            raise _OverBudget
+        xobjects = _resolved(resources.get("/XObject"))
+        for name in _DO.findall(content):
+            total += _PDF_DRAW_BYTES + self._form_bytes(xobjects.get("/" + _pdf_name(name)), resources, left - total)
+            if total > left:
+                raise _OverBudget
+        return total
+
+    def _form_bytes(self, ref, inherited: dict, left: int) -> int:
+        form = ref.get_object() if ref is not None else None
+        if not isinstance(form, dict) or form.get("/Subtype") != "/Form":
+            return 0  # an image or a missing name: nothing more to read
+        own = form.get("/Resources")
+        resources = _resolved(own) if own is not None else inherited
+        key = (id(form), id(resources))
+        if key in self._costs:
+            return self._costs[key]
+        if key in self._drawing:  # a form that draws itself never ends
+            raise _OverBudget
+        self._drawing.add(key)
+        try:
+            cost = self._content_bytes(form.get_data(), resources, min(left, self.budget))
+        finally:
+            self._drawing.discard(key)
+        self._costs[key] = cost
+        return cost
+
+
+def _pdf_name(raw: bytes) -> str:
+    """A name as written in a content stream (`#20` escapes decoded) as pypdf spells dictionary keys."""
+    name = re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw)
+    return name.decode("utf-8", "replace")
 
 
 def _resolved(obj) -> dict:

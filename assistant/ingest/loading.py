@@ -4,7 +4,9 @@ Loading never raises for a bad file: every problem becomes a `Skipped` with a re
 act on ("encrypted PDF", "file too large ..."), so one odd file never stops an indexing run.
 
 Each format's loader lives in `formats/` (one registry); this module walks folders, applies the
-limits every format shares (size, zip containers, text length) and dispatches by suffix.
+limits every format shares (size, zip containers, text length) and dispatches by suffix. Each
+file's bytes are parsed by `parse_bytes` inside a worker process bounded in memory and time
+(`worker.py`), so no file, however it is built, can take the machine down.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.ingest import formats
+from assistant.ingest import formats, worker
 from assistant.ingest.formats.text import EMPTY
 from assistant.ingest.limits import check_zip
+from assistant.ingest.worker import ParseBounds
 from assistant.schema import Document, Skipped
 from assistant.settings import Settings
 
@@ -35,6 +38,7 @@ INDEX_UPLOADS = "uploads"
 
 _MB = 1024 * 1024
 DEFAULT_MAX_CHARS: int = Settings.max_chars_per_file
+DEFAULT_BOUNDS = ParseBounds(Settings.parse_memory_mb, Settings.parse_step_seconds)
 
 
 @dataclass
@@ -71,12 +75,19 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def load_paths(
-    paths: Iterable[str | Path], *, max_bytes: int | None = None, max_chars: int = DEFAULT_MAX_CHARS
+    paths: Iterable[str | Path],
+    *,
+    max_bytes: int | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    bounds: ParseBounds = DEFAULT_BOUNDS,
 ) -> LoadResult:
     """Load every file under `paths`; unusable files land in `skipped`, never in an exception."""
     result = LoadResult()
     for item in _walk(paths):
-        loaded = item if isinstance(item, Skipped) else load_file(item, max_bytes=max_bytes, max_chars=max_chars)
+        if isinstance(item, Skipped):
+            loaded = item
+        else:
+            loaded = load_file(item, max_bytes=max_bytes, max_chars=max_chars, bounds=bounds)
         if isinstance(loaded, Skipped):
             logger.debug("skipped %s: %s", loaded.path, loaded.reason)
             result.skipped.append(loaded)
@@ -85,7 +96,13 @@ def load_paths(
     return result
 
 
-def load_file(path: Path, *, max_bytes: int | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> Document | Skipped:
+def load_file(
+    path: Path,
+    *,
+    max_bytes: int | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    bounds: ParseBounds = DEFAULT_BOUNDS,
+) -> Document | Skipped:
     """Load one file as a `Document`, or return `Skipped` saying why it cannot be used.
 
     Args:
@@ -93,10 +110,11 @@ def load_file(path: Path, *, max_bytes: int | None = None, max_chars: int = DEFA
         max_bytes: Larger files are skipped before they are read.
         max_chars: Files whose extracted text is longer are skipped: a small docx or pdf can
             expand to millions of passages (a decompression bomb).
+        bounds: Memory and time one file's parse may take (it runs in a bounded worker process).
     """
     path = Path(path)
     try:
-        loaded = _load(path, max_bytes, max_chars)
+        loaded = _load(path, max_bytes, max_chars, bounds)
     except Exception as exc:  # a last guard: a bad file must never stop a run
         return Skipped(source_name(path), f"could not load: {_short(exc)}")
     if isinstance(loaded, Document) and len(loaded.text) > max_chars:
@@ -138,7 +156,7 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
     return None
 
 
-def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipped:
+def _load(path: Path, max_bytes: int | None, max_chars: int, bounds: ParseBounds) -> Document | Skipped:
     skipped = check_file(path, max_bytes=max_bytes)
     if skipped is not None:
         return skipped
@@ -150,6 +168,11 @@ def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipp
         return Skipped(name, f"cannot read file ({exc.strerror or exc})")
     if not data.strip():
         return Skipped(name, EMPTY)
+    return worker.parse(worker.ParseRequest(name, suffix, data, max_chars), bounds)
+
+
+def parse_bytes(name: str, suffix: str, data: bytes, max_chars: int) -> Document | Skipped:
+    """A file's bytes to a `Document` by the loader of its type (run inside the bounded worker)."""
     fmt = formats.format_of(suffix)
     if fmt is None:  # check_file refuses these; kept for a caller that skips it
         return Skipped(name, f"unsupported file type '{suffix}'")

@@ -67,3 +67,22 @@ def test_eml_headers_body_and_text_attachments(tmp_path):
     assert doc.text.startswith("Subject: Quarterly figures\nFrom: Ann <ann@example.org>\nTo: team@example.org\nDate: ")
     assert "the figures are attached." in doc.text and "Attachment: notes.txt\n\nRevenue grew 8 percent." in doc.text
     assert "PNG" not in doc.text  # binary attachments are left out
+
+
+def test_eml_encoded_headers_charsets_and_html_body(tmp_path):
+    """Headers in encoded words, a Latin-1 body, an html-only body: decoded as a mail client shows them."""
+    raw = (
+        "Subject: =?utf-8?q?Caf=C3=A9_opening_hours?=\r\nFrom: =?iso-8859-1?q?J=F6rg?= <j@example.org>\r\n"
+        "Date: Tue, 03 Mar 2026 09:15:00 +0000\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "<p>The caf=E9 opens at <b>seven</b> sharp</p>\r\n"
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        'Content-Disposition: attachment; filename="=?utf-8?q?M=C3=BCnster.txt?="\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\nTcO8bnN0ZXIgY2xvc2VzIGF0IG5vb24u\r\n--b--\r\n"
+    )
+    (tmp_path / "m.eml").write_bytes(raw.encode())
+    doc = load_file(tmp_path / "m.eml")
+    assert doc.text.startswith("Subject: Café opening hours\nFrom: Jörg <j@example.org>\nDate: "), doc.text
+    assert "The café opens at seven sharp" in doc.text
+    assert "Attachment: Münster.txt\n\nMünster closes at noon." in doc.text

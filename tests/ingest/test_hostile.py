@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import formats_samples as samples
+import hostile_files as hf
 import pytest
 
 from assistant import Assistant
-from assistant.ingest.limits import ZipLimits, check_zip
+from assistant.ingest.limits import ZipLimits, check_zip, pdf_within
 from assistant.ingest.loading import load_file
 from assistant.pipeline import QuestionError
 from assistant.schema import Skipped
@@ -499,6 +500,101 @@ def test_the_character_limit_is_a_setting(tmp_path, seed_assistant, monkeypatch)
     assert [s.reason for s in report.skipped] == ["too much text (4,500 characters > limit 1,000, "
                                                   "ASSISTANT_MAX_CHARS_PER_FILE)"]  # fmt: skip
     assert a.documents() == {}
+
+
+# -- files that cost far more than their size (issue #26) --------------------------------------
+
+
+@dataclass(frozen=True)
+class CostlyCase:
+    """A small file whose parse once ate memory or time out of all proportion (figures: docs/security.md).
+
+    It is loaded in a child process under an address-space limit of `memory_mb` and a wall-clock
+    guard of `seconds` (far above what the fixed code takes, even on a busy machine), so before
+    the fix it failed the test without taking the machine down.
+    A case is either `skipped` with a phrase of the reason, or loads and holds `needle`.
+    """
+
+    name: str
+    filename: str
+    make: Callable[[Path], None]
+    skipped: str | None = None
+    needle: str | None = None
+    memory_mb: int = 3000
+    seconds: float = 300
+
+
+COSTLY_CASES = [
+    CostlyCase("pdf: a form drawing a form 60 times, 5 deep (1.7 KB; was 21.8 GB)", "forms5.pdf",
+               lambda p: p.write_bytes(hf.nested_forms_pdf(5, 60)), skipped="possible decompression bomb"),
+    CostlyCase("pdf: a form drawing a form 100 times, 4 deep (1.5 KB; was 1.7 GB, 14 s)", "forms4.pdf",
+               lambda p: p.write_bytes(hf.nested_forms_pdf(4, 100)), skipped="possible decompression bomb"),
+    CostlyCase("xlsx: A1:XFD1048576 declared, two cells (1.5 KB; was 22 min)", "sparse.xlsx", hf.sparse_xlsx,
+               needle="Harbour: Skagen"),
+    CostlyCase("xlsx: 2,000 rows with a cell in column XFD", "wide.xlsx", hf.wide_xlsx, needle="z1: z2000"),
+    CostlyCase("html: 40,000 nested elements (800 KB; 10,000 took 184 s, quadratic)", "nested.html",
+               lambda p: p.write_text(hf.nested_html(40_000)), needle="w39998 w39999", seconds=120),
+    CostlyCase("epub: a chapter of 40,000 nested elements (10,000 took 36 s, quadratic)", "nested.epub",
+               lambda p: hf.nested_epub(p, 40_000, word=None) and None, needle="w39998 w39999", seconds=120),
+    CostlyCase("eml: 12,500 tiny parts (1.3 MB; was 17.6 s)", "parts.eml",
+               lambda p: p.write_bytes(hf.many_parts_eml(12_500)), needle="Attachment: p12499.txt\n\npart 12499"),
+    CostlyCase("epub: a UTF-16 package file declaring entities", "laughs.epub", hf.epub_utf16_entities,
+               skipped="declares a DTD"),
+    CostlyCase("csv: a line of 8 million fields (16 MB; was 898 MB)", "wide.csv",
+               lambda p: p.write_bytes(hf.wide_csv()), skipped="16,384 columns"),
+    CostlyCase("pptx: 2,500 slides of 40 text boxes (3.4 MB; was 577 MB)", "deck.pptx", hf.big_pptx,
+               skipped="expands to more than", memory_mb=400),
+]  # fmt: skip
+
+_LIMITED_LOAD = """
+import json, resource, sys
+limit = int(sys.argv[2]) * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from pathlib import Path
+from assistant.ingest.loading import load_file
+loaded = load_file(Path(sys.argv[1]))
+print(json.dumps({"reason": loaded.reason} if hasattr(loaded, "reason") else {"text": loaded.text}))
+"""
+
+
+def load_limited(path: Path, memory_mb: int, seconds: float = 300) -> dict:
+    """`load_file` in a child process limited to `memory_mb` of address space: {"reason"} or {"text"}."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _LIMITED_LOAD, str(path), str(memory_mb)], capture_output=True,
+                              text=True, timeout=seconds, cwd=ROOT)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"loading {path.name} was still running after {seconds:g} s")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("case", COSTLY_CASES, ids=[c.name for c in COSTLY_CASES])
+def test_a_file_that_costs_far_more_than_its_size_is_bounded(tmp_path, case):
+    path = tmp_path / case.filename
+    case.make(path)
+    assert path.stat().st_size < 20 * MB
+    outcome = load_limited(path, case.memory_mb, case.seconds)
+    if case.skipped:
+        assert case.skipped in outcome.get("reason", ""), outcome.get("reason") or outcome["text"][:200]
+        assert len(outcome["reason"]) < 200
+    else:
+        assert "text" in outcome, outcome
+        assert case.needle in outcome["text"], outcome["text"][-300:]
+
+
+def test_the_pdf_drawing_tree_counts_forms_inside_forms_with_repeats(tmp_path):
+    data = hf.nested_forms_pdf(3, 10)  # 1,000 draws of the last form, 1.3 KB of file
+    assert pdf_within(data, 10 * MB)
+    assert not pdf_within(data, 50_000)  # 1,000 draws of ~100 bytes each do not fit
+    assert pdf_within(hf.nested_forms_pdf(1, 10), 50_000)  # one level: 10 draws
+    (tmp_path / "forms.pdf").write_bytes(data)
+    assert load_file(tmp_path / "forms.pdf").text == "word"  # 1,000 times at one place: read as one
+
+
+def test_a_form_that_draws_itself_is_refused():
+    data = hf.nested_forms_pdf(2, 2).replace(b"/X 7 0 R", b"/X 6 0 R")  # the outer form draws itself
+    assert data.count(b"/X 6 0 R") == 2  # the page's and the form's own
+    assert not pdf_within(data, 10 * MB)
 
 
 # -- many files -----------------------------------------------------------------------------------

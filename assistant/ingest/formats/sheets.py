@@ -5,6 +5,10 @@ every group, so a passage read alone still says what its columns are), then the 
 `column: value`, joined by " | " (a row alone, "Hirtshals | 07:15", answers nothing). Groups are
 separated by a blank line, where the chunker prefers to cut. A sheet larger than the text limit
 is read up to it and the document says so in a warning.
+
+Rows are sparse (column number -> text): only the cells a file holds are read. openpyxl's
+read-only rows are padded to the sheet's declared dimension, so a 1.5 KB file declaring
+A1:XFD1048576 with two cells made a million rows of 16,384 empty cells (22 minutes a sheet).
 """
 
 from __future__ import annotations
@@ -15,45 +19,53 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from itertools import zip_longest
 
 from assistant.ingest.formats.office import not_ooxml
+from assistant.ingest.limits import step
 from assistant.schema import Document, Skipped
 
 GROUP_CHARS = 600  # about one passage (~150 word pieces) of rows per group
 _SNIFF_BYTES = 16 * 1024
+MAX_COLUMNS = 16_384  # Excel's own limit: a CSV line with more fields is not a table anyone made
+
+Row = dict[int, str]  # column number -> the cell's text, non-empty cells only
 
 
 @dataclass
 class SheetText:
-    """Text made of sheets' row groups, within a budget of characters and of rows read (empty ones too)."""
+    """Text made of sheets' row groups, within a budget of characters and of rows and cells read.
+
+    A row costs one plus its cells, so rows x columns read is bounded by the budget too.
+    """
 
     budget: int
     parts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     used: int = 0  # characters of text, separators included
-    scanned: int = 0  # rows read, empty or not: a sheet of a million empty rows costs time too
+    scanned: int = 0  # rows and cells read, empty or not: a million empty rows cost time too
 
     @property
     def full(self) -> bool:
         return self.used >= self.budget or self.scanned >= self.budget
 
-    def add_sheet(self, sheet: str, rows: Iterable[list[str]]) -> None:
-        """Add one sheet's rows (cells as text); stops at the budget with a warning naming the sheet."""
+    def add_sheet(self, sheet: str, rows: Iterable[Row]) -> None:
+        """Add one sheet's rows; stops at the budget with a warning naming the sheet."""
         header: str | None = None
-        names: list[str] = []
+        names: Row = {}
         group: list[str] = []
         size = read = 0
         truncated = False
         for cells in rows:
-            self.scanned += 1
+            step()
+            self.scanned += 1 + len(cells)
             if self.scanned > self.budget:
                 truncated = True
                 break
             read += 1
             if header is None:
-                if any(cells):
-                    header, names = " | ".join(c for c in cells if c), list(cells)
+                if cells:
+                    names = cells
+                    header = " | ".join(cells[c] for c in sorted(cells))
                 continue
             line = _row(names, cells)
             if not line:
@@ -95,9 +107,9 @@ class SheetText:
         return Document(name, text, warnings=tuple(self.warnings))
 
 
-def _row(names: list[str], cells: list[str]) -> str:
+def _row(names: Row, cells: Row) -> str:
     """A row as `column: value` pairs, so that a row read alone (by a person or a model) says what it holds."""
-    pairs = [f"{name}: {cell}" if name else cell for name, cell in zip_longest(names, cells, fillvalue="") if cell]
+    pairs = [f"{names[c]}: {cells[c]}" if c in names else cells[c] for c in sorted(cells)]
     return " | ".join(pairs)
 
 
@@ -123,12 +135,36 @@ def load_xlsx(name: str, data: bytes, max_chars: int) -> Document | Skipped:
             if out.full:
                 out.warnings.append(f"sheet {sheet.title!r} and later ones were not read (text limit reached)")
                 break
-            out.add_sheet(sheet.title, ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)))
+            out.add_sheet(sheet.title, _sheet_rows(book, sheet))
     except Exception:
         return Skipped(name, "not a valid .xlsx file (a sheet cannot be read)")
     finally:
         book.close()
     return out.document(name)
+
+
+def _sheet_rows(book, sheet) -> Iterator[Row]:
+    """The rows a sheet's XML holds, with the cells it holds: never the padding to its declared size.
+
+    openpyxl's own parser, as its read-only `iter_rows` runs it, without the padding step.
+    """
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    with sheet._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            sheet._shared_strings,
+            data_only=True,
+            epoch=book.epoch,
+            date_formats=book._date_formats,
+            timedelta_formats=book._timedelta_formats,
+        )
+        for _, cells in parser.parse():
+            row = {}
+            for cell in cells:
+                if text := _cell(cell["value"]):
+                    row[cell["column"]] = text
+            yield row
 
 
 def _cell(value) -> str:
@@ -160,6 +196,8 @@ def load_csv(name: str, data: bytes, max_chars: int) -> Document | Skipped:
         dialect = csv.excel
     out = SheetText(max_chars)
     sheet = name.rsplit("/", 1)[-1]
+    if (widest := _widest_line(text, dialect.delimiter)) > MAX_COLUMNS:
+        return Skipped(name, f"a line has {widest:,} fields (more than {MAX_COLUMNS:,} columns); not a table")
     try:
         out.add_sheet(sheet, _csv_rows(csv.reader(io.StringIO(text, newline=""), dialect)))
     except csv.Error as exc:
@@ -167,9 +205,20 @@ def load_csv(name: str, data: bytes, max_chars: int) -> Document | Skipped:
     return out.document(name)
 
 
-def _csv_rows(reader) -> Iterator[list[str]]:
+def _widest_line(text: str, delimiter: str) -> int:
+    """Most fields a line could hold (delimiters inside quotes count too), found without splitting it.
+
+    The csv reader makes a list of a line's fields at once: an 8-million-field line took 898 MB.
+    """
+    widest = 0
+    for line in io.StringIO(text, newline=""):
+        widest = max(widest, line.count(delimiter) + 1)
+    return widest
+
+
+def _csv_rows(reader) -> Iterator[Row]:
     for row in reader:
-        yield [" ".join(c.split()) for c in row]
+        yield {i: cell for i, c in enumerate(row, 1) if (cell := " ".join(c.split()))}
 
 
 def _decode(data: bytes) -> str | None:

@@ -18,6 +18,8 @@ import threading
 import warnings
 from dataclasses import dataclass
 
+from assistant.ingest.limits import step
+
 # Characters the layout never sees: zero-width spaces and joiners, word joiner, BOM.
 _INVISIBLE = frozenset({0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF})
 _SPACES = frozenset({0x09, 0x20, 0xA0, 0x3000, *range(0x2000, 0x200B), 0x202F, 0x205F})
@@ -103,6 +105,7 @@ def _read(document) -> PdfGlyphs:
     images: list[int] = []
     lost = total = 0
     for index in range(len(document)):
+        step()
         try:
             page = document[index]
         except Exception:  # one broken page should not lose the others

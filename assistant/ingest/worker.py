@@ -1,0 +1,234 @@
+"""Files are parsed in a worker process with bounded memory and time, so no file can take the machine down.
+
+The parsers are large C and Python libraries reading untrusted bytes. The budgets checked before
+parsing (`limits.py`) refuse the bombs we know; this bounds the ones we do not: the worker runs
+under an address-space limit (RLIMIT_AS), and is killed when one step of a parse (a page, a
+sheet's rows, a chapter, a mail part: loaders call `limits.step()`) takes longer than the step
+limit. Either way the file is skipped with a reason, and the next file gets a fresh worker.
+
+The worker is started on first use and reused for the following files (starting Python and the
+parsers for each of 5,000 small files would cost minutes). It runs whatever `parse_bytes` runs,
+so every loader of the registry is bounded alike. Results travel as JSON, not pickle: the parent
+never executes what a worker that read a hostile file sends back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from assistant.schema import Document, PageSpan, Skipped
+
+_MB = 1024 * 1024
+_STEP_EVERY = 0.2  # seconds: a worker tells the parent it progressed at most this often
+_START_SECONDS = 120.0  # most a worker may take to start (Python and the loaders' modules, on a busy machine)
+
+
+@dataclass(frozen=True)
+class ParseBounds:
+    """What parsing one file may cost.
+
+    Args:
+        memory_mb: Address space of the worker process (ASSISTANT_PARSE_MEMORY_MB); 0 parses in
+            this process with no bound (for callers that are themselves a bounded process).
+        step_seconds: Longest a step of a parse may take (ASSISTANT_PARSE_STEP_SECONDS).
+    """
+
+    memory_mb: int = 4096
+    step_seconds: float = 120.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.memory_mb > 0 and sys.platform != "win32"
+
+
+@dataclass(frozen=True)
+class ParseRequest:
+    """One file's bytes to parse (`suffix` picks the loader)."""
+
+    name: str
+    suffix: str
+    data: bytes
+    max_chars: int
+
+
+class ParseWorker:
+    """One worker process, started when needed, asked for one file at a time (thread-safe)."""
+
+    def __init__(self, bounds: ParseBounds):
+        self.bounds = bounds
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._send: Connection | None = None
+        self._receive: Connection | None = None
+
+    def parse(self, request: ParseRequest) -> Document | Skipped:
+        with self._lock:
+            try:
+                if self._process is None or self._process.poll() is not None:
+                    self._start()
+                self._send.send_bytes(json.dumps([request.name, request.suffix, request.max_chars]).encode())
+                self._send.send_bytes(request.data)
+            except (OSError, EOFError):  # the worker could not start, or died between two files
+                self._stop()
+                return self._crashed(request.name)
+            return self._await(request.name)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _await(self, name: str) -> Document | Skipped:
+        limit = self.bounds.step_seconds
+        while True:
+            if not self._receive.poll(limit):
+                self._stop()
+                return Skipped(name, f"reading it took more than {limit:g} s without progress "
+                               "(ASSISTANT_PARSE_STEP_SECONDS); possible parser bomb")  # fmt: skip
+            try:
+                message = json.loads(self._receive.recv_bytes())
+            except (EOFError, OSError, ValueError):
+                self._stop()
+                return self._crashed(name)
+            if message == "step":
+                continue
+            if message.get("memory"):  # the worker hit its limit: start a fresh one for the next file
+                self._stop()
+            return _result(message)
+
+    def _crashed(self, name: str) -> Skipped:
+        return Skipped(name, f"the parser ran out of memory or crashed (limit {self.bounds.memory_mb:,} MB, "
+                       "ASSISTANT_PARSE_MEMORY_MB)")  # fmt: skip
+
+    def _start(self) -> None:
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "assistant.ingest.worker", str(self.bounds.memory_mb * _MB)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+        self._send = Connection(os.dup(self._process.stdin.fileno()), readable=False)
+        self._receive = Connection(os.dup(self._process.stdout.fileno()), writable=False)
+        self._process.stdin.close()
+        self._process.stdout.close()
+        # Starting Python is not a step of any file's parse: wait for the worker apart from the step limit.
+        ready = self._receive.poll(_START_SECONDS) and self._receive.recv_bytes() == b'"ready"'
+        if not ready:
+            self._stop()
+            raise OSError("the parse worker did not start")
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            for conn in (self._send, self._receive):
+                conn.close()
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+        self._process = self._send = self._receive = None
+
+
+_workers: dict[ParseBounds, ParseWorker] = {}
+_workers_lock = threading.Lock()
+
+
+def parse(request: ParseRequest, bounds: ParseBounds) -> Document | Skipped:
+    """Parse one file's bytes within `bounds`: in the shared worker, or here when bounds are off."""
+    if not bounds.enabled:
+        from assistant.ingest.loading import parse_bytes
+
+        return parse_bytes(request.name, request.suffix, request.data, request.max_chars)
+    with _workers_lock:
+        worker = _workers.get(bounds) or _workers.setdefault(bounds, ParseWorker(bounds))
+    return worker.parse(request)
+
+
+def shutdown() -> None:
+    """Stop the shared workers (they also end when this process does); the next parse starts a new one."""
+    with _workers_lock:
+        for worker in _workers.values():
+            worker.close()
+        _workers.clear()
+
+
+def _result(message: dict) -> Document | Skipped:
+    if "reason" in message:
+        return Skipped(message["name"], message["reason"])
+    pages = tuple(PageSpan(*span) for span in message["pages"])
+    return Document(message["name"], message["text"], pages, tuple(message["warnings"]))
+
+
+def _message(result: Document | Skipped) -> dict:
+    if isinstance(result, Skipped):
+        return {"name": result.path, "reason": result.reason}
+    pages = [[p.page, p.start, p.end] for p in result.pages]
+    return {"name": result.source, "text": result.text, "pages": pages, "warnings": list(result.warnings)}
+
+
+# -- the worker process --------------------------------------------------------------------------
+
+
+def _serve(memory_bytes: int) -> None:
+    """Parse the files the parent sends until it closes the pipe."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:  # a parent that is itself limited: stay within its limit
+        memory_bytes = min(memory_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+    send = Connection(os.dup(1), readable=False)
+    receive = Connection(os.dup(0), writable=False)
+    os.dup2(2, 1)  # a library printing to stdout must not write into the channel
+    import bs4  # noqa: F401  (html, e-books and mail all need it: not a step of the first such file)
+
+    from assistant.ingest import limits
+    from assistant.ingest.loading import parse_bytes
+
+    last = 0.0
+
+    def progressed() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _STEP_EVERY:
+            last = now
+            send.send_bytes(b'"step"')
+
+    limits.on_step(progressed)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    send.send_bytes(b'"ready"')
+    while True:
+        try:
+            name, suffix, max_chars = json.loads(receive.recv_bytes())
+            data = receive.recv_bytes()
+        except EOFError:
+            return
+        try:
+            message = _message(parse_bytes(name, suffix, data, max_chars))
+        except MemoryError:
+            message = {"name": name, "memory": True, "reason": f"needs more than {memory_bytes // _MB:,} MB of "
+                       "memory to read (ASSISTANT_PARSE_MEMORY_MB)"}  # fmt: skip
+        except Exception as exc:  # a last guard, as in `load_file`
+            message = {"name": name, "reason": f"could not load: {type(exc).__name__}"}
+        del data
+        send.send_bytes(json.dumps(message).encode())
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End the worker when the process that started it is gone, even in the middle of a long parse."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
