@@ -130,7 +130,7 @@ class PdfLayout:
             notes[page.number] = [p for b in _order(foot) for p in _split(b)]
         text = self._assemble(_runs(body_paragraphs), notes, counts)
         if not self.boxes:
-            return text
+            return PdfText(text.text, text.pages)
         sizes = {page.number: (page.width, page.height) for page in pages}
         return PdfText(text.text, text.pages, _locate(text.text, text.placed, sizes))
 
