@@ -42,6 +42,8 @@ def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
             return _text(name, document, max_chars)
     except _TooMuch:
         return Skipped(name, f"expands to more than {max_chars:,} characters (possible decompression bomb)")
+    except Exception:  # a body odfpy could not parse (a DTD, broken XML) is missing, or too deep to walk
+        return Skipped(name, "not a valid OpenDocument file")
     return Skipped(name, f"not an OpenDocument text, spreadsheet or presentation ({document.mimetype or 'no type'})")
 
 
