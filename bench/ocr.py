@@ -18,6 +18,7 @@ asked of each: answer recall and the gap in points.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import statistics
@@ -86,6 +87,9 @@ def quality(engines: list[str], per_file: int, dpi: int) -> dict:
     refs = [reference(p, i) for p, i in pages]
     out = {"pages": [f"{p.name}#{i + 1}" for p, i in pages], "dpi": dpi}
     for name in engines:
+        if name == "rapidocr" and importlib.util.find_spec("rapidocr_onnxruntime") is None:
+            out[name] = {"missing": 'pip install -e ".[bench]"'}
+            continue
         engine = ocr.TesseractEngine() if name == "tesseract" else ocr.RapidOcrEngine()
         if name == "rapidocr":
             engine.read(images[0].crop((0, 0, 200, 200)), 60)  # load the models outside the clock
