@@ -96,7 +96,7 @@ class Settings:
     ocr: OcrMode = "auto"
     ocr_language: str = "eng"
     ocr_max_pages: int = 100
-    ocr_page_seconds: float = 60.0
+    ocr_page_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         if self.ocr not in OCR_MODES:

@@ -59,7 +59,7 @@ def load(name: str, data: bytes, max_chars: int, options: ocr.OcrOptions | None 
     return Document(name, result.text, result.pages, tuple(notes), ocr_pages, result.boxes)
 
 
-def _frames(image, count: int) -> Iterator[tuple[int, object]]:
+def _frames(image, count: int) -> Iterator[ocr.Picture]:
     """(page number, how to decode it), one frame at a time; each frame's size is checked first."""
     for index in range(count):
 
@@ -69,7 +69,7 @@ def _frames(image, count: int) -> Iterator[tuple[int, object]]:
                 raise ValueError(_too_big(image.width, image.height))
             return image.convert("L")
 
-        yield index + 1, decode
+        yield ocr.Picture(index + 1, decode)
 
 
 def _dpi(image) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -53,7 +53,7 @@ class OcrOptions:
     mode: OcrMode = "auto"
     language: str = "eng"
     max_pages: int = 100
-    page_seconds: float = 60.0
+    page_seconds: float = 120.0
     workers: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))  # pages read at once
 
     @classmethod
@@ -90,7 +90,17 @@ class OcrPage:
 
 
 class OcrEngine(Protocol):
+    """Reads the words of one picture; raises `OcrTimeout` past `timeout` seconds."""
+
     def read(self, image: Image, timeout: float) -> list[OcrWord]: ...
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A page to OCR: its number, and how to make its picture (rendered or decoded only when its turn comes)."""
+
+    number: int
+    load: Callable[[], Image]
 
 
 @dataclass
@@ -221,7 +231,7 @@ class OcrRun:
 
 
 def read_pages(
-    pictures: Iterable[tuple[int, Callable[[], Image]]],
+    pictures: Iterable[Picture],
     options: OcrOptions,
     *,
     total: int,
@@ -229,7 +239,7 @@ def read_pages(
     dpi: float = DPI,
     progress: Callable[[int, int], None] | None = None,
 ) -> OcrRun:
-    """OCR pictures (page number, how to get its image) up to the file's page limit.
+    """OCR pictures up to the file's page limit.
 
     Pages past `options.max_pages`, pages over the time limit and pages whose picture cannot be
     decoded are left out and named in the run's warnings; the rest is kept. Pictures are made one
@@ -262,13 +272,14 @@ def read_pages(
 
     with ThreadPoolExecutor(options.workers) as pool:
         try:
-            for number, picture in pictures:
+            for picture in pictures:
+                number = picture.number
                 if submitted >= options.max_pages:
                     not_read.append(number)
                     continue
                 submitted += 1
                 try:
-                    image = picture()
+                    image = picture.load()
                 except Exception:
                     failed.append(number)
                     continue
@@ -283,12 +294,14 @@ def read_pages(
                 future.cancel()
     notes = []
     if not_read:
-        notes.append(f"OCR stopped at {options.max_pages} pages (ASSISTANT_OCR_MAX_PAGES): {_pages(not_read)} not read")
+        notes.append(
+            f"OCR stopped at {options.max_pages} pages (ASSISTANT_OCR_MAX_PAGES): {page_list(not_read)} not read"
+        )
     if timed_out:
-        notes.append(f"OCR of {_pages(timed_out)} took over {options.page_seconds:g} s (ASSISTANT_OCR_PAGE_SECONDS)"
+        notes.append(f"OCR of {page_list(timed_out)} took over {options.page_seconds:g} s (ASSISTANT_OCR_PAGE_SECONDS)"
                      "; not read")  # fmt: skip
     if failed:
-        notes.append(f"OCR could not read {_pages(failed)}")
+        notes.append(f"OCR could not read {page_list(failed)}")
     return OcrRun(pages, tuple(not_read), tuple(timed_out), tuple(notes))
 
 
@@ -307,15 +320,8 @@ def console_progress(name: str) -> Callable[[int, int], None]:
     return show
 
 
-def _pages(numbers: list[int], limit: int = 8) -> str:
+def page_list(numbers: list[int], limit: int = 8) -> str:
     shown = ", ".join(str(n) for n in numbers[:limit]) + (
         f", … ({len(numbers)} in all)" if len(numbers) > limit else ""
     )
     return f"page {shown}" if len(numbers) == 1 else f"pages {shown}"
-
-
-def iter_frames(image: Image) -> Iterator[Image]:
-    """Each frame of a picture (the pages of a multi-page TIFF), as it is decoded."""
-    for index in range(getattr(image, "n_frames", 1)):
-        image.seek(index)
-        yield image

@@ -54,7 +54,10 @@ def read_scanned(data: bytes, glyphs: PdfGlyphs, options: ocr.OcrOptions, name: 
 
     try:
         run = ocr.read_pages(
-            ((n, picture(n)) for n in wanted), options, total=len(wanted), progress=ocr.console_progress(name)
+            (ocr.Picture(n, picture(n)) for n in wanted),
+            options,
+            total=len(wanted),
+            progress=ocr.console_progress(name),
         )
     except ocr.OcrUnavailable as exc:  # the text pages still count
         notes = (f"{scanned_note(glyphs.scanned)}: {exc}",) if glyphs.scanned else ()
@@ -67,7 +70,7 @@ def read_scanned(data: bytes, glyphs: PdfGlyphs, options: ocr.OcrOptions, name: 
     empty = [n for n in glyphs.scanned if n in run.pages and not run.pages[n].glyphs]
     notes = list(run.warnings)
     if empty and len(empty) < len(glyphs.pages):
-        notes.append(f"OCR found no text on {ocr._pages(empty)}")
+        notes.append(f"OCR found no text on {ocr.page_list(empty)}")
     return ScannedPages(pages, found, (*notes, *glyphs.warnings))
 
 
