@@ -102,6 +102,7 @@ def _index(args, settings: Settings) -> int:
         print(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
             f"{report.removed} removed; {report.chunks} chunks in {assistant.store.location}"
+            + (f" ({report.ocr_pages} pages read by OCR)" if report.ocr_pages else "")
         )
         for s in report.skipped:
             print(f"skipped {s.path}: {s.reason}", file=sys.stderr)

@@ -19,18 +19,40 @@ class PageSpan:
 
 
 @dataclass(frozen=True)
+class TextBox:
+    """Where `text[start:end]` of a document (a word) is on its page: shares of the page's width and
+    height, origin top left, so it can be drawn on the page rendered at any size."""
+
+    page: int
+    start: int
+    end: int
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+@dataclass(frozen=True)
 class Document:
     """A loaded file.
 
     `text` is what chunk offsets point into. For .txt/.md it is the file's text unchanged; for
     html/pdf/docx it is the extracted visible text. `pages` is empty for unpaginated formats.
     `warnings` say what of the file could not be read (a PDF's undecodable font, say).
+    `ocr_pages` are the pages whose text was read by OCR from their picture, and `boxes` where the
+    words of those pages are on them.
     """
 
     source: str
     text: str
     pages: tuple[PageSpan, ...] = ()
     warnings: tuple[str, ...] = ()
+    ocr_pages: tuple[int, ...] = ()
+    boxes: tuple[TextBox, ...] = ()
+
+    def boxes_between(self, start: int, end: int) -> list[TextBox]:
+        """The word boxes of `text[start:end]` (of OCR'd pages), for highlighting it on its page."""
+        return [b for b in self.boxes if b.start < end and b.end > start]
 
     def page_at(self, offset: int) -> int | None:
         for span in self.pages:
@@ -57,6 +79,7 @@ class Chunk:
     start: int
     end: int
     page: int | None = None
+    ocr: bool = False  # its text was read by OCR from a picture of its page
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,8 @@ class Citation:
     """A passage an answer cites. `quote` is a substring of `text`; `start`/`end` locate `text`.
 
     `answer_start`/`answer_end` locate the short answer's exact words in `text` (inside `quote`)
-    when this passage holds them, None otherwise.
+    when this passage holds them, None otherwise. `ocr` says the passage was read by OCR from a
+    picture of its page (a scan or a photo), so its words may be misread.
     """
 
     n: int
@@ -124,6 +148,7 @@ class Citation:
     score: float
     answer_start: int | None = None
     answer_end: int | None = None
+    ocr: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,6 +201,7 @@ class Answer:
             lines.append("Sources:")
             for c in self.citations:
                 where = f"{c.source}, page {c.page}" if c.page is not None else c.source
+                where += " (OCR)" if c.ocr else ""
                 lines.append(f"[{c.n}] {where} (score {c.score:.2f})")
                 lines.append(f'    "{c.quote}"')
         return lines
@@ -191,6 +217,7 @@ class IndexReport:
     removed: int = 0
     chunks: int = 0
     embedded: int = 0
+    ocr_pages: int = 0  # pages whose text OCR read from their picture
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[Skipped] = field(default_factory=list)  # indexed, but part of the file was unreadable
 
@@ -202,6 +229,7 @@ class IndexReport:
             "removed": self.removed,
             "chunks": self.chunks,
             "embedded": self.embedded,
+            "ocr_pages": self.ocr_pages,
             "skipped": [asdict(s) for s in self.skipped],
             "warnings": [asdict(w) for w in self.warnings],
         }

@@ -15,6 +15,8 @@ GeneratorName = Literal["reader", "extractive", "openai", "llamacpp"]
 GENERATORS: tuple[str, ...] = get_args(GeneratorName)  # the one list of generator names (CLI choices, checks)
 Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+OcrMode = Literal["auto", "off", "always"]
+OCR_MODES: tuple[str, ...] = get_args(OcrMode)
 
 
 def _default_index_dir() -> Path:
@@ -66,6 +68,12 @@ class Settings:
             separated) whose pages may call the server from a browser (ASSISTANT_ALLOWED_ORIGINS).
         reader_dir: Folder of another reader model (model.onnx, tokenizer.json, config.json, as
             `python -m training.train --out DIR` writes it); default: the shipped one.
+        ocr: `auto` reads the pages of a PDF that have no usable text, and pictures, by OCR; `off`
+            never; `always` every page of a PDF too (a scan with a bad text layer).
+        ocr_language: Tesseract language(s) of the text in pictures (`eng`, `deu`, `eng+fra`; each
+            needs its `tesseract-ocr-<lang>` package).
+        ocr_max_pages: Most pages OCR reads in one file; the rest are named in a warning.
+        ocr_page_seconds: Longest OCR of one page; a slower page is named in a warning.
     """
 
     index_dir: Path = field(default_factory=_default_index_dir)
@@ -97,6 +105,14 @@ class Settings:
     max_upload_mb: float = 100.0
     allowed_origins: str | None = None
     reader_dir: Path | None = None
+    ocr: OcrMode = "auto"
+    ocr_language: str = "eng"
+    ocr_max_pages: int = 100
+    ocr_page_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.ocr not in OCR_MODES:
+            raise InputError(f"ASSISTANT_OCR must be one of {', '.join(OCR_MODES)}, not {self.ocr!r}.")
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

@@ -49,6 +49,7 @@ def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warni
                 score=passages[n - 1].score,
                 answer_start=at[0],
                 answer_end=at[1],
+                ocr=chunk.ocr,
             )
         )
     unsupported = locate(draft.unsupported, text)

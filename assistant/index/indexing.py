@@ -124,6 +124,7 @@ class Indexer:
                 continue
             todo.append(PendingFile(loaded, digest, old))
             report.warnings += [Skipped(source, w) for w in loaded.warnings]
+            report.ocr_pages += len(loaded.ocr_pages)
             report.updated += old is not None
             report.added += old is None
         gone = [s for s in records if s not in seen and _under_any(s, paths)]

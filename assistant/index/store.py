@@ -391,6 +391,8 @@ def _chunk_meta(c: Chunk) -> dict:
     meta = {"source": c.source, "start": c.start, "end": c.end}
     if c.page is not None:
         meta["page"] = c.page
+    if c.ocr:
+        meta["ocr"] = True
     return meta
 
 
@@ -404,6 +406,7 @@ def _chunk(chunk_id: str, text: str | None, meta: dict | None) -> Chunk:
         start=int(meta.get("start", 0)),
         end=int(meta.get("end", 0)),
         page=int(page) if page is not None else None,
+        ocr=bool(meta.get("ocr", False)),
     )
 
 

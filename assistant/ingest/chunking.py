@@ -254,6 +254,7 @@ class Chunker:
             start=start,
             end=end,
             page=document.page_at(start),
+            ocr=bool(document.ocr_pages) and document.page_at(start) in document.ocr_pages,
         )
 
 

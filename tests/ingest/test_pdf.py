@@ -285,9 +285,11 @@ def _png() -> bytes:
     )
 
 
-def test_a_scanned_page_among_text_pages_is_reported_once(tmp_path):
+def test_a_scanned_page_among_text_pages_is_reported_once(tmp_path, monkeypatch):
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen import canvas
+
+    monkeypatch.setenv("ASSISTANT_OCR", "off")  # what is said without OCR; tests/ingest/test_ocr.py reads such pages
 
     (tmp_path / "docs").mkdir()
     path = tmp_path / "docs" / "mixed.pdf"

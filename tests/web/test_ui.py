@@ -219,12 +219,12 @@ def test_remove_a_document(page):
 
 
 def test_unsupported_upload_is_refused_with_a_reason(page, tmp_path):
-    bad = tmp_path / "notes.rtf"
-    bad.write_text("{\\rtf1 hello}")
+    bad = tmp_path / "notes.xyz"  # .rtf is supported now
+    bad.write_text("hello")
     page.get_by_role("tab", name="Documents").click()
     page.locator("#upload input[type=file]").set_input_files(str(bad))
-    page.get_by_text("Invalid file type: notes.rtf").wait_for()  # the server refuses it too (test above)
-    assert "notes.rtf" not in page.inner_text("#documents")
+    page.get_by_text("Invalid file type: notes.xyz").wait_for()  # the server refuses it too (test above)
+    assert "notes.xyz" not in page.inner_text("#documents")
     page.get_by_role("tab", name="Chat").click()
 
 
@@ -235,7 +235,8 @@ def test_api_ask_over_http(server):
     assert set(body) == {"answer", "short", "abstained", "citations", "generator", "warning", "unsupported"}
     assert body["abstained"] is False and body["generator"] == "reader" and "[1]" in body["answer"]
     c = body["citations"][0]
-    assert set(c) == {"n", "source", "text", "quote", "start", "end", "page", "score", "answer_start", "answer_end"}
+    fields = {"n", "source", "text", "quote", "start", "end", "page", "score", "answer_start", "answer_end", "ocr"}
+    assert set(c) == fields
     assert c["quote"] in c["text"] and 0 <= c["score"] <= 1
     history = [
         {"role": "user", "content": "Who said Russia wouldn't want to antagonise Israel?"},

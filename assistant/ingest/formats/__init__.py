@@ -50,6 +50,10 @@ FORMATS: tuple[Format, ...] = (
     Format((".csv",), "sheets", "load_csv"),
     Format((".epub",), "ebook", container=True),
     Format((".eml",), "mail"),
+    Format((".odt", ".ods", ".odp"), "opendocument", container=True),
+    Format((".rtf",), "legacy", "load_rtf"),
+    Format((".xls",), "legacy", "load_xls"),
+    Format((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"), "images"),  # read by OCR
 )
 BY_SUFFIX: dict[str, Format] = {suffix: f for f in FORMATS for suffix in f.suffixes}
 SUFFIXES: tuple[str, ...] = tuple(BY_SUFFIX)

@@ -26,8 +26,10 @@ def _read(name: str, data: bytes) -> Document | Skipped:
     hyphenation, headers and footnotes). Text the PDF loses (unreadable pages, images without
     text, undecodable fonts) is reported once as the document's warnings.
     """
+    from assistant.ingest.formats.ocr import OcrOptions
     from assistant.ingest.formats.pdf.glyphs import PdfUnreadable, read_glyphs
     from assistant.ingest.formats.pdf.layout import PdfLayout, english_words
+    from assistant.ingest.formats.pdf.scanned import read_scanned
 
     if b"%PDF-" not in data[:1024]:
         return Skipped(name, "corrupt or unreadable PDF: not a PDF file")
@@ -35,7 +37,9 @@ def _read(name: str, data: bytes) -> Document | Skipped:
         glyphs = read_glyphs(data)
     except PdfUnreadable as exc:
         return Skipped(name, str(exc))
-    result = PdfLayout(english_words()).run(glyphs.pages)
+    read = read_scanned(data, glyphs, OcrOptions.from_settings(), name)  # pages that are pictures: OCR
+    result = PdfLayout(english_words(), boxes=bool(read.ocr_pages)).run(read.pages)
     if not result.pages:
         return Skipped(name, "no extractable text (scanned PDF?)")
-    return Document(name, result.text, result.pages, warnings=glyphs.warnings)
+    ocr_boxes = tuple(b for b in result.boxes if b.page in read.ocr_pages)
+    return Document(name, result.text, result.pages, read.warnings, read.ocr_pages, ocr_boxes)

@@ -32,7 +32,8 @@ _TILT = 0.1  # radians: text further than this from its page's reading direction
 # math symbols of a paper are not worth a warning; a font without any Unicode map is).
 _LOST_SHARE = 0.01
 
-_PDFIUM = threading.Lock()  # PDFium is not thread-safe, not even across documents
+PDFIUM = threading.Lock()  # PDFium is not thread-safe, not even across documents
+_USABLE = 10  # a page drawing an image with fewer characters than this is a scan (a figure has a caption)
 
 
 class PdfUnreadable(Exception):
@@ -72,8 +73,18 @@ class PageGlyphs:
 
 @dataclass(frozen=True)
 class PdfGlyphs:
+    """The pages' characters; `scanned` are the pages without usable text that draw an image
+    (OCR reads them), `warnings` what else was lost."""
+
     pages: list[PageGlyphs]
     warnings: tuple[str, ...] = ()
+    scanned: tuple[int, ...] = ()
+
+
+def scanned_note(numbers: list[int] | tuple[int, ...]) -> str:
+    """The warning for pages that are pictures of text when OCR does not read them."""
+    what = "is an image" if len(numbers) == 1 else "are images"
+    return f"{_pages(list(numbers))} {what} without text, not searchable (no OCR)"
 
 
 def read_glyphs(data: bytes) -> PdfGlyphs:
@@ -84,7 +95,7 @@ def read_glyphs(data: bytes) -> PdfGlyphs:
     """
     import pypdfium2 as pdfium
 
-    with _PDFIUM, warnings.catch_warnings():
+    with PDFIUM, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             document = pdfium.PdfDocument(data)
@@ -118,7 +129,8 @@ def _read(document) -> PdfGlyphs:
             finally:
                 textpage.close()
             width, height = page.get_size()
-            if not glyphs and _has_image(page):
+            unusable = len(glyphs) < _USABLE or page_lost > len(glyphs)
+            if unusable and _has_image(page):
                 images.append(index + 1)
         except Exception:
             failed.append(index + 1)
@@ -131,12 +143,9 @@ def _read(document) -> PdfGlyphs:
     notes = []
     if failed:
         notes.append(f"{_pages(failed)} could not be read; {'its' if len(failed) == 1 else 'their'} text is missing")
-    if images and len(images) < len(pages):
-        what = "is an image" if len(images) == 1 else "are images"
-        notes.append(f"{_pages(images)} {what} without text, not searchable (no OCR)")
     if lost and lost >= _LOST_SHARE * total:
         notes.append(f"{lost} characters could not be decoded (a font without a Unicode map); that text is missing")
-    return PdfGlyphs(pages, tuple(notes))
+    return PdfGlyphs(pages, tuple(notes), tuple(images))
 
 
 def _page_glyphs(textpage) -> tuple[list[tuple[Glyph, float]], int]:

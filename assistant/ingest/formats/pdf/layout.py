@@ -28,7 +28,7 @@ from pathlib import Path
 
 from assistant.ingest.formats.pdf.glyphs import HYPHEN_MARK, SOFT_HYPHEN, PageGlyphs
 from assistant.ingest.formats.pdf.lines import Line, drop_furniture, page_lines
-from assistant.schema import PageSpan
+from assistant.schema import PageSpan, TextBox
 
 _BULLET = re.compile(r"[•●○■□▪▫◦‣∙·➢➤✓✔\-–—*]\s")
 _ENUMERATOR = re.compile(r"(?:\(?\d{1,3}[.)]|\(?[a-zA-Z][.)]|\([ivx]{1,4}\))\s")
@@ -48,6 +48,7 @@ class PdfText:
 
     text: str
     pages: tuple[PageSpan, ...]
+    boxes: tuple[TextBox, ...] = ()  # where each word of `text` is on its page (with `boxes=True`)
 
 
 @dataclass(eq=False)
@@ -102,10 +103,13 @@ class PdfLayout:
     Args:
         lexicon: Lowercase English words, used to tell a hyphenated line break ("relation-ship")
             from a compound ("question-answer") when the document itself does not show which.
+        boxes: Also locate every word of the text on its page (`PdfText.boxes`): OCR'd pages keep
+            where their words are, for highlighting a quote on the page picture.
     """
 
-    def __init__(self, lexicon: frozenset[str] = frozenset()):
+    def __init__(self, lexicon: frozenset[str] = frozenset(), *, boxes: bool = False):
         self.lexicon = lexicon
+        self.boxes = boxes
 
     def run(self, pages: list[PageGlyphs]) -> PdfText:
         lines = [page_lines(page) for page in pages]
@@ -124,9 +128,13 @@ class PdfLayout:
             main = [b for b in blocks if b not in foot]
             body_paragraphs += [p for b in _order(main) for p in _split(b)]
             notes[page.number] = [p for b in _order(foot) for p in _split(b)]
-        return self._assemble(_runs(body_paragraphs), notes, counts)
+        text = self._assemble(_runs(body_paragraphs), notes, counts)
+        if not self.boxes:
+            return PdfText(text.text, text.pages)
+        sizes = {page.number: (page.width, page.height) for page in pages}
+        return PdfText(text.text, text.pages, _locate(text.text, text.placed, sizes))
 
-    def _assemble(self, runs: list[list[_Paragraph]], notes: dict[int, list[_Paragraph]], counts: Counter) -> PdfText:
+    def _assemble(self, runs: list[list[_Paragraph]], notes: dict[int, list[_Paragraph]], counts: Counter) -> _Placed:
         """Body paragraphs in order; each page's footnotes after the paragraph its page ends in."""
         out = _Writer()
         pending = sorted(notes)
@@ -134,26 +142,35 @@ class PdfLayout:
             first_page = run[0].lines[0].page
             while pending and pending[0] < first_page:
                 for note in notes[pending.pop(0)]:
-                    out.paragraph(self._text(note.lines, counts))
-            out.paragraph(self._text([ln for p in run for ln in p.lines], counts))
+                    out.paragraph(*self._text(note.lines, counts))
+            out.paragraph(*self._text([ln for p in run for ln in p.lines], counts))
         for page in pending:
             for note in notes[page]:
-                out.paragraph(self._text(note.lines, counts))
-        return PdfText("".join(out.parts), tuple(out.spans))
+                out.paragraph(*self._text(note.lines, counts))
+        return _Placed("".join(out.parts), tuple(out.spans), out.placed)
 
-    def _text(self, lines: list[Line], counts: Counter) -> list[tuple[int, str]]:
-        """A paragraph's text as (page, piece) pieces: lines joined, hyphenated words rejoined."""
+    def _text(self, lines: list[Line], counts: Counter) -> tuple[list[tuple[int, str]], list[tuple[Line, int]]]:
+        """A paragraph's text as (page, piece) pieces: lines joined, hyphenated words rejoined; and
+        where each line starts in the paragraph's text."""
         pieces: list[list] = []  # [page, text]
+        placed: list[tuple[Line, int]] = []
+        length = 0
         for line in lines:
             text = _tidy(line.text)
             if pieces:
                 head, glue = self._glue(pieces[-1][1], text, counts)
+                length += len(head) + len(glue) - len(pieces[-1][1])
                 pieces[-1][1] = head + glue
+                placed.append((line, length))
+                length += len(text)
                 if pieces[-1][0] == line.page:
                     pieces[-1][1] += text
                     continue
+            else:
+                placed.append((line, 0))
+                length += len(text)
             pieces.append([line.page, text])
-        return [(page, text.replace(HYPHEN_MARK, "-").replace(SOFT_HYPHEN, "")) for page, text in pieces]
+        return [(page, text.replace(HYPHEN_MARK, "-").replace(SOFT_HYPHEN, "")) for page, text in pieces], placed
 
     def _glue(self, before: str, after: str, counts: Counter) -> tuple[str, str]:
         """How two lines of a paragraph join: (the first line's new end, what goes between)."""
@@ -185,19 +202,51 @@ class PdfLayout:
         return not (len(first) > 1 and first.lower() in self.lexicon and second.lower() in self.lexicon)
 
 
+@dataclass(frozen=True)
+class _Placed:
+    text: str
+    pages: tuple[PageSpan, ...]
+    placed: list[tuple[Line, int]]  # each line and where its text starts in `text`
+
+
+def _locate(text: str, placed: list[tuple[Line, int]], sizes: dict[int, tuple[float, float]]) -> tuple[TextBox, ...]:
+    """Each word of each line found in the text, from where its line starts, with its page box as
+    shares of the page (origin top left, as a page picture is drawn)."""
+    boxes = []
+    for line, start in placed:
+        if not line.words:
+            continue
+        width, height = sizes[line.page]
+        cursor, end = start, start + len(line.text) + 1
+        for word in line.words:
+            needle = word.text.replace(HYPHEN_MARK, "-").replace(SOFT_HYPHEN, "")
+            at = text.find(needle, cursor, end)
+            if at < 0:  # a hyphen dropped where the word was rejoined across the line break
+                needle = needle.rstrip("-\u2010")
+                at = text.find(needle, cursor, end) if needle else -1
+            if at < 0:
+                continue
+            cursor = at + len(needle)
+            boxes.append(TextBox(line.page, at, cursor, word.x0 / width, 1 - word.y1 / height, word.x1 / width,
+                                 1 - word.y0 / height))  # fmt: skip
+    return tuple(boxes)
+
+
 class _Writer:
     """Collects paragraphs into one text and records which range came from which page."""
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.spans: list[PageSpan] = []
+        self.placed: list[tuple[Line, int]] = []
         self.offset = 0
 
-    def paragraph(self, pieces: list[tuple[int, str]]) -> None:
+    def paragraph(self, pieces: list[tuple[int, str]], placed: list[tuple[Line, int]] = ()) -> None:
         if not any(text.strip() for _, text in pieces):
             return
         if self.parts:
             self._put("\n\n")
+        self.placed += [(line, self.offset + at) for line, at in placed]
         for page, text in pieces:
             start = self.offset + len(text) - len(text.lstrip())
             end = self.offset + len(text.rstrip())

@@ -38,6 +38,18 @@ class Line:
     size: float
     text: str
     lead: float  # width of the first word: would it have fitted on the line above?
+    words: tuple[WordBox, ...] = ()  # each word of `text` and its box, in order
+
+
+@dataclass(frozen=True, slots=True)
+class WordBox:
+    """A word of a line's text and the box of its characters (points, y upwards)."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
 
 
 def page_lines(page: PageGlyphs) -> list[Line]:
@@ -95,10 +107,12 @@ def _make_line(page: int, glyphs: list[Glyph]) -> Line | None:
     out: list[str] = []
     lead = None
     prev: Glyph | None = None
+    words: list[list[Glyph]] = []
     for i, g in enumerate(glyphs):
         if raised[i]:
             if not out:  # a footnote's own number: "1 The footnote"
                 out.append(g.char)
+                words.append([g])
                 if i + 1 < len(glyphs) and not raised[i + 1]:
                     out.append(" ")
                 prev = g
@@ -110,14 +124,22 @@ def _make_line(page: int, glyphs: list[Glyph]) -> Line | None:
             out.append(" ")
             if lead is None:
                 lead = prev.x1 - glyphs[0].x0
+        if not words or out[-1] == " ":
+            words.append([])
+        words[-1].append(g)
         out.append(g.char)
         prev = g
     text = "".join(out).strip()
     if not text or (not any(c.isalnum() for c in text) and len(text) < 2):
         return None
     x1 = max(g.x1 for g in glyphs)
+    boxes = tuple(
+        WordBox("".join(g.char for g in w), min(g.x0 for g in w), min(g.y0 for g in w), max(g.x1 for g in w),
+                max(g.y1 for g in w))
+        for w in words if w
+    )  # fmt: skip
     return Line(page, glyphs[0].x0, min(g.y0 for g in glyphs), x1, max(g.y1 for g in glyphs), size, text,
-                 lead if lead is not None else x1 - glyphs[0].x0)  # fmt: skip
+                 lead if lead is not None else x1 - glyphs[0].x0, boxes)  # fmt: skip
 
 
 def _size(glyphs: Iterable[Glyph]) -> float:
