@@ -11,9 +11,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, time
 
-from assistant.ingest.formats.sheets import SheetText
+from assistant.ingest.formats.sheets import Row, SheetText
 from assistant.schema import Document, Skipped
 
 _CODEPAGE = re.compile(rb"\\ansicpg(\d{3,5})")
@@ -74,12 +75,11 @@ def load_xls(name: str, data: bytes, max_chars: int) -> Document | Skipped:
     return out.document(name)
 
 
-def _rows(sheet, datemode: int):
+def _rows(sheet, datemode: int) -> Iterator[Row]:
+    """Each row's non-empty cells (column -> text), as `SheetText` takes them."""
     for r in range(sheet.nrows):
-        cells = [_cell(sheet.cell(r, c), datemode) for c in range(sheet.row_len(r))]
-        while cells and not cells[-1]:
-            cells.pop()
-        yield cells
+        cells = (_cell(sheet.cell(r, c), datemode) for c in range(sheet.row_len(r)))
+        yield {column: text for column, text in enumerate(cells) if text}
 
 
 def _cell(cell, datemode: int) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
-from assistant.ingest.formats.sheets import SheetText
+from assistant.ingest.formats.sheets import Row, SheetText
 from assistant.schema import Document, PageSpan, Skipped
 
 _KINDS = {
@@ -101,8 +101,8 @@ def _spreadsheet(name: str, document, max_chars: int) -> Document | Skipped:
     return out.document(name)
 
 
-def _rows(sheet) -> Iterator[list[str]]:
-    """A sheet's rows as cell texts; repeated rows and cells are written out only while they hold text."""
+def _rows(sheet) -> Iterator[Row]:
+    """A sheet's rows (column -> text of the non-empty cells); repeats are written out only while they hold text."""
     for row in _descendants(sheet, "table-row"):
         cells: list[str] = []
         for cell in row.childNodes:
@@ -114,8 +114,9 @@ def _rows(sheet) -> Iterator[list[str]]:
         while cells and not cells[-1]:
             cells.pop()
         repeat = _repeat(row, "numberrowsrepeated")
+        row_cells = {column: text for column, text in enumerate(cells) if text}
         for _ in range(min(repeat, _MAX_REPEAT) if cells else 1):
-            yield cells
+            yield row_cells
 
 
 def _descendants(node, kind: str) -> Iterator:
