@@ -191,8 +191,11 @@ def build(work: Path, names: list[str]) -> dict[str, Path]:
         if (folder / "model.onnx").is_file():
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        for file in ("tokenizer.json", "config.json"):
-            shutil.copy(DEFAULT_MODEL_DIR / file, folder / file)
+        shutil.copy(DEFAULT_MODEL_DIR / "tokenizer.json", folder / "tokenizer.json")
+        config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+        # Named, so that the Reader loads each as it is (it stores unnamed int8 weights unsigned).
+        config["integer_weights"] = {"u8s8": "int8", "7bit": "int8", "fp32": "none"}.get(name, "uint8")
+        (folder / "config.json").write_text(json.dumps(config, indent=1))
         model = onnx.load(str(DEFAULT_MODEL_DIR / "model.onnx"))
         if name == "u8s8":
             signed(model)

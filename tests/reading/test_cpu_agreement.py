@@ -21,6 +21,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from assistant.reading import Reader
 from assistant.reading.reader import DEFAULT_MODEL_DIR
 from training.quantize import quantize_int8, signed_weights
 
@@ -80,6 +81,29 @@ def test_quantized_weights_are_unsigned_and_compute_exact_integer_products(tmp_p
     w_scale = np.abs(weight).max(axis=0) / 127
     exact = (xq.astype(np.float64) @ np.rint(weight / w_scale)) * scale * w_scale
     np.testing.assert_allclose(y, exact, rtol=1e-5, atol=1e-4)
+
+
+def test_a_model_quantized_before_with_int8_weights_reads_like_the_shipped_one(tmp_path):
+    """A reader folder from before issue #22 (int8 weights, config silent about them) is made unsigned on load."""
+    model = onnx.load(str(DEFAULT_MODEL_DIR / "model.onnx"))
+    inits = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "MatMulInteger":
+            for name in (node.input[1], node.input[3]):
+                values = numpy_helper.to_array(inits[name]).astype(np.int16) - 128
+                inits[name].CopyFrom(numpy_helper.from_array(values.astype(np.int8), name))
+    assert signed_weights(model)
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    del config["integer_weights"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    shutil.copy(DEFAULT_MODEL_DIR / "tokenizer.json", tmp_path / "tokenizer.json")
+    article = (Path(__file__).resolve().parents[2] / "seeds" / "putin-pezeshkian-ashgabat-s400.txt").read_text()
+    paragraphs = [b.strip() for b in article.split("\n\n") if len(b.split()) > 3]
+    old, shipped = Reader(tmp_path), Reader()
+    for question in ("When will Putin meet Pezeshkian?", "Who said Russia wouldn't want to antagonise Israel?"):
+        assert old.read(question, paragraphs) == shipped.read(question, paragraphs)
+    assert old.read("When will Putin meet Pezeshkian?", paragraphs).best.text == "Friday"
 
 
 def _cpu_has_avx2() -> bool:
