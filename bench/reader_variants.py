@@ -12,16 +12,21 @@ dev F1 (``--sample`` questions per set, seeded; 0: all), size, latency for 4 pas
 Agreement on fixed questions (the bundled article's, each with its paragraph, plus ``--fixed`` held-out
 SQuAD questions), as "same best span" and "same span with probability within 0.01":
 
+- ``vnni_integers``: against its U8U8 twin (the same integers, computed exactly by onnxruntime with this
+  CPU's float kernels): what VNNI and AMX compute, less float rounding. Isolates the saturation;
+  ``--agreement-only`` measures just this (quick).
 - ``exact``: against the same model run with exact integer products (onnx's reference evaluator, integer
   matmuls in float64, float parts in numpy): what AVX-512 VNNI and AMX compute. On an AVX2-only CPU this
-  is the other instruction set; the first ``--exact`` fixed questions only (it is slow).
+  is the other instruction set, with every float operation computed differently too (numpy), so it bounds
+  what other float kernels could change; the first ``--exact`` fixed questions only (it is slow).
 - ``vnni_answers``: against the u8s8 model's exact answers, i.e. what the reader answered on VNNI/AMX.
 - ``qemu``: against this script run under ``qemu-x86_64 -cpu Haswell`` (AVX2, no VNNI) on the first
   ``--qemu`` fixed questions (0: skip). On an AVX2-only CPU both sides are AVX2.
 - ``batching``: each bundled question read over every paragraph with all its windows in one call,
   against one call per window (the reader's way): how many best answers and probabilities change.
 
-    python bench/reader_variants.py [--sample 300] [--fixed 20] [--exact 28] [--qemu 2] [--variants u8u8,fp32]
+    python bench/reader_variants.py [--sample 300] [--fixed 20] [--exact 28] [--exact-others 8] [--qemu 2]
+        [--batching 8] [--variants u8u8,fp32]
 """
 
 from __future__ import annotations
@@ -199,10 +204,10 @@ def build(work: Path, names: list[str]) -> dict[str, Path]:
         model = onnx.load(str(DEFAULT_MODEL_DIR / "model.onnx"))
         if name == "u8s8":
             signed(model)
-        elif name in ("fp32", "7bit"):
+        elif name in ("fp32", "7bit", "7bit-u8u8"):
             dequantized(model)
         onnx.save(model, str(folder / "model.onnx"))
-        if name == "7bit":
+        if name in ("7bit", "7bit-u8u8"):
             quantize_dynamic(
                 folder / "model.onnx",
                 folder / "model.onnx",
@@ -210,6 +215,12 @@ def build(work: Path, names: list[str]) -> dict[str, Path]:
                 per_channel=True,
                 reduce_range=True,
             )
+        if name == "7bit-u8u8":
+            from assistant.reading.weights import unsigned_weights
+
+            model = onnx.load(str(folder / "model.onnx"))
+            unsigned_weights(model)
+            onnx.save(model, str(folder / "model.onnx"))
     return folders
 
 
@@ -291,11 +302,11 @@ def emulated(folder: Path, pairs: list[Pair]) -> list[Read]:
     return [Read(**r) for r in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
-def batching(folder: Path) -> dict:
-    """Each bundled question over all paragraphs: all windows in one call against one call per window."""
+def batching(folder: Path, questions: int) -> dict:
+    """Bundled questions over all paragraphs: all windows in one call against one call per window."""
     one, many = make_reader(folder), make_reader(folder, batched=True)
     paras, changed, gaps, times = paragraphs(), 0, [], {"one_per_call_ms": [], "one_call_ms": []}
-    for question, _ in BUNDLED_QUESTIONS:
+    for question, _ in BUNDLED_QUESTIONS[:questions]:
         began = time.perf_counter()
         a = one.read(question, paras)
         times["one_per_call_ms"].append((time.perf_counter() - began) * 1000)
@@ -305,7 +316,7 @@ def batching(folder: Path) -> dict:
         changed += a.best.text != b.best.text
         gaps += [abs(x.probability - y.probability) for x, y in zip(a.spans, b.spans, strict=True)]
     return {
-        "questions": len(BUNDLED_QUESTIONS),
+        "questions": min(questions, len(BUNDLED_QUESTIONS)),
         "paragraphs": len(paras),
         "best_answer_changed": changed,
         "max_probability_gap": round(max(gaps), 4),
@@ -352,8 +363,11 @@ def main() -> None:
     p.add_argument("--sample", type=int, default=300, help="held-out and dev questions each (0: all)")
     p.add_argument("--fixed", type=int, default=20, help="held-out SQuAD questions among the fixed ones")
     p.add_argument("--exact", type=int, default=28, help="fixed questions read with exact arithmetic (slow)")
+    p.add_argument("--exact-others", type=int, default=8, help="the same for 7bit and fp32 (u8s8 and u8u8 share one)")
+    p.add_argument("--batching", type=int, default=len(BUNDLED_QUESTIONS), help="bundled questions read batched")
     p.add_argument("--qemu", type=int, default=2, help="fixed questions read under qemu's Haswell (0: skip)")
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--agreement-only", action="store_true", help="only the agreement with the exact integers")
     p.add_argument("--work", type=Path, default=ROOT / "build" / "reader-variants")
     p.add_argument("--emit", type=Path, default=None, help=argparse.SUPPRESS)  # the run under qemu
     args = p.parse_args()
@@ -373,22 +387,32 @@ def main() -> None:
     pairs = fixed_pairs(load_squad2(DATA / "squad-v2-dev", seed=seed).examples["heldout"], args.fixed)
     names = args.variants.split(",")
     folders = build(args.work, sorted(set(names) | {"u8s8"}))
-    vnni = read_pairs(make_reader(folders["u8s8"], exact=True), pairs[: args.exact])
+    vnni = read_pairs(make_reader(folders["u8s8"], exact=True), pairs[: 0 if args.agreement_only else args.exact])
     summary = {"bench": "reader_variants", "cpu": cpu(), "fixed_questions": len(pairs)}
     summary["vnni_answers"] = {f"{p.question} | {p.passage[:40]}": asdict(r) for p, r in zip(pairs, vnni, strict=False)}
+    twins = build(args.work, ["u8u8", "7bit-u8u8"])
+    twin_of = {"u8s8": twins["u8u8"], "7bit": twins["7bit-u8u8"]}
     for name in names:
         here = read_pairs(make_reader(folders[name]), pairs)
-        line = {"variant": name, **quality(folders[name], heldout, dev)}
+        # The same integers computed exactly by onnxruntime itself (the U8U8 twin), with this CPU's float
+        # kernels: what a VNNI or AMX CPU computes, less the float kernels' rounding. u8u8 and fp32 are their
+        # own twins: no integer product of theirs depends on the CPU.
+        twin = read_pairs(make_reader(twin_of[name]), pairs) if name in twin_of else here
+        line = {"variant": name, "agreement_vnni_integers": asdict(agreement(here, twin))}
+        if args.agreement_only:
+            print(json.dumps(line | {"bundled": [asdict(r) for r in here[: len(BUNDLED_QUESTIONS)]]}), flush=True)
+            continue
+        line |= quality(folders[name], heldout, dev)
         exact = (
             vnni
             if name in ("u8s8", "u8u8")
-            else read_pairs(make_reader(folders[name], exact=True), pairs[: args.exact])
+            else read_pairs(make_reader(folders[name], exact=True), pairs[: args.exact_others])
         )
         line["agreement_exact"] = asdict(agreement(here, exact))
         line["agreement_vnni_answers"] = asdict(agreement(here, vnni))
         if args.qemu:
             line["agreement_qemu_haswell"] = asdict(agreement(here, emulated(folders[name], pairs[: args.qemu])))
-        line["batching"] = batching(folders[name])
+        line["batching"] = batching(folders[name], args.batching)
         line["bundled"] = [asdict(r) for r in here[: len(BUNDLED_QUESTIONS)]]
         print(json.dumps(line), flush=True)
     print(json.dumps(summary))
