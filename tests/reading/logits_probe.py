@@ -32,6 +32,7 @@ def paragraph(phrase: str) -> str:
 
 def logits(model_dir: Path) -> list[dict]:
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()
     tok.enable_truncation(max_length=256, strategy="only_second")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -45,7 +46,8 @@ def logits(model_dir: Path) -> list[dict]:
             "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
         }
         start, end = session.run(["start_logits", "end_logits"], feeds)
-        out.append({"question": question, "start": start[0].tolist(), "end": end[0].tolist()})
+        passage = [t == 1 for t in enc.sequence_ids]
+        out.append({"question": question, "passage": passage, "start": start[0].tolist(), "end": end[0].tolist()})
     return out
 
 
