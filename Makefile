@@ -31,6 +31,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup-test: $(VENV)/.installed-test
+	# qemu-x86_64 runs the reader as an AVX2-only CPU (tests/reading/test_cpu_agreement.py); checked on every run.
+	command -v qemu-x86_64 >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null)
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[test]"

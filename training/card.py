@@ -30,6 +30,32 @@ def _variant_row(name: str, v: dict) -> str:
     return f"| {name} | {v['model_mb']} MB | {_pct(v['dev_f1'])} | {latency} |"
 
 
+def _cpus(config: dict) -> str:
+    """The per-CPU table (issue #22): where the scores were measured, and with which integer kernels."""
+    rows = config.get("cpus") or []
+    if not rows:
+        return ""
+    lines = "\n".join(
+        f"| {r['cpu']} | {r['weights']} | {_pct(r['heldout_overall_f1'])} | {_pct(r['heldout_has_answer_f1'])} | "
+        f"{_pct(r['heldout_no_answer_accuracy'])} | {_pct(r['dev_f1'])} | {r['note']} |"
+        for r in rows
+    )
+    return f"""
+## Scores on each kind of CPU
+
+The weights are int8 values stored as uint8 (`training/quantize.py`): onnxruntime then multiplies them
+with its U8U8 kernels, which compute the exact integer products on every x86 CPU. With int8 storage
+(U8S8, before issue #22) AVX-512 VNNI and AMX CPUs computed exact products but AVX2-only CPUs summed pairs
+of products in saturating 16-bit registers (`vpmaddubsw`), and answered differently ("today" for "When will
+Putin meet Pezeshkian?" instead of "Friday"). Activations are still quantized with one scale per call, so
+the reader runs each window on its own (see `docs/cpus.md`).
+
+| CPU | weights (kernels) | held-out F1 | has-answer F1 | no-answer acc. | qa-train dev F1 | measured |
+|---|---|---|---|---|---|---|
+{lines}
+"""
+
+
 def _focus(config: dict) -> str:
     """The paragraph and table on the focus epoch and the weight blend ("" for models trained without)."""
     hp, focus = config["hyperparameters"], config.get("focus") or {}
@@ -62,8 +88,9 @@ def render(config: dict) -> str:
     examples = "\n".join(f"| {k[10:]} | {v:,} |" for k, v in config["counts"].items() if k.startswith("examples"))
     cal, var = config["calibration"], config["variants"]
     loss = 100 * (var["fp32"]["dev_f1"] - var["int8"]["dev_f1"])
+    change = f"loses {loss:.1f} F1 points to" if loss >= 0 else f"scores {-loss:.1f} F1 points above"
     why = (
-        f"int8 loses {loss:.1f} F1 points to float32 on qa-train dev (the rule: at most 2) and is about 4× smaller"
+        f"int8 {change} float32 on qa-train dev (the rule: lose at most 2) and is about 4× smaller"
         if config["variant"] == "int8"
         else f"int8 lost {loss:.1f} F1 points to float32 on qa-train dev (the rule: at most 2)"
     )
@@ -83,7 +110,8 @@ Finds the answer span in a passage, or says that the passage does not answer the
   overall F1 on the calibration articles).
 - **Windows**: {config["max_length"]} word pieces (question included, cut at 64), stride {config["stride"]}.
 - **Shipped variant**: `{config["variant"]}` (ONNX, opset 17; int8 = onnxruntime dynamic quantization of the
-  float32 export, per-channel weight scales): {why} (see the table below).
+  float32 export, per-channel weight scales, weights stored as uint8 so that every CPU computes the same
+  integers): {why} (see the tables below).
 
 ## Training
 
@@ -131,7 +159,7 @@ SQuAD 2.0 dev articles (split by a seeded shuffle):
 {variants}
 
 Latencies were measured on the shared machine while other jobs ran; `python bench/reader.py` re-measures.
-
+{_cpus(config)}
 ## Limits
 
 A small model trained for {config["train_seconds"] / 60:.0f} minutes on CPU: it finds names, places and dates

@@ -164,6 +164,7 @@ class Reader:
         self._session = None
         self._tokenizer = None
         self._calibration = (1.0, 0.0)
+        self._signed = False
         self.threshold = 0.5
         self._lock = threading.Lock()
 
@@ -174,6 +175,10 @@ class Reader:
                 return
             config = self._load_config(self.model_dir / "config.json")
             tokenizer = self._load(self.model_dir / "tokenizer.json", self._open_tokenizer)
+            # A model quantized before issue #22 has int8 weights and says nothing of them: stored unsigned on
+            # load, it computes the same integers on every CPU (weights.py). One whose config.json names its
+            # "integer_weights" (uint8 since then; int8 only on purpose, as the benchmarks do) loads as it is.
+            self._signed = config.get("variant", "int8") == "int8" and "integer_weights" not in config
             session = self._load(self.model_dir / MODEL_FILE, self._open_session)
             cal = config.get("calibration", {})
             self._calibration = (float(cal.get("scale", 1.0)), float(cal.get("bias", 0.0)))
@@ -204,7 +209,16 @@ class Reader:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        model: str | bytes = str(path)
+        if self._signed:
+            import onnx
+
+            from assistant.reading.weights import unsigned_weights
+
+            loaded = onnx.load(str(path))
+            unsigned_weights(loaded)
+            model = loaded.SerializeToString()
+        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
     def read(self, question: str, passages: list[str]) -> ReaderResult:
         """The best span of each passage and how likely the best one answers the question.
@@ -245,7 +259,8 @@ class Reader:
 
         Not in batches: the int8 model quantizes activations with one scale per call, so windows batched
         together (and their padding) shift each other's scores ("Stephen Hall" 0.44 read alone, another
-        span when read beside three other passages); one at a time is as fast on CPU, with no padding.
+        span when read beside three other passages; measured again for issue #22 in docs/cpus.md); one at
+        a time is as fast on CPU, with no padding.
         """
         out = []
         for window in windows:
