@@ -90,10 +90,18 @@ class Assistant:
         return Indexer(self.store, self.embedder, self.settings)
 
     @cached_property
+    def thresholds(self):
+        """The decline decision's thresholds, saved with the reader model (`generation/decline.py`)."""
+        from assistant.generation.decline import Thresholds
+        from assistant.reading.reader import DEFAULT_MODEL_DIR
+
+        return Thresholds.load(self.settings.reader_dir or DEFAULT_MODEL_DIR)
+
+    @cached_property
     def extractive(self):
         from assistant.generation.extractive import ExtractiveGenerator
 
-        return ExtractiveGenerator(self.embedder)
+        return ExtractiveGenerator(self.embedder, thresholds=self.thresholds)
 
     @cached_property
     def reader(self):
@@ -101,7 +109,7 @@ class Assistant:
         from assistant.generation.reader import ReaderGenerator
         from assistant.reading import Reader
 
-        return ReaderGenerator(Reader(self.settings.reader_dir), self.extractive)
+        return ReaderGenerator(Reader(self.settings.reader_dir), self.extractive, self.thresholds)
 
     @cached_property
     def grounder(self):
@@ -138,7 +146,7 @@ class Assistant:
     def with_generator(self, generator) -> Assistant:
         """The same index, model and locks, answering with another generator."""
         other = Assistant(self.settings, generator=generator)
-        for part in ("embedder", "store", "retriever", "indexer", "extractive", "reader", "grounder"):
+        for part in ("embedder", "store", "retriever", "indexer", "thresholds", "extractive", "reader", "grounder"):
             setattr(other, part, getattr(self, part))
         other._ready = self._ready
         return other

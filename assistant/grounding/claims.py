@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+from assistant.generation.decline import says_not_found
 from assistant.index.keyword import STOPWORDS, tokenize
 from assistant.ingest.chunking import sentences
 
@@ -28,19 +29,6 @@ _REMOVED = re.compile(rf"(?:{MARKER.pattern})|\s*(?P<tag>{_PROMPT_TAG})", re.IGN
 
 CLAIM, ABSTENTION, META = "claim", "abstention", "meta"
 
-_ABSTAIN_EXACT = re.compile(
-    r"\b(?:could|can|did)\s*(?:not|n[’']t)\s+(?:find|locate)\b[^.\n]{0,60}?\b(?:in|from)\s+the\s+"
-    r"(?:provided\s+|given\s+)?(?:documents?|passages?|sources?|texts?|context)",
-    re.IGNORECASE,
-)
-_ABSTAIN_LOOSE = re.compile(
-    r"\bnot\s+(?:found|mentioned|stated|specified|given|provided|present|addressed)\s+in\s+the\s+"
-    r"|\b(?:documents?|passages?|sources?|texts?|context)\s+(?:do|does|did)\s*(?:not|n[’']t)\s+"
-    r"(?:contain|mention|say|state|specify|include|provide|answer|give)"
-    r"|\bno\s+(?:information|mention|details?)\s+(?:about|on|of|regarding)\b"
-    r"|\b(?:I\s+(?:do\s+not|don[’']t)\s+know|cannot\s+(?:be\s+)?(?:answer|determine)(?:ed)?)\b",
-    re.IGNORECASE,
-)
 # Words that talk about the answer rather than the world: a sentence made only of these is not a claim.
 _META_WORDS = frozenset(
     tokenize(
@@ -163,7 +151,7 @@ def sentence_kind(text: str, cited: bool = False) -> str:
     A loose abstention wording inside a sentence that cites a passage is an answer that mentions
     a gap, so it stays a claim; the fixed decline wording never is one.
     """
-    if _ABSTAIN_EXACT.search(text) or (not cited and _ABSTAIN_LOOSE.search(text)):
+    if says_not_found(text, cited=cited):
         return ABSTENTION
     if not [t for t in content_terms(text) if t not in _META_WORDS] and not _has_digit(text):
         return META
