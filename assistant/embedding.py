@@ -24,6 +24,7 @@ import json
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from functools import cached_property
 from pathlib import Path
 
@@ -66,6 +67,7 @@ class Embedder:
             AVX512-BF16 or AMX: about 1.6x the documents per second, vectors within 0.996 cosine).
         model_name: What the index records as its embedding model; defaults to the packaged model's
             name, or the folder's name for another model.
+        cache_size: Sentence vectors `encode_cached` keeps (least recently used out).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Embedder:
         cache_dir: Path | None = None,
         precision: Precision = "auto",
         model_name: str | None = None,
+        cache_size: int = 50_000,
     ):
         if precision not in PRECISIONS:
             raise InputError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
@@ -89,6 +92,9 @@ class Embedder:
         self._runtime_tried = False
         self._tokenizer = None
         self._loader: threading.Thread | None = None
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------------
     @cached_property
@@ -230,6 +236,41 @@ class Embedder:
         if runtime is None or not texts:
             return self.encode(texts)
         return runtime.encode(texts)
+
+    def encode_cached(self, texts: list[str]) -> np.ndarray:
+        """`encode_queries`, remembering each text's vector: the sentences an answer weighs and checks.
+
+        Differs from `encode` as `encode_queries` does (the ONNX export in float32, never the bulk
+        precision), and in that every text's vector is kept (the `cache_size` most recently used), so
+        warm questions over the same passages cost no model call. Several questions are answered at
+        once, so the cache is read and written under a lock while the model runs unlocked, and the
+        result is built from this call's own copies: an eviction (another call's, or this call's
+        own when the cache is full) cannot take a vector away between storing and reading it.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        unique = list(dict.fromkeys(texts))
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for t in unique:
+                vector = self._cache.get(t)
+                if vector is not None:
+                    self._cache.move_to_end(t)
+                    found[t] = vector
+        todo = [t for t in unique if t not in found]
+        if todo:
+            fresh = dict(zip(todo, self.encode_queries(todo), strict=True))
+            found.update(fresh)
+            with self._cache_lock:
+                self._cache.update(fresh)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    def is_cached(self, text: str) -> bool:
+        """Whether `encode_cached` holds this text's vector (it would cost no model call now)."""
+        with self._cache_lock:
+            return text in self._cache
 
     def encode_query(self, text: str) -> np.ndarray:
         """One question's vector (see `encode_queries`)."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from assistant.embedding import Embedder
 from assistant.errors import QuestionError
@@ -39,6 +39,33 @@ def _text(value: str) -> str:
 __all__ = ["Assistant", "QuestionError", "answer"]
 
 
+class part:
+    """`cached_property` with a lock: each part is built once even when several threads ask at once
+    (`functools.cached_property` has had no lock since Python 3.12). One re-entrant lock per assistant,
+    since parts are built from parts; building is cheap (models load lazily), so sharing it costs nothing.
+    """
+
+    def __init__(self, build):
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            pass
+        with obj._parts:
+            if self.name not in obj.__dict__:
+                obj.__dict__[self.name] = self.build(obj)
+            return obj.__dict__[self.name]
+
+
 class Assistant:
     """Question answering over an indexed folder of documents, with cited passages.
 
@@ -56,10 +83,11 @@ class Assistant:
         self.settings = (settings or Settings.from_env()).with_(**overrides)
         self._generator = generator if generator is not None and not isinstance(generator, str) else None
         self._ready = threading.Lock()
+        self._parts = threading.RLock()
         self._checked_empty = False
 
     # -- parts, built on first use -------------------------------------------------------------
-    @cached_property
+    @part
     def embedder(self) -> Embedder:
         return Embedder(
             batch_size=self.settings.batch_size,
@@ -67,7 +95,7 @@ class Assistant:
             precision=self.settings.embed_precision,
         )
 
-    @cached_property
+    @part
     def store(self):
         from assistant.index.store import Store
         from assistant.ingest.chunking import CHUNKER_VERSION
@@ -76,20 +104,20 @@ class Assistant:
         stamp = IndexStamp(self.embedder.model_name, self.embedder.dimension, CHUNKER_VERSION)
         return Store(self.settings, stamp=stamp)
 
-    @cached_property
+    @part
     def retriever(self):
         from assistant.retrieval.hybrid import Retriever
 
         s = self.settings
         return Retriever(self.store, self.embedder, k=s.k, candidates=s.candidates, dense_weight=s.dense_weight)
 
-    @cached_property
+    @part
     def indexer(self):
         from assistant.index.indexing import Indexer
 
         return Indexer(self.store, self.embedder, self.settings)
 
-    @cached_property
+    @part
     def thresholds(self):
         """The decline decision's thresholds, saved with the reader model (`generation/decline.py`)."""
         from assistant.generation.decline import Thresholds
@@ -97,13 +125,13 @@ class Assistant:
 
         return Thresholds.load(self.settings.reader_dir or DEFAULT_MODEL_DIR)
 
-    @cached_property
+    @part
     def extractive(self):
         from assistant.generation.extractive import ExtractiveGenerator
 
         return ExtractiveGenerator(self.embedder, thresholds=self.thresholds)
 
-    @cached_property
+    @part
     def reader(self):
         """The default generator: the trained span reader, with the extractive generator's evidence."""
         from assistant.generation.reader import ReaderGenerator
@@ -111,14 +139,14 @@ class Assistant:
 
         return ReaderGenerator(Reader(self.settings.reader_dir), self.extractive, self.thresholds)
 
-    @cached_property
+    @part
     def grounder(self):
         """Checks an LLM's answer against the passages (the extractive generator's needs no check)."""
         from assistant.grounding.grounder import Grounder
 
         return Grounder(self.embedder)
 
-    @cached_property
+    @part
     def generator(self):
         from assistant.generation import create_generator, with_fallback
 
@@ -127,7 +155,7 @@ class Assistant:
             return with_fallback(self._generator, offline, self.grounder)
         return create_generator(self.settings, fallback=offline, grounder=self.grounder)
 
-    @cached_property
+    @part
     def chain(self):
         """question (+history) → standalone query → passages → draft → cited Answer, as LCEL runnables.
 

@@ -155,3 +155,27 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, seed_dir):
     proc = _cli("--chroma-url", "http://127.0.0.1:9", "ask", "hello", env=env)
     assert proc.returncode == 1
     assert "127.0.0.1:9" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_parts_are_built_once_when_many_threads_ask_at_once(tmp_path):
+    """The first questions of a server arrive together: each part (store, generator, ...) must be one
+    object for all of them, or two stores would edit one index and two readers load one model."""
+    import threading
+
+    from assistant.pipeline import Assistant
+
+    a = Assistant(index_dir=tmp_path / "index")
+    start = threading.Barrier(8)
+    seen: list[tuple] = []
+
+    def build() -> None:
+        start.wait()
+        seen.append((a.generator, a.store, a.embedder, a.extractive, a.thresholds))
+
+    threads = [threading.Thread(target=build) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(seen) == 8
+    assert all(all(x is y for x, y in zip(s, seen[0], strict=True)) for s in seen)

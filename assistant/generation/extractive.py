@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
-
-import numpy as np
 
 from assistant.embedding import Embedder
 from assistant.generation import DECLINE_TEXT, Generator
@@ -62,7 +59,6 @@ class ExtractiveGenerator(Generator):
         embedder: Encodes question and sentences (the same model as retrieval).
         max_sentences: Sentences in an answer (1 to 3).
         thresholds: The decline decision's thresholds (`decline_at` is the one this generator uses).
-        cache_size: Sentence vectors kept, so warm questions over the same passages cost no model call.
     """
 
     name = "extractive"
@@ -72,14 +68,10 @@ class ExtractiveGenerator(Generator):
         embedder: Embedder,
         max_sentences: int = 3,
         thresholds: Thresholds = DEFAULT_THRESHOLDS,
-        cache_size: int = 50_000,
     ):
         self.embedder = embedder
         self.max_sentences = max(1, min(3, max_sentences))
         self.thresholds = thresholds
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
 
     def generate(self, question: str, passages: list[Passage]) -> Draft:
         ranked, evidence = self.analyse(question, passages)
@@ -115,8 +107,8 @@ class ExtractiveGenerator(Generator):
         s_terms = [set(_terms(t)) for *_, t in spans]
         idf = _idf(q_terms, s_terms)
         total = sum(idf.values()) or 1.0
-        q_vec = self._vectors([question])[0]
-        cos = self._vectors([t for *_, t in spans]) @ q_vec
+        q_vec = self.embedder.encode_cached([question])[0]
+        cos = self.embedder.encode_cached([t for *_, t in spans]) @ q_vec
         overlaps = [sum(idf[t] for t in q_terms if t in terms) / total if q_terms else 0.0 for terms in s_terms]
         base = {
             (n, i): W_COSINE * float(c) + W_OVERLAP * o for (n, i, *_), c, o in zip(spans, cos, overlaps, strict=True)
@@ -163,30 +155,6 @@ class ExtractiveGenerator(Generator):
             chosen.append(cand)
         first = chosen[0].passage  # same passage: reading order; otherwise best first
         return sorted(chosen, key=lambda c: (0, c.start) if c.passage == first else (1, ranked.index(c)))
-
-    def _vectors(self, texts: list[str]) -> np.ndarray:
-        """Sentence vectors, cached (least recently used out): warm questions over the same passages
-        cost no model call.
-
-        Several questions are answered at once, so the cache is read and written under a lock, and
-        the result is built from this call's own copies: another call's eviction (or this call's
-        own, when the cache is full) cannot take a vector away between storing and reading it.
-        """
-        found: dict[str, np.ndarray] = {}
-        with self._cache_lock:
-            for t in dict.fromkeys(texts):
-                if t in self._cache:
-                    self._cache.move_to_end(t)
-                    found[t] = self._cache[t]
-        todo = [t for t in dict.fromkeys(texts) if t not in found]
-        if todo:
-            fresh = dict(zip(todo, self.embedder.encode_queries(todo), strict=True))  # the model runs unlocked
-            found.update(fresh)
-            with self._cache_lock:
-                self._cache.update(fresh)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return np.stack([found[t] for t in texts])
 
 
 def _pair_coverage(spans, s_terms, q_terms, idf, total) -> float:

@@ -155,7 +155,6 @@ class Grounder:
         max_embedded: Claims of one answer whose meaning is weighed at most (the check's cost bound).
         max_unsupported_share: `mostly_unsupported` is true above this share of unsupported claims.
         candidates: Passage sentences per claim embedded when the passages were not `prepare`d.
-        cache_size: Sentence vectors kept between calls.
     """
 
     def __init__(
@@ -171,7 +170,6 @@ class Grounder:
         max_embedded: int = MAX_EMBEDDED,
         max_unsupported_share: float = MAX_UNSUPPORTED_SHARE,
         candidates: int = CANDIDATES,
-        cache_size: int = 20_000,
     ):
         self.embedder = embedder
         self.threshold = threshold
@@ -185,8 +183,6 @@ class Grounder:
         self.max_embedded = max_embedded
         self.max_unsupported_share = max_unsupported_share
         self.candidates = candidates
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._passages: OrderedDict[str, _PassageView] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -197,7 +193,7 @@ class Grounder:
     def prepare(self, passages: list[Passage]) -> None:
         """Read and embed the passages' sentences ahead of `ground` (e.g. while the LLM writes the answer)."""
         views = [self._view(p.chunk.text) for p in passages]
-        self._vectors([w.text for v in views for w in v.windows if len(w.sentences) == 1])
+        self.embedder.encode_cached([w.text for v in views for w in v.windows if len(w.sentences) == 1])
 
     # -- the check -----------------------------------------------------------------------------
     def ground(self, answer_text: str, passages: list[Passage], question: str | None = None) -> Grounding:
@@ -287,13 +283,13 @@ class Grounder:
         others count as unrelated (cosine 0): the check must stay cheap next to the LLM.
         """
         singles = [i for i, w in enumerate(windows) if len(w.sentences) == 1]
-        cached = {windows[i].sentences[0] for i in singles if self._cached(windows[i].sentences[0])}
+        cached = {windows[i].sentences[0] for i in singles if self.embedder.is_cached(windows[i].sentences[0])}
         wanted = []
         for lex in lexical:
             order = sorted(singles, key=lambda i: -lex[i])
             wanted.append({windows[i].sentences[0] for i in order[: self.candidates]} | cached)
         texts = list(dict.fromkeys([*claims, *(t for ts in wanted for t in ts)]))
-        vectors = dict(zip(texts, self._vectors(texts), strict=True))
+        vectors = dict(zip(texts, self.embedder.encode_cached(texts), strict=True))
         out = []
         for claim, want in zip(claims, wanted, strict=True):
             cos = {t: float(vectors[t] @ vectors[claim]) for t in want}
@@ -408,22 +404,6 @@ class Grounder:
                 while len(self._passages) > 2_000:
                     self._passages.popitem(last=False)
         return view
-
-    def _cached(self, text: str) -> bool:
-        return text in self._cache
-
-    def _vectors(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        with self._lock:
-            todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        fresh = dict(zip(todo, self.embedder.encode_queries(todo), strict=True)) if todo else {}
-        with self._lock:
-            for t, v in fresh.items():
-                self._cache[t] = v
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-            return np.stack([fresh[t] if t in fresh else self._cache[t] for t in texts])
 
 
 def _flag(base: SentenceSupport, reason: str) -> SentenceSupport:

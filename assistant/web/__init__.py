@@ -9,7 +9,7 @@ and only inside their functions: importing this package loads no web framework.
 
 from __future__ import annotations
 
-from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, parse_history, read_json
+from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, read_json
 from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView
 from assistant.web.page import EXAMPLES, build_blocks
 from assistant.web.render import (
@@ -24,7 +24,7 @@ from assistant.web.render import (
     where,
 )
 from assistant.web.server import OneLineTracebacks, serve
-from assistant.web.service import ContextReader, Service, SourceNames, Turn, public_error
+from assistant.web.service import ContextReader, Service, SourceNames, Turn, parse_history, public_error
 from assistant.web.uploads import (
     UploadError,
     UploadGuard,

@@ -123,6 +123,31 @@ class Turn:
     shown: str  # the escaped HTML bubble
 
 
+_MAX_HISTORY_TURNS = 20
+
+
+def parse_history(raw) -> list:
+    """Validate a client's history: [[user, assistant], ...] pairs or [{"role", "content"}] messages.
+
+    Raises:
+        InputError: the history is not one of those shapes (the message says which rule it broke).
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InputError('"history" must be a list of [user, assistant] pairs or {"role", "content"} messages.')
+    for item in raw:
+        if isinstance(item, dict):
+            if item.get("role") not in ("user", "assistant", "system") or not isinstance(item.get("content"), str):
+                raise InputError('Each history message needs "role" (user or assistant) and text "content".')
+        elif isinstance(item, (list, tuple)):
+            if len(item) != 2 or not all(isinstance(x, str) or x is None for x in item):
+                raise InputError("Each history pair must be [user question, assistant answer].")
+        else:
+            raise InputError("Each history item must be a [user, assistant] pair or a {role, content} message.")
+    return raw[-2 * _MAX_HISTORY_TURNS :]
+
+
 class Service:
     """One index shared by every user; one `Assistant` per generator, sharing store and model.
 
@@ -139,6 +164,7 @@ class Service:
         self.reader = ContextReader(max_mb=settings.max_file_mb, max_chars=settings.max_chars_per_file)
         self._variants: dict[str, object] = {self.base.settings.generator: self.base}
         self._lock = threading.Lock()
+        self._names_lock = threading.Lock()
         self._names: tuple[str | None, SourceNames] | None = None
 
     @property
@@ -202,12 +228,13 @@ class Service:
     def names(self) -> SourceNames:
         """The shown names of the indexed sources, rebuilt only when the index changed."""
         stamp = self.base.store.generation()
-        cached = self._names
-        if cached is not None and stamp is not None and cached[0] == stamp:
-            return cached[1]
-        names = SourceNames(self.documents(), self.uploads)
-        self._names = (stamp, names)
-        return names
+        with self._names_lock:  # one rebuild per change, however many requests ask at once
+            cached = self._names
+            if cached is not None and stamp is not None and cached[0] == stamp:
+                return cached[1]
+            names = SourceNames(self.documents(), self.uploads)
+            self._names = (stamp, names)
+            return names
 
     def public(self, answer: Answer) -> dict:
         """An answer's JSON for clients: each citation's source as its shown name, not a server path."""
