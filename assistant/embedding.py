@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.errors import InputError
+from assistant.errors import EmbeddingError, InputError
 from assistant.settings import PRECISIONS, Precision
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -91,7 +91,6 @@ class Embedder:
         self._runtime: OnnxEncoder | None = None
         self._runtime_tried = False
         self._tokenizer = None
-        self._loader: threading.Thread | None = None
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -107,22 +106,26 @@ class Embedder:
         key = f"{self.model_path.resolve()}:{stat.st_size if stat else 0}:{stat.st_mtime_ns if stat else 0}"
         return self.cache_dir / "onnx" / f"{self.model_path.name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.onnx"
 
-    def preload(self) -> None:
-        """Start loading the question encoder in the background (e.g. while the index opens)."""
-        if self._loader is not None or self._model is not None or self._runtime is not None:
-            return  # without the lock: a question must not wait for a model load it does not need
-        with self._lock:
-            if self._loader is not None or self._model is not None or self._runtime is not None:
-                return
-            self._loader = threading.Thread(target=self._load_quietly, name="embedder-load", daemon=True)
-            self._loader.start()
+    def warm_up(self) -> None:
+        """Load the question encoder now: the ONNX export, or the torch model (which writes the export
+        when there is none yet), so the first question does not wait, and a failure is said, not swallowed.
 
-    def _load_quietly(self) -> None:
+        Raises:
+            EmbeddingError: the model cannot be loaded, or its ONNX export could not be written (questions
+                then run on torch: the same vectors, a slower start in every new process).
+        """
+        if self.runtime is not None:
+            return
         try:
-            if self.runtime is None:
-                _ = self.model
-        except Exception:  # the foreground call raises it again, with its own stack
-            pass
+            _ = self.model
+        except Exception as exc:
+            raise EmbeddingError(f"The embedding model at {self.model_path} cannot be loaded ({exc!r:.200}).") from None
+        path = self.onnx_path
+        if path is not None and not path.exists():
+            raise EmbeddingError(
+                f"The ONNX export of the embedding model could not be written to {path}; "
+                "questions run on torch (same vectors, slower to start)."
+            )
 
     @property
     def model(self):
@@ -160,6 +163,16 @@ class Embedder:
         except (AttributeError, RuntimeError):  # an older torch without the probes: stay exact
             native = False
         return "bfloat16" if native else "float32"
+
+    @property
+    def document_precision(self) -> str:
+        """`bulk_precision` as the index records it, without importing torch to resolve `auto`: the
+        CPU's own flags (which torch's probes read too) say whether it computes bfloat16 natively."""
+        if self.precision != "auto":
+            return self.precision
+        if self._model is not None:
+            return self.bulk_precision  # torch is loaded anyway
+        return "bfloat16" if _cpu_flags() & {"avx512_bf16", "amx_tile"} else "float32"
 
     @property
     def runtime(self) -> OnnxEncoder | None:
@@ -369,6 +382,18 @@ class OnnxEncoder:
         except Exception:  # no `onnx` package, read-only cache, an exporter change: questions use torch
             tmp.unlink(missing_ok=True)
             return False
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.embedding import Embedder
-from assistant.errors import QuestionError
+from assistant.errors import QuestionError, describe
 from assistant.grounding.citations import build_answer
-from assistant.schema import Answer, Draft, IndexReport, Passage
+from assistant.schema import Answer, Draft, IndexReport, Passage, WarmUp
 from assistant.settings import Settings
 
 History = Sequence[tuple[str, str]] | Sequence[dict]
@@ -85,6 +85,8 @@ class Assistant:
         self._ready = threading.Lock()
         self._parts = threading.RLock()
         self._checked_empty = False
+        self._warming: threading.Thread | None = None
+        self.warmed: WarmUp | None = None  # the report of the warm-up the first question started
 
     # -- parts, built on first use -------------------------------------------------------------
     @part
@@ -101,7 +103,10 @@ class Assistant:
         from assistant.ingest.chunking import CHUNKER_VERSION
         from assistant.schema import IndexStamp
 
-        stamp = IndexStamp(self.embedder.model_name, self.embedder.dimension, CHUNKER_VERSION)
+        s, e = self.settings, self.embedder
+        stamp = IndexStamp(
+            e.model_name, e.dimension, CHUNKER_VERSION, s.chunk_tokens, s.chunk_overlap_tokens, e.document_precision
+        )
         return Store(self.settings, stamp=stamp)
 
     @part
@@ -221,12 +226,41 @@ class Assistant:
         question = self._begin(question)
         yield from self.chain.stream({"question": question, "history": _pairs(history)})
 
+    def warm_up(self) -> WarmUp:
+        """Load every heavy part now (the question encoder and its ONNX export, the reader, an LLM's
+        client or local server) and say what failed, instead of the first question finding out.
+
+        Each part's own `warm_up` raises what it cannot load; here each failure becomes one line
+        (`WarmUp.failed`), so a server can print them and go on (a question then fails the same way).
+        """
+        loaded, failed = [], {}
+        parts = {"embedding model": lambda: self.embedder, "generator": lambda: self.generator}
+        for name, get in parts.items():
+            try:
+                get().warm_up()
+                loaded.append(name)
+            except Exception as exc:  # every part's failure is reported, none stops the others
+                failed[name] = describe(exc)
+        return WarmUp(tuple(loaded), failed)
+
     def _begin(self, question: str) -> str:
         question = self.check(question)
-        self.embedder.preload()  # load the question encoder (and the reader) while the index opens
-        self.generator.preload()
+        self._warm_up_meanwhile()  # load the models while the index opens
         self.ensure_index()
         return question
+
+    def _warm_up_meanwhile(self) -> None:
+        """Start `warm_up` once, in the background; its report is kept in `warmed` (the question that
+        needs a part that failed raises the same error itself)."""
+        if self._warming is not None:
+            return
+        with self._ready:
+            if self._warming is None:
+                self._warming = threading.Thread(target=self._keep_warm_up, name="warm-up", daemon=True)
+                self._warming.start()
+
+    def _keep_warm_up(self) -> None:
+        self.warmed = self.warm_up()
 
     def check(self, question: str) -> str:
         """Clean a question and refuse what cannot be answered, with a reason."""

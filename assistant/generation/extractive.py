@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from assistant.embedding import Embedder
 from assistant.generation import DECLINE_TEXT, Generator
 from assistant.generation.decline import DEFAULT_THRESHOLDS, Thresholds, decide_on_evidence, no_answer_probability
+from assistant.grounding.claims import content_terms
 from assistant.index.keyword import tokenize
 from assistant.ingest.chunking import sentences
 from assistant.schema import Draft, Passage
@@ -84,7 +85,7 @@ class ExtractiveGenerator(Generator):
         chosen = self.choose(ranked)
         parts, quotes = [], {}
         for c in chosen:
-            parts.append(f"{_clean(c.text)} [{c.passage}]")
+            parts.append(f"{one_line(c.text)} [{c.passage}]")
             quotes[c.passage] = _join_quote(passages[c.passage - 1].chunk.text, quotes.get(c.passage), c)
         return Draft(" ".join(parts), abstained=False, quotes=quotes)
 
@@ -171,10 +172,9 @@ def _pair_coverage(spans, s_terms, q_terms, idf, total) -> float:
 
 def _terms(text: str) -> list[str]:
     """Keyword tokens, with plural numbers and codes matched to their singular ("S-400s" ~ "S-400")."""
-    return [_PLURAL_CODE.sub(r"\1", t) for t in tokenize(text) if t not in _ASKING]
+    return [t for t in content_terms(text) if t not in _ASKING]
 
 
-_PLURAL_CODE = re.compile(r"(\d)s$")
 # Words that frame a question rather than say what it is about (stemmed as `tokenize` does).
 _ASKING = frozenset(tokenize("who whom whose what which when where why how did does do might can could would"))
 
@@ -247,7 +247,8 @@ def _similar(a: str, b: str) -> bool:
     return bool(ta and tb) and len(ta & tb) / min(len(ta), len(tb)) > 0.75
 
 
-def _clean(text: str) -> str:
+def one_line(text: str) -> str:
+    """A quoted sentence as it is shown in an answer: its whitespace (line breaks too) made single spaces."""
     return " ".join(text.split())
 
 

@@ -156,6 +156,11 @@ class OpenAIGenerator(Generator):
         except Exception as exc:  # every client failure becomes one clear error
             raise self._error(exc) from None
 
+    def warm_up(self) -> None:
+        """Build the client and chains now (no request is sent); raises `GenerationError` when it cannot be."""
+        self._chain()
+        self._condenser()
+
     def _chain(self) -> Runnable:
         with self._lock:
             if self._answer_chain is None:
@@ -272,6 +277,10 @@ class LlamaCppGenerator(Generator):
     def start(self) -> str:
         """Load the model and start the server now (instead of on the first question); returns its URL."""
         return self._openai().endpoint
+
+    def warm_up(self) -> None:
+        """Load the model and start its server now; raises `GenerationError` when it cannot."""
+        self._openai().warm_up()
 
     def close(self) -> None:
         """Stop this model's server early (it otherwise stops at exit)."""

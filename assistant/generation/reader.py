@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Sequence
 
 from assistant.generation import DECLINE_TEXT, Generator, standalone_query
@@ -37,7 +36,7 @@ from assistant.generation.decline import (
     no_answer_probability,
     usable_probability,
 )
-from assistant.generation.extractive import Candidate, ExtractiveGenerator
+from assistant.generation.extractive import Candidate, ExtractiveGenerator, one_line
 from assistant.ingest.chunking import sentences
 from assistant.reading import AnswerSpan, Reader
 from assistant.schema import Draft, Passage, ShortAnswer
@@ -54,7 +53,7 @@ class ReaderGenerator(Generator):
     """Answers with the exact words a trained span reader finds, then the cited sentence holding them.
 
     Args:
-        reader: The span reader (loaded on first use; `preload()` starts that early).
+        reader: The span reader (loaded on first use; `warm_up()` loads it now).
         evidence: The extractive generator: its evidence model decides declining, its answer is the
             one given when the reader is not sure of a span.
         thresholds: Where `decline.decide` draws its lines (the ones saved with the reader model:
@@ -69,21 +68,10 @@ class ReaderGenerator(Generator):
         self.reader = reader
         self.evidence = evidence
         self.thresholds = thresholds
-        self._lock = threading.Lock()
-        self._loader: threading.Thread | None = None
 
-    def preload(self) -> None:
-        """Load the reader model in the background, once (a missing model is raised by the first answer)."""
-        with self._lock:
-            if self._loader is None:
-                self._loader = threading.Thread(target=self._warm_quietly, name="reader-load", daemon=True)
-                self._loader.start()
-
-    def _warm_quietly(self) -> None:
-        try:
-            self.reader.warm_up()
-        except Exception:  # the foreground `read` raises it again, with its own stack
-            pass
+    def warm_up(self) -> None:
+        """Load the reader model now (raises `ReaderError` naming a missing or corrupt file)."""
+        self.reader.warm_up()
 
     def judge(self, question: str, passages: list[Passage]) -> tuple[Verdict, AnswerSpan | None, list[Candidate]]:
         """The verdict, the span chosen (None when the reader did not read) and the ranked sentences."""
@@ -144,7 +132,7 @@ def compose_short(short: ShortAnswer, passages: list[Passage], support: list[Can
     """
     text = passages[short.passage - 1].chunk.text
     lo, hi = holding(text, short.start, short.end)
-    parts = [f"{short.text}{SEPARATOR}{_clean(text[lo:hi])} [{short.passage}]"]
+    parts = [f"{short.text}{SEPARATOR}{one_line(text[lo:hi])} [{short.passage}]"]
     quoted = {short.passage: (lo, hi)}
     for c in support:
         if len(parts) > MAX_SUPPORT:
@@ -155,7 +143,7 @@ def compose_short(short: ShortAnswer, passages: list[Passage], support: list[Can
         if at is not None and _far(passages[c.passage - 1].chunk.text, at, c):
             continue  # too far from the rest of the passage's quote
         quoted[c.passage] = (min(at[0], c.start), max(at[1], c.end)) if at else (c.start, c.end)
-        parts.append(f"{_clean(c.text)} [{c.passage}]")
+        parts.append(f"{one_line(c.text)} [{c.passage}]")
     quotes = {n: passages[n - 1].chunk.text[a:b] for n, (a, b) in quoted.items()}
     return Draft(" ".join(parts), abstained=False, quotes=quotes, short=short)
 
@@ -199,7 +187,3 @@ def short_answer(span: AnswerSpan) -> ShortAnswer:
     start = span.start + len(span.text) - len(span.text.lstrip())
     text = span.text.strip()
     return ShortAnswer(text, span.passage_index + 1, start, start + len(text))
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split())

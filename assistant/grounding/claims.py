@@ -159,8 +159,12 @@ def sentence_kind(text: str, cited: bool = False) -> str:
 
 
 def content_terms(text: str) -> list[str]:
-    """Stemmed, stop-word free terms; plural codes meet their singular ("S-400s" ~ "S-400")."""
-    return [re.sub(r"(\d)s$", r"\1", t) for t in tokenize(text)]
+    """Stemmed, stop-word free terms; plural codes meet their singular ("S-400s" ~ "S-400"): the one
+    term rule of both the extractive generator and the grounding check."""
+    return [_TERM_PLURAL.sub(r"\1", t) for t in tokenize(text)]
+
+
+_TERM_PLURAL = re.compile(r"(\d)s$")
 
 
 def claim_terms(text: str) -> list[str]:
@@ -202,13 +206,15 @@ def normalise(word: str) -> str:
     w = _THOUSANDS.sub("", w.lstrip("$€£¥").rstrip("%"))
     w = _ORDINAL.sub(r"\1", w)
     w = _POINT_ZERO.sub(r"\1", w)
-    return _PLURAL_CODE.sub(r"\1", w)
+    return _CODE_PLURAL.sub(r"\1", w)
 
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
 _POINT_ZERO = re.compile(r"^(\d+)\.0+$")
-_PLURAL_CODE = re.compile(r"(?<=[a-z-])(\d+)s$")
+# A code's plural only ("s-400s" → "s-400"): a decade keeps its s ("1970s" is not "1970"). Terms, which
+# only ever meet terms, use the plain rule of `content_terms`.
+_CODE_PLURAL = re.compile(r"(?<=[a-z-])(\d+)s$")
 
 
 def _plain(word: str) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.embedding import Embedder
+from assistant.errors import InputError
 from assistant.grounding.claims import (
     ABSTENTION,
     CLAIM,
@@ -40,7 +41,7 @@ from assistant.grounding.claims import (
     sentence_idf,
     split_answer,
 )
-from assistant.schema import Draft, Passage, Unsupported
+from assistant.schema import Passage, Unsupported
 
 UNSUPPORTED_WARNING = "the language model's answer was not supported by the documents"
 
@@ -113,10 +114,6 @@ class Grounding:
         """Passages the grounded text cites, in order of first use."""
         return tuple(dict.fromkeys(n for s in self.sentences for n in s.passages))
 
-    def draft(self) -> Draft:
-        """The grounded answer as a draft for `citations.build_answer`."""
-        return Draft(self.text, abstained=False, quotes=dict(self.quotes))
-
 
 @dataclass(frozen=True)
 class Window:
@@ -176,7 +173,7 @@ class Grounder:
         self.w_meaning = w_meaning
         self.keep_margin = keep_margin
         if not (lexical_floor <= threshold <= lexical_sure and lexical_floor <= lexical_threshold <= lexical_sure):
-            raise ValueError("Grounder needs lexical_floor <= threshold, lexical_threshold <= lexical_sure.")
+            raise InputError("Grounder needs lexical_floor <= threshold, lexical_threshold <= lexical_sure.")
         self.lexical_floor = lexical_floor
         self.lexical_sure = lexical_sure
         self.lexical_threshold = lexical_threshold
@@ -185,10 +182,6 @@ class Grounder:
         self.candidates = candidates
         self._passages: OrderedDict[str, _PassageView] = OrderedDict()
         self._lock = threading.Lock()
-
-    def warm_up(self) -> None:
-        """Load the encoder now rather than on the first answer."""
-        self.embedder.encode_queries(["warm up"])
 
     def prepare(self, passages: list[Passage]) -> None:
         """Read and embed the passages' sentences ahead of `ground` (e.g. while the LLM writes the answer)."""

@@ -17,11 +17,10 @@ from pathlib import Path, PurePosixPath
 
 from assistant.errors import InputError
 from assistant.ingest.loading import INDEX_UPLOADS
-from assistant.schema import Answer, Citation, Document
-from assistant.settings import Settings
+from assistant.schema import Answer, Citation, Document, WarmUp
+from assistant.settings import MB, Settings
 from assistant.web.uploads import UploadError, check_upload_source, remove_partial_uploads, safe_name, save_upload
 
-_MB = 1024 * 1024
 _CONTEXT_CHARS = 600  # neighbouring text shown around a cited passage
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"<>]+/)+([^\s/'\"<>]*)")  # not the path of a URL
 logger = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class ContextReader:
 
     def __init__(self, window: int = _CONTEXT_CHARS, max_mb: float = 25.0, max_chars: int | None = None):
         self.window = window
-        self.max_bytes = int(max_mb * _MB)
+        self.max_bytes = int(max_mb * MB)
         self.max_chars = max_chars if max_chars is not None else Settings.max_chars_per_file
 
     def around(self, c: Citation) -> tuple[str, str] | None:
@@ -188,13 +187,16 @@ class Service:
                 self._variants[name] = self.base.with_generator(name)
             return self._variants[name]
 
-    def warm_up(self) -> None:
-        """Build the index from seeds when empty, settle `uploads/`, load the model: the first user does not wait."""
+    def warm_up(self) -> WarmUp:
+        """Build the index from seeds when empty, settle `uploads/`, load the models: the first user does
+        not wait. What failed to load is printed, one line each, and returned (the server goes on)."""
         self.base.ensure_index()
         if note := self.recover_uploads():
             print(note, file=sys.stderr, flush=True)
-        self.base.embedder.encode_queries(["warm up"])
-        self.base.generator.preload()
+        report = self.base.warm_up()
+        for line in report.lines():
+            print(line, file=sys.stderr, flush=True)
+        return report
 
     def recover_uploads(self) -> str | None:
         """Settle what a killed upload left in `uploads/`; returns a line saying what was done, if anything.
