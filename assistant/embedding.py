@@ -19,6 +19,7 @@ to false unless the application set it (the tokenizers library warns at every fo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -380,7 +381,8 @@ class OnnxEncoder:
             os.replace(tmp, path)
             return True
         except Exception:  # no `onnx` package, read-only cache, an exporter change: questions use torch
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the cache may not even be a folder
+                tmp.unlink(missing_ok=True)
             return False
 
 

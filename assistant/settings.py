@@ -15,6 +15,7 @@ GeneratorName = Literal["reader", "extractive", "openai", "llamacpp"]
 GENERATORS: tuple[str, ...] = get_args(GeneratorName)  # the one list of generator names (CLI choices, checks)
 Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+MB = 1024 * 1024  # bytes in the megabyte of every size limit and message
 
 
 def _default_index_dir() -> Path:

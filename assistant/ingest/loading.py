@@ -19,10 +19,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.errors import first_line
 from assistant.ingest import formats
 from assistant.ingest.limits import check_zip, pdf_limits, pdf_within
 from assistant.schema import Document, Skipped
-from assistant.settings import Settings
+from assistant.settings import MB, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ _HTML_SUFFIXES = frozenset({".html", ".htm"})
 _INDEX_MARKERS = ("chroma.sqlite3", ".index.lock")
 INDEX_UPLOADS = "uploads"
 
-_MB = 1024 * 1024
 _BINARY = "binary file (not text)"
 _EMPTY = "empty file"
 DEFAULT_MAX_CHARS: int = Settings.max_chars_per_file
@@ -130,7 +130,7 @@ def load_file(path: Path, *, max_bytes: int | None = None, max_chars: int = DEFA
     try:
         loaded = _load(path, max_bytes, max_chars)
     except Exception as exc:  # a last guard: a bad file must never stop a run
-        return Skipped(source_name(path), f"could not load: {_short(exc)}")
+        return Skipped(source_name(path), f"could not load: {first_line(exc, 100)}")
     if isinstance(loaded, Document) and len(loaded.text) > max_chars:
         return Skipped(loaded.source, _too_much_text(path, len(loaded.text), max_chars))
     return loaded
@@ -165,7 +165,7 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
     if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
         return Skipped(name, "not a regular file")
     if max_bytes is not None and info.st_size > max_bytes:
-        return Skipped(name, f"file too large ({info.st_size / _MB:.1f} MB > limit {max_bytes / _MB:g} MB)")
+        return Skipped(name, f"file too large ({info.st_size / MB:.1f} MB > limit {max_bytes / MB:g} MB)")
     return None
 
 
@@ -196,7 +196,7 @@ def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipp
     if suffix in _ZIP_SUFFIXES and (problem := check_zip(data)) is not None:
         return Skipped(name, problem)
     if suffix == ".pdf":
-        budget = max(max_chars * _PDF_BYTES_PER_CHAR, _MB)
+        budget = max(max_chars * _PDF_BYTES_PER_CHAR, MB)
         if not pdf_within(data, budget):
             reason = f"page content expands to more than {budget / 1e6:,.0f} MB (possible decompression bomb)"
             return Skipped(name, reason)
@@ -405,8 +405,3 @@ def _table_text(table) -> str:
         if cells:
             rows.append(" | ".join(cells))
     return "\n".join(rows)
-
-
-def _short(exc: BaseException, limit: int = 100) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assistant.errors import QuestionError
+from assistant.errors import InputError, QuestionError
 from assistant.schema import Answer
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _CHARS_PER_TOKEN = 4
 
 
-class OpenAIError(ValueError):
+class OpenAIError(InputError):
     """A request refused before it reaches the assistant; `status`, `kind` and `code` go to the client."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None):

@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 
-from assistant.settings import Settings
+from assistant.settings import MB, Settings
 from assistant.web.api import build_app, parse_auth
 from assistant.web.page import build_blocks
 from assistant.web.render import CSS
@@ -15,7 +15,6 @@ from assistant.web.service import Service
 from assistant.web.uploads import UploadGuard
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-_MB = 1024 * 1024
 
 
 def serve(
@@ -46,7 +45,7 @@ def serve(
         demo,
         path="/",
         auth=credentials,
-        max_file_size=int(settings.max_file_mb * _MB),
+        max_file_size=int(settings.max_file_mb * MB),
         ssr_mode=False,
         footer_links=["api"],
         css=CSS,

@@ -18,6 +18,8 @@ import threading
 import warnings
 from dataclasses import dataclass
 
+from assistant.errors import DocumentError
+
 # Characters the layout never sees: zero-width spaces and joiners, word joiner, BOM.
 _INVISIBLE = frozenset({0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF})
 _SPACES = frozenset({0x09, 0x20, 0xA0, 0x3000, *range(0x2000, 0x200B), 0x202F, 0x205F})
@@ -33,7 +35,7 @@ _LOST_SHARE = 0.01
 _PDFIUM = threading.Lock()  # PDFium is not thread-safe, not even across documents
 
 
-class PdfUnreadable(Exception):
+class PdfUnreadable(DocumentError):
     """The PDF cannot be read at all; the message is the reason shown to the user."""
 
 
