@@ -127,7 +127,7 @@ def test_python_api_hybrid_search_and_updates_through_the_server(server, corpus,
     assistant = Assistant(chroma_url=server.url, index_dir=tmp_path / "other-machine", progress=False)
     report = assistant.index([corpus])
     assert report.embedded == 0 and report.unchanged == 3
-    assert len(assistant.index.store.keyword) == assistant.index.store.count() > 0
+    assert len(assistant.store.keyword) == assistant.store.count() > 0
     hits = assistant.retrieve("Halley 76 years")
     assert hits[0].chunk.source.endswith("comets.txt") and hits[0].keyword > 0
 
@@ -141,7 +141,7 @@ def test_python_api_hybrid_search_and_updates_through_the_server(server, corpus,
         assert updated.updated == 1 and updated.embedded > 0
         new = set(writer.store.files()[source_name(path)].chunk_ids)
         assert old - new and not (old - new) & set(writer.store.get_with_vectors(list(old)))
-        assistant.index.store.sync_keyword(max_age_s=0)
+        assistant.store.sync_keyword(max_age_s=0)
         hits = assistant.retrieve("turquoise lagoons")
         assert hits[0].chunk.id in new and hits[0].keyword > 0
         result = assistant.answer("What do coral reefs like?")
@@ -176,9 +176,9 @@ def test_server_down_is_one_clear_line_and_recovery_needs_no_restart(server, cor
 
 def test_a_server_collection_records_what_built_it(server, tmp_path):
     from assistant.errors import IndexMismatchError
+    from assistant.index.store import Store
     from assistant.schema import IndexStamp
     from assistant.settings import Settings
-    from assistant.index.store import Store
 
     settings = Settings(chroma_url=server.url, index_dir=tmp_path / "cache", collection="stamped")
     Store(settings).count()  # a collection from before stamps
