@@ -7,7 +7,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test setup setup-test lint bench
+.PHONY: run test test-fast setup setup-test lint bench
 
 run: setup
 	$(BIN)/assistant serve
@@ -16,6 +16,12 @@ test: setup-test
 	$(BIN)/ruff check assistant tests bench
 	$(BIN)/ruff format --check assistant tests bench
 	$(BIN)/python -m pytest -q
+
+# The tests that load no model and start no server or browser (under 2 minutes); `make test` runs them all.
+test-fast: setup-test
+	$(BIN)/ruff check assistant tests bench
+	$(BIN)/ruff format --check assistant tests bench
+	$(BIN)/python -m pytest -q -m "not model and not server and not browser" --no-model
 
 setup: $(VENV)/.installed
 

@@ -19,17 +19,19 @@ to false unless the application set it (the tokenizers library warns at every fo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from assistant.errors import InputError
+from assistant.errors import EmbeddingError, InputError
 from assistant.settings import PRECISIONS, Precision
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -66,6 +68,7 @@ class Embedder:
             AVX512-BF16 or AMX: about 1.6x the documents per second, vectors within 0.996 cosine).
         model_name: What the index records as its embedding model; defaults to the packaged model's
             name, or the folder's name for another model.
+        cache_size: Sentence vectors `encode_cached` keeps (least recently used out).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Embedder:
         cache_dir: Path | None = None,
         precision: Precision = "auto",
         model_name: str | None = None,
+        cache_size: int = 50_000,
     ):
         if precision not in PRECISIONS:
             raise InputError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
@@ -88,7 +92,9 @@ class Embedder:
         self._runtime: OnnxEncoder | None = None
         self._runtime_tried = False
         self._tokenizer = None
-        self._loader: threading.Thread | None = None
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------------
     @cached_property
@@ -101,22 +107,26 @@ class Embedder:
         key = f"{self.model_path.resolve()}:{stat.st_size if stat else 0}:{stat.st_mtime_ns if stat else 0}"
         return self.cache_dir / "onnx" / f"{self.model_path.name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.onnx"
 
-    def preload(self) -> None:
-        """Start loading the question encoder in the background (e.g. while the index opens)."""
-        if self._loader is not None or self._model is not None or self._runtime is not None:
-            return  # without the lock: a question must not wait for a model load it does not need
-        with self._lock:
-            if self._loader is not None or self._model is not None or self._runtime is not None:
-                return
-            self._loader = threading.Thread(target=self._load_quietly, name="embedder-load", daemon=True)
-            self._loader.start()
+    def warm_up(self) -> None:
+        """Load the question encoder now: the ONNX export, or the torch model (which writes the export
+        when there is none yet), so the first question does not wait, and a failure is said, not swallowed.
 
-    def _load_quietly(self) -> None:
+        Raises:
+            EmbeddingError: the model cannot be loaded, or its ONNX export could not be written (questions
+                then run on torch: the same vectors, a slower start in every new process).
+        """
+        if self.runtime is not None:
+            return
         try:
-            if self.runtime is None:
-                _ = self.model
-        except Exception:  # the foreground call raises it again, with its own stack
-            pass
+            _ = self.model
+        except Exception as exc:
+            raise EmbeddingError(f"The embedding model at {self.model_path} cannot be loaded ({exc!r:.200}).") from None
+        path = self.onnx_path
+        if path is not None and not path.exists():
+            raise EmbeddingError(
+                f"The ONNX export of the embedding model could not be written to {path}; "
+                "questions run on torch (same vectors, slower to start)."
+            )
 
     @property
     def model(self):
@@ -154,6 +164,16 @@ class Embedder:
         except (AttributeError, RuntimeError):  # an older torch without the probes: stay exact
             native = False
         return "bfloat16" if native else "float32"
+
+    @property
+    def document_precision(self) -> str:
+        """`bulk_precision` as the index records it, without importing torch to resolve `auto`: the
+        CPU's own flags (which torch's probes read too) say whether it computes bfloat16 natively."""
+        if self.precision != "auto":
+            return self.precision
+        if self._model is not None:
+            return self.bulk_precision  # torch is loaded anyway
+        return "bfloat16" if _cpu_flags() & {"avx512_bf16", "amx_tile"} else "float32"
 
     @property
     def runtime(self) -> OnnxEncoder | None:
@@ -230,6 +250,41 @@ class Embedder:
         if runtime is None or not texts:
             return self.encode(texts)
         return runtime.encode(texts)
+
+    def encode_cached(self, texts: list[str]) -> np.ndarray:
+        """`encode_queries`, remembering each text's vector: the sentences an answer weighs and checks.
+
+        Differs from `encode` as `encode_queries` does (the ONNX export in float32, never the bulk
+        precision), and in that every text's vector is kept (the `cache_size` most recently used), so
+        warm questions over the same passages cost no model call. Several questions are answered at
+        once, so the cache is read and written under a lock while the model runs unlocked, and the
+        result is built from this call's own copies: an eviction (another call's, or this call's
+        own when the cache is full) cannot take a vector away between storing and reading it.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        unique = list(dict.fromkeys(texts))
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for t in unique:
+                vector = self._cache.get(t)
+                if vector is not None:
+                    self._cache.move_to_end(t)
+                    found[t] = vector
+        todo = [t for t in unique if t not in found]
+        if todo:
+            fresh = dict(zip(todo, self.encode_queries(todo), strict=True))
+            found.update(fresh)
+            with self._cache_lock:
+                self._cache.update(fresh)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    def is_cached(self, text: str) -> bool:
+        """Whether `encode_cached` holds this text's vector (it would cost no model call now)."""
+        with self._cache_lock:
+            return text in self._cache
 
     def encode_query(self, text: str) -> np.ndarray:
         """One question's vector (see `encode_queries`)."""
@@ -326,8 +381,21 @@ class OnnxEncoder:
             os.replace(tmp, path)
             return True
         except Exception:  # no `onnx` package, read-only cache, an exporter change: questions use torch
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the cache may not even be a folder
+                tmp.unlink(missing_ok=True)
             return False
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -35,6 +35,10 @@ class EvaluationError(InputError):
     """A folder to evaluate that is neither layout; the message says what is expected."""
 
 
+class DocumentError(AssistantError, ValueError):
+    """A document that cannot be read (a broken or protected file); the message is the reason shown."""
+
+
 class StoreError(AssistantError, RuntimeError):
     """The index cannot be read or written (a Chroma server down, a broken folder); names the store."""
 
@@ -45,6 +49,10 @@ class IndexMismatchError(StoreError):
 
 class IndexBusyError(StoreError):
     """Another indexing run holds the index and the caller asked not to wait."""
+
+
+class EmbeddingError(AssistantError, RuntimeError):
+    """The embedding model, or its ONNX export for questions, cannot be loaded or written; names the file."""
 
 
 class ReaderError(AssistantError, RuntimeError):
@@ -91,6 +99,17 @@ def redact_url(url: str) -> str:
     # key=value keeps the key; a bare `?token` is all secret
     query = "&".join(f"{p.split('=', 1)[0]}=***" if "=" in p else "***" for p in parts.query.split("&") if p)
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's first line, whitespace collapsed (its type's name when it says nothing), cut at `limit`.
+
+    How any error is quoted inside another message (a library's reason in a `StoreError`, a skipped file's
+    reason); what a user may see of it still goes through `describe` or `redact`.
+    """
+    text = str(exc).strip()
+    text = " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe(exc: BaseException) -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from assistant.embedding import Embedder
-from assistant.errors import QuestionError
+from assistant.errors import QuestionError, describe
 from assistant.grounding.citations import build_answer
-from assistant.schema import Answer, Draft, IndexReport, Passage
+from assistant.schema import Answer, Draft, IndexReport, Passage, WarmUp
 from assistant.settings import Settings
 
 History = Sequence[tuple[str, str]] | Sequence[dict]
@@ -37,6 +37,33 @@ def _text(value: str) -> str:
 
 
 __all__ = ["Assistant", "QuestionError", "answer"]
+
+
+class part:
+    """`cached_property` with a lock: each part is built once even when several threads ask at once
+    (`functools.cached_property` has had no lock since Python 3.12). One re-entrant lock per assistant,
+    since parts are built from parts; building is cheap (models load lazily), so sharing it costs nothing.
+    """
+
+    def __init__(self, build):
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            pass
+        with obj._parts:
+            if self.name not in obj.__dict__:
+                obj.__dict__[self.name] = self.build(obj)
+            return obj.__dict__[self.name]
 
 
 class Assistant:
@@ -56,10 +83,13 @@ class Assistant:
         self.settings = (settings or Settings.from_env()).with_(**overrides)
         self._generator = generator if generator is not None and not isinstance(generator, str) else None
         self._ready = threading.Lock()
+        self._parts = threading.RLock()
         self._checked_empty = False
+        self._warming: threading.Thread | None = None
+        self.warmed: WarmUp | None = None  # the report of the warm-up the first question started
 
     # -- parts, built on first use -------------------------------------------------------------
-    @cached_property
+    @part
     def embedder(self) -> Embedder:
         return Embedder(
             batch_size=self.settings.batch_size,
@@ -67,50 +97,61 @@ class Assistant:
             precision=self.settings.embed_precision,
         )
 
-    @cached_property
+    @part
     def store(self):
         from assistant.index.store import Store
         from assistant.ingest.chunking import CHUNKER_VERSION
         from assistant.schema import IndexStamp
 
-        stamp = IndexStamp(self.embedder.model_name, self.embedder.dimension, CHUNKER_VERSION)
+        s, e = self.settings, self.embedder
+        stamp = IndexStamp(
+            e.model_name, e.dimension, CHUNKER_VERSION, s.chunk_tokens, s.chunk_overlap_tokens, e.document_precision
+        )
         return Store(self.settings, stamp=stamp)
 
-    @cached_property
+    @part
     def retriever(self):
         from assistant.retrieval.hybrid import Retriever
 
         s = self.settings
         return Retriever(self.store, self.embedder, k=s.k, candidates=s.candidates, dense_weight=s.dense_weight)
 
-    @cached_property
+    @part
     def indexer(self):
         from assistant.index.indexing import Indexer
 
         return Indexer(self.store, self.embedder, self.settings)
 
-    @cached_property
+    @part
+    def thresholds(self):
+        """The decline decision's thresholds, saved with the reader model (`generation/decline.py`)."""
+        from assistant.generation.decline import Thresholds
+        from assistant.reading.reader import DEFAULT_MODEL_DIR
+
+        return Thresholds.load(self.settings.reader_dir or DEFAULT_MODEL_DIR)
+
+    @part
     def extractive(self):
         from assistant.generation.extractive import ExtractiveGenerator
 
-        return ExtractiveGenerator(self.embedder)
+        return ExtractiveGenerator(self.embedder, thresholds=self.thresholds)
 
-    @cached_property
+    @part
     def reader(self):
         """The default generator: the trained span reader, with the extractive generator's evidence."""
         from assistant.generation.reader import ReaderGenerator
         from assistant.reading import Reader
 
-        return ReaderGenerator(Reader(self.settings.reader_dir), self.extractive)
+        return ReaderGenerator(Reader(self.settings.reader_dir), self.extractive, self.thresholds)
 
-    @cached_property
+    @part
     def grounder(self):
         """Checks an LLM's answer against the passages (the extractive generator's needs no check)."""
         from assistant.grounding.grounder import Grounder
 
         return Grounder(self.embedder)
 
-    @cached_property
+    @part
     def generator(self):
         from assistant.generation import create_generator, with_fallback
 
@@ -119,7 +160,7 @@ class Assistant:
             return with_fallback(self._generator, offline, self.grounder)
         return create_generator(self.settings, fallback=offline, grounder=self.grounder)
 
-    @cached_property
+    @part
     def chain(self):
         """question (+history) → standalone query → passages → draft → cited Answer, as LCEL runnables.
 
@@ -138,7 +179,7 @@ class Assistant:
     def with_generator(self, generator) -> Assistant:
         """The same index, model and locks, answering with another generator."""
         other = Assistant(self.settings, generator=generator)
-        for part in ("embedder", "store", "retriever", "indexer", "extractive", "reader", "grounder"):
+        for part in ("embedder", "store", "retriever", "indexer", "thresholds", "extractive", "reader", "grounder"):
             setattr(other, part, getattr(self, part))
         other._ready = self._ready
         return other
@@ -185,12 +226,41 @@ class Assistant:
         question = self._begin(question)
         yield from self.chain.stream({"question": question, "history": _pairs(history)})
 
+    def warm_up(self) -> WarmUp:
+        """Load every heavy part now (the question encoder and its ONNX export, the reader, an LLM's
+        client or local server) and say what failed, instead of the first question finding out.
+
+        Each part's own `warm_up` raises what it cannot load; here each failure becomes one line
+        (`WarmUp.failed`), so a server can print them and go on (a question then fails the same way).
+        """
+        loaded, failed = [], {}
+        parts = {"embedding model": lambda: self.embedder, "generator": lambda: self.generator}
+        for name, get in parts.items():
+            try:
+                get().warm_up()
+                loaded.append(name)
+            except Exception as exc:  # every part's failure is reported, none stops the others
+                failed[name] = describe(exc)
+        return WarmUp(tuple(loaded), failed)
+
     def _begin(self, question: str) -> str:
         question = self.check(question)
-        self.embedder.preload()  # load the question encoder (and the reader) while the index opens
-        self.generator.preload()
+        self._warm_up_meanwhile()  # load the models while the index opens
         self.ensure_index()
         return question
+
+    def _warm_up_meanwhile(self) -> None:
+        """Start `warm_up` once, in the background; its report is kept in `warmed` (the question that
+        needs a part that failed raises the same error itself)."""
+        if self._warming is not None:
+            return
+        with self._ready:
+            if self._warming is None:
+                self._warming = threading.Thread(target=self._keep_warm_up, name="warm-up", daemon=True)
+                self._warming.start()
+
+    def _keep_warm_up(self) -> None:
+        self.warmed = self.warm_up()
 
     def check(self, question: str) -> str:
         """Clean a question and refuse what cannot be answered, with a reason."""

@@ -167,7 +167,7 @@ class Answer:
     text: str
     abstained: bool
     citations: list[Citation] = field(default_factory=list)
-    generator: str = "extractive"
+    generator: str = "reader"  # the default generator's name; `build_answer` always sets it
     warning: str | None = None
     unsupported: list[Unsupported] = field(default_factory=list)
     short: str | None = None
@@ -238,15 +238,42 @@ class IndexReport:
 @dataclass(frozen=True)
 class IndexStamp:
     """What built an index, kept with it: vectors are only comparable with the same model's, and
-    passages only match what the same chunker would cut."""
+    passages only match what the same chunker, cutting at the same size and overlap, would cut.
+
+    `precision` (what documents were embedded in: float32, or bfloat16 on CPUs that compute it) is
+    recorded, not enforced: the two give vectors within 0.996 cosine, so one index can be shared by
+    machines of both kinds.
+    """
 
     embedding_model: str
     dimension: int
     chunker_version: str
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+    precision: str = "float32"
+
+    ENFORCED = ("embedding_model", "dimension", "chunker_version", "chunk_tokens", "chunk_overlap")
 
     def describe(self) -> str:
         model = f"embedding model {self.embedding_model} ({self.dimension} dimensions)"
-        return f"{model}, chunker version {self.chunker_version}"
+        chunker = f"chunker version {self.chunker_version} ({self.chunk_tokens} tokens, overlap {self.chunk_overlap})"
+        return f"{model}, {chunker}"
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """What `Assistant.warm_up` loaded, and what failed: part name → one line saying why."""
+
+    loaded: tuple[str, ...] = ()
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def lines(self) -> list[str]:
+        """One line per failure, for a log or a terminal."""
+        return [f"Warm-up: the {name} failed: {reason}" for name, reason in self.failed.items()]
 
 
 @dataclass(frozen=True)

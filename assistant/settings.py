@@ -17,6 +17,7 @@ Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 OcrMode = Literal["auto", "off", "always"]
 OCR_MODES: tuple[str, ...] = get_args(OcrMode)
+MB = 1024 * 1024  # bytes in the megabyte of every size limit and message
 
 
 def _default_index_dir() -> Path:

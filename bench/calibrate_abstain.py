@@ -11,7 +11,8 @@
 4. Report precision/recall of abstaining and answer recall on the fitted sample and on the
    remaining (held-out) questions, and the decline rate on off-topic questions.
 
-Paste the printed `coef`, `intercept` and `threshold` into assistant/generation/extractive.py.
+Paste the printed `coef` and `intercept` into assistant/generation/decline.py (the threshold is `decline_at`,
+saved with the reader model: see `bench/calibrate_reader.py --write`).
 
     .venv/bin/python bench/calibrate_abstain.py [--fit 1500] [--held-out 1500] [FOLDER]
 """
@@ -29,7 +30,7 @@ import numpy as np
 from _common import DATA
 
 from assistant.evaluation.squad import _jsonl, contains_any
-from assistant.generation import extractive
+from assistant.generation import decline
 from assistant.settings import Settings
 
 DEFAULT = DATA / "squad-v2-dev"
@@ -75,7 +76,7 @@ def collect(assistant, questions: list[dict], k: int) -> list[dict]:
         rows.append(
             {
                 "impossible": bool(q.get("is_impossible")),
-                "features": [evidence.get(f, 0.0) for f in extractive.FEATURES] if evidence else None,
+                "features": [evidence.get(f, 0.0) for f in decline.FEATURES] if evidence else None,
                 "evidence": evidence,
                 "coverage": evidence.get("passage_coverage", 0.0) if evidence else 0.0,
                 "correct": bool(q.get("answers")) and contains_any(answer, [g.lower() for g in q["answers"]]),
@@ -94,7 +95,7 @@ def fit(rows: list[dict]) -> tuple[dict[str, float], float]:
     model = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / std, y)
     coef = model.coef_[0] / std
     intercept = float(model.intercept_[0] - (coef * mean).sum())
-    return dict(zip(extractive.FEATURES, (round(float(c), 4) for c in coef), strict=True)), round(intercept, 4)
+    return dict(zip(decline.FEATURES, (round(float(c), 4) for c in coef), strict=True)), round(intercept, 4)
 
 
 def probabilities(rows: list[dict], coef: dict[str, float], intercept: float) -> np.ndarray:
@@ -104,9 +105,9 @@ def probabilities(rows: list[dict], coef: dict[str, float], intercept: float) ->
             out.append(1.0)
             continue
         evidence = r["evidence"]
-        extractive.COEF.update(coef)
-        extractive.INTERCEPT = intercept
-        out.append(extractive.ExtractiveGenerator.no_answer_probability(evidence))
+        decline.COEF.update(coef)
+        decline.INTERCEPT = intercept
+        out.append(decline.no_answer_probability(evidence))
     return np.array(out)
 
 

@@ -14,9 +14,10 @@
    figures, the chosen thresholds' and the current ones' on all articles, and how many SciFact
    claims (statements from another field, which these articles do not answer) are declined.
 
-Paste the printed thresholds into assistant/generation/reader.py.
+`--write` saves the chosen thresholds with the model (the `thresholds` section of its config.json),
+where `generation/decline.py` loads them from.
 
-    .venv/bin/python bench/calibrate_reader.py [--heldout N] [--calibration N] [--records FILE] [--model DIR]
+    .venv/bin/python bench/calibrate_reader.py [--heldout N] [--calibration N] [--records FILE] [--model DIR] [--write]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from _common import DATA
 
 from assistant.evaluation import metrics
 from assistant.evaluation.squad import _jsonl, contains_any
+from assistant.generation import decline
 from assistant.generation import reader as reading_generator
 from assistant.settings import Settings
 
@@ -75,13 +77,13 @@ def collect(args) -> list[dict]:
         for i, r in enumerate(x for x in rows if x["id"] in keep):
             passages = assistant.retrieve(r["question"])
             ranked, evidence = generator.evidence.analyse(r["question"], passages)
-            no_answer = generator.evidence.no_answer_probability(evidence)
+            no_answer = decline.no_answer_probability(evidence)
             result = generator.reader.read(r["question"], [p.chunk.text for p in passages])
             sentences = generator.evidence.compose(ranked, passages).text if ranked else ""
             chosen = generator.evidence.choose(ranked) if ranked else []
             spans = []
             for span in result.spans:
-                usable = reading_generator.usable_probability(span)
+                usable = decline.usable_probability(span)
                 found = reading_generator.short_answer(span) if usable else None
                 spans.append(
                     {
@@ -103,7 +105,7 @@ def collect(args) -> list[dict]:
                     "spans": spans,
                     "sentences": sentences,
                     "has_ranked": bool(ranked),
-                    "named": reading_generator.is_named(evidence),
+                    "named": decline.is_named(evidence),
                 }
             )
             if i % 100 == 0:
@@ -111,12 +113,12 @@ def collect(args) -> list[dict]:
     return out
 
 
-def outcome(rec: dict, th: reading_generator.Thresholds) -> str:
+def outcome(rec: dict, th: decline.Thresholds) -> str:
     """The action `ReaderGenerator` takes on a record under thresholds `th`: decline, sentences or short."""
     if not rec["has_ranked"]:
         return "decline"
     probability = _scored(rec, th.retrieval_weight)["p"]
-    return reading_generator.decide(rec["no_answer"], probability, named=rec["named"], at=th).action
+    return decline.decide(rec["no_answer"], probability, named=rec["named"], at=th).action
 
 
 def _scored(rec: dict, weight: float) -> dict:
@@ -140,12 +142,12 @@ def _scored(rec: dict, weight: float) -> dict:
     return memo[weight]
 
 
-def score(records: list[dict], th: reading_generator.Thresholds) -> dict:
+def score(records: list[dict], th: decline.Thresholds) -> dict:
     """`assistant eval`'s figures for these records under thresholds `th`."""
     return figures([(r, th) for r in records])
 
 
-def figures(judged: list[tuple[dict, reading_generator.Thresholds]]) -> dict:
+def figures(judged: list[tuple[dict, decline.Thresholds]]) -> dict:
     """`assistant eval`'s figures for records, each under its own thresholds (see `crossvalidate`)."""
     em, f1, has_f1, no_acc = [], [], [], []
     answered = declined_answerable = abstained = abstained_impossible = 0
@@ -175,7 +177,7 @@ def figures(judged: list[tuple[dict, reading_generator.Thresholds]]) -> dict:
     }
 
 
-def search(records: list[dict], max_answerable: float) -> reading_generator.Thresholds:
+def search(records: list[dict], max_answerable: float) -> decline.Thresholds:
     """The thresholds with the best mean of overall F1 and has-answer F1 whose declines stay within the limits.
 
     Overall F1 on SQuAD v2 (half its questions unanswerable) rewards withholding short answers;
@@ -184,7 +186,7 @@ def search(records: list[dict], max_answerable: float) -> reading_generator.Thre
     """
     best, best_f1 = None, -1.0
     for values in itertools.product(*GRID.values()):
-        th = reading_generator.Thresholds(**dict(zip(GRID, values, strict=True)))
+        th = decline.Thresholds(**dict(zip(GRID, values, strict=True)))
         s = score(records, th)
         ok = s["answerable_abstain_rate"] <= max_answerable and (s["abstain_precision"] >= 0.8 or s["f1"] == 0)
         if ok and (s["f1"] + s["has_answer_f1"]) / 2 > best_f1:
@@ -216,6 +218,7 @@ def main() -> None:
         "--claims", type=int, default=150, help="SciFact claims asked of the articles (all should be declined)"
     )
     p.add_argument("--max-answerable", type=float, default=0.05)
+    p.add_argument("--write", action="store_true", help="save the chosen thresholds in the model's config.json")
     args = p.parse_args()
     if args.records and args.records.is_file():
         records = json.loads(args.records.read_text())
@@ -227,7 +230,10 @@ def main() -> None:
             args.records.write_text(json.dumps(records))
     articles = [r for r in records if r["part"] in ("calibration", "heldout")]
     claims = [r for r in records if r["part"] == "claims"]
-    current = reading_generator.Thresholds()
+    from assistant.reading.reader import DEFAULT_MODEL_DIR
+
+    model_dir = Path(args.model) if args.model else DEFAULT_MODEL_DIR
+    current = decline.Thresholds.load(model_dir) if (model_dir / "config.json").is_file() else decline.Thresholds()
     chosen = search(articles, args.max_answerable)
     pooled, folds = crossvalidate(articles, args.max_answerable)
     declined = lambda th: round(sum(outcome(r, th) == "decline" for r in claims) / max(1, len(claims)), 4)  # noqa: E731
@@ -243,6 +249,8 @@ def main() -> None:
         "fold_thresholds": folds,
     }
     print(json.dumps(report, indent=1))
+    if args.write:
+        chosen.save(model_dir)
 
 
 if __name__ == "__main__":

@@ -323,7 +323,7 @@ def main() -> int:
         _ = embedder.model
         embedder = Embedder(cache_dir=Settings.from_env().cache_dir)
     grounder = Grounder(embedder) if args.max_embedded is None else Grounder(embedder, max_embedded=args.max_embedded)
-    grounder.warm_up()
+    embedder.warm_up()
     settings = {
         k: getattr(grounder, k)
         for k in (

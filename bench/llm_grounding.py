@@ -134,7 +134,7 @@ def main() -> int:
             )
             assistant.index(paths)
             grounder = Grounder(assistant.embedder)
-            grounder.warm_up()
+            assistant.embedder.warm_up()
             out[label] = run(assistant, grounder, asked)
     print(json.dumps(out))
     return 0

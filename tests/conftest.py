@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -73,3 +75,53 @@ def llama_server(gguf):
     server = xllamacpp.Server(params)
     yield f"http://127.0.0.1:{params.port}/v1"
     del server
+
+
+# -- markers: what a test needs (`make test-fast` runs the tests that need none of them) ----------------
+# A test is marked by the fixtures it uses and the parts its own code builds; `--no-model` (set by
+# `make test-fast`) then also fails any test that loads a model anyway, so a missing mark shows itself.
+_MODEL_FIXTURES = {
+    "seed_assistant", "assistant", "embedder", "exported", "reference", "reader", "grounder", "corpus",
+    "real_assistant", "answered", "documents", "injected", "cli_index", "llm_assistant", "settings", "hostile",
+}  # fmt: skip
+_SERVER_FIXTURES = {"server", "llama_server", "llamacpp", "llm_url", "client", "app_client", "gradio", "gguf"}
+_BROWSER_FIXTURES = {"page"}
+_MODEL_CODE = re.compile(
+    r"\b(?:Assistant|Embedder|Indexer|Reader|Grounder|ExtractiveGenerator)\(|subprocess\.|Popen|"
+    r"\b(?:run_cli|start_index|run_index|index_folder|serve|_serve|cli)\("
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--no-model", action="store_true", help="fail a test that loads a model (for test-fast)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        try:
+            code = inspect.getsource(item.function)
+        except (OSError, TypeError):
+            code = ""
+        if names & _BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if names & (_SERVER_FIXTURES | _BROWSER_FIXTURES):
+            item.add_marker(pytest.mark.server)
+        if names & (_MODEL_FIXTURES | _SERVER_FIXTURES | _BROWSER_FIXTURES) or _MODEL_CODE.search(code):
+            item.add_marker(pytest.mark.model)
+
+
+@pytest.fixture(autouse=True)
+def _no_model_in_fast_tests(request, monkeypatch):
+    """Under `--no-model`, loading a model fails the test: it needs a `model` mark."""
+    if not request.config.getoption("--no-model"):
+        return
+    from assistant.embedding import Embedder, OnnxEncoder
+    from assistant.reading.reader import Reader
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} loads a model: mark it `model`")
+
+    monkeypatch.setattr(Embedder, "model", property(refuse))
+    monkeypatch.setattr(OnnxEncoder, "load", classmethod(refuse))
+    monkeypatch.setattr(Reader, "warm_up", refuse)

@@ -118,3 +118,51 @@ def test_answering_in_a_fresh_process_never_imports_torch(exported, seed_assista
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out == {"heavy": [], "cited": out["cited"]} and out["cited"] >= 1
+
+
+def test_the_sentence_cache_serves_every_text_when_filled_past_its_size(exported):
+    """`encode_cached` keeps `cache_size` vectors; a call that needs more than that (its own evictions)
+    or several calls at once (each other's) still get every vector, equal to an uncached encoding."""
+    import threading
+
+    small = Embedder(cache_dir=exported.cache_dir, cache_size=8)
+    texts = [f"The harbour of Pellmore was repaired in {1900 + i} by crew number {i}." for i in range(30)]
+    expected = small.encode_queries(texts)
+    got = small.encode_cached(texts)  # 30 texts through 8 places
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert sum(small.is_cached(t) for t in texts) == 8
+    assert all(small.is_cached(t) for t in texts[-8:])  # the most recently used stay
+
+    failures: list[BaseException] = []
+
+    def ask(offset: int) -> None:
+        try:
+            for n in range(10):
+                some = [texts[(offset + n + k) % len(texts)] for k in range(12)]
+                rows = [texts.index(t) for t in some]
+                np.testing.assert_allclose(small.encode_cached(some), expected[rows], atol=1e-5)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i * 5,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failures, repr(failures[:3])
+    assert sum(small.is_cached(t) for t in texts) == 8
+
+
+def test_the_grounding_check_works_past_the_cache_size(exported):
+    """The check used to evict sentence vectors and then read one it had just evicted (a KeyError once
+    its cache was full); it now shares the embedder's cache, whatever its size."""
+    from assistant.grounding.grounder import Grounder
+    from assistant.schema import Chunk, Passage
+
+    small = Embedder(cache_dir=exported.cache_dir, cache_size=3)
+    text = " ".join(f"The lighthouse of Brindlemoor was painted {c} in {1900 + i}." for i, c in enumerate("abcdefgh"))
+    passages = [Passage(Chunk("c1", "a.txt", text, 0, len(text)), 0.9, dense=0.9)]
+    grounder = Grounder(small)
+    grounder.prepare(passages)
+    grounding = grounder.ground("The lighthouse of Brindlemoor was painted in 1903 [1].", passages)
+    assert grounding.claims and grounding.claims[0].supported

@@ -155,3 +155,49 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, seed_dir):
     proc = _cli("--chroma-url", "http://127.0.0.1:9", "ask", "hello", env=env)
     assert proc.returncode == 1
     assert "127.0.0.1:9" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_parts_are_built_once_when_many_threads_ask_at_once(tmp_path):
+    """The first questions of a server arrive together: each part (store, generator, ...) must be one
+    object for all of them, or two stores would edit one index and two readers load one model."""
+    import threading
+
+    from assistant.pipeline import Assistant
+
+    a = Assistant(index_dir=tmp_path / "index")
+    start = threading.Barrier(8)
+    seen: list[tuple] = []
+
+    def build() -> None:
+        start.wait()
+        seen.append((a.generator, a.store, a.embedder, a.extractive, a.thresholds))
+
+    threads = [threading.Thread(target=build) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(seen) == 8
+    assert all(all(x is y for x, y in zip(s, seen[0], strict=True)) for s in seen)
+
+
+def test_warm_up_says_what_failed_instead_of_swallowing_it(tmp_path):
+    """A reader model with a file missing, and an ONNX export that cannot be written (the cache folder
+    is a file): both are reported, one line each, and the rest still loads."""
+    import shutil
+
+    from assistant.pipeline import Assistant
+    from assistant.reading.reader import DEFAULT_MODEL_DIR
+
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    broken = tmp_path / "reader"
+    shutil.copytree(DEFAULT_MODEL_DIR, broken, ignore=shutil.ignore_patterns("*.onnx"))
+    report = Assistant(index_dir=tmp_path / "index", cache_dir=blocked, reader_dir=broken).warm_up()
+    assert not report.ok and set(report.failed) == {"embedding model", "generator"}
+    assert "ONNX export" in report.failed["embedding model"] and "torch" in report.failed["embedding model"]
+    assert "model.onnx" in report.failed["generator"] and "missing" in report.failed["generator"]
+    assert all("\n" not in line and "Traceback" not in line for line in report.lines())
+
+    fine = Assistant(index_dir=tmp_path / "index", cache_dir=tmp_path / "good-cache").warm_up()
+    assert fine.ok and fine.loaded == ("embedding model", "generator")

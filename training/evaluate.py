@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.evaluation.metrics import auroc, exact_match, f1
+from assistant.generation.decline import Thresholds
 from assistant.reading.reader import Reader
 from training.data import QAExample, load_qa_train, load_squad2
 from training.quantize import quantize_int8
@@ -131,7 +132,8 @@ def score_model(reader: Reader, data: Path, seed: int, limit: int = 0) -> Scores
     heldout = load_squad2(data / "squad-v2-dev", seed=seed).examples["heldout"][: limit or None]
     reader.warm_up()
     dev_em, dev_f1, dev_n = dev_scores(reader, data, limit)
-    held = squad2_scores(heldout, predict(reader, heldout), reader.threshold)
+    threshold = float(json.loads((reader.model_dir / "config.json").read_text())["threshold"])
+    held = squad2_scores(heldout, predict(reader, heldout), threshold)
     p50, p95 = latency(reader, heldout, runs=5 if limit else 30)
     return Scores(
         dev_em=dev_em,
@@ -144,7 +146,7 @@ def score_model(reader: Reader, data: Path, seed: int, limit: int = 0) -> Scores
         heldout_no_answer_auroc=held["auroc"],
         heldout_questions=len(heldout),
         dev_questions=dev_n,
-        threshold=reader.threshold,
+        threshold=threshold,
         latency_p50_ms=round(p50, 1),
         latency_p95_ms=round(p95, 1),
     )
@@ -234,6 +236,9 @@ def finish(args, tokenizer_json: Path, meta: dict) -> None:
             "note": "training run, full sets",
         }
     ]
+    # The answering thresholds travel with the model (generation/decline.py); a new model starts with the
+    # shipped ones until `bench/calibrate_reader.py --model DIR --write` chooses its own through the pipeline.
+    config.setdefault("thresholds", asdict(Thresholds()))
     args.out.mkdir(parents=True, exist_ok=True)
     for file in ("model.onnx", "tokenizer.json"):
         shutil.copy(folders[chosen] / file, args.out / file)

@@ -62,8 +62,12 @@ class Generator(Protocol):
         """A standalone query for a follow-up, from (user, assistant) turns; by default `standalone_query`."""
         return standalone_query(question, history)
 
-    def preload(self) -> None:
-        """Start loading heavy resources in the background, before the first answer needs them (default: none)."""
+    def warm_up(self) -> None:
+        """Load heavy resources now, before the first answer needs them (default: none).
+
+        Raises:
+            AssistantError: what could not be loaded, in one line (the first answer would fail the same way).
+        """
 
 
 def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:

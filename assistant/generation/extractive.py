@@ -1,4 +1,7 @@
-"""The default generator: answers with the documents' own sentences, so it cannot invent.
+"""The extractive generator: answers with the documents' own sentences, so it cannot invent.
+
+It is the `extractive` generator, and the reader generator's evidence and fallback answer (the
+default generator is the reader, `generation/reader.py`).
 
 Every sentence of the retrieved passages is scored by meaning (cosine to the question), by the
 IDF-weighted share of the question's terms it contains (rare terms such as names and numbers
@@ -10,36 +13,21 @@ names the subject). The best sentence, plus up to two runners-up that score at l
 (from the same passage only when adjacent, so each quote stays a short true substring), form the
 answer, each cited. The weights come from a grid search on SQuAD v2 dev.
 
-Declining is decided by a small logistic model over evidence features (the best sentence's score
-and cosine, the weighted share of the question's terms in the best sentence and in all passages,
-the question's names and numbers missing from the passages, the margin over the runner-up, the
-best passage cosine), fitted by `bench/calibrate_abstain.py` on a seeded sample of 1,500 SQuAD v2
-dev questions (it prints these coefficients). SQuAD v2's unanswerable questions are adversarial
-(same topic, one detail changed), so only a slice of them can be told apart without refusing real
-questions, and every answerable question declined costs answer recall: the threshold (0.75) is
-the lowest that declines at most 4 % of the answerable questions of the sample. On the other
-1,500 questions that gives answer recall 0.860 at abstain precision 0.76 (an earlier threshold
-that declined 9.7 % gave answer recall 0.811); with the threshold chosen on other articles
-(leave-articles-out), 4.0 % of answerable questions are declined at abstain precision 0.77.
-
-Three rules frame the model: a question whose weighted terms the passages barely mention (< 15 %),
-or whose best passage has a cosine under 0.2 (nothing retrieved is even loosely about it), is
-declined outright; a short one (at most three content terms) whose terms all occur in one
-sentence or two adjacent ones is answered, since a bare name embeds poorly but is plainly there.
+Whether to decline is not decided here: the evidence features `analyse` measures go to the one
+decline decision (`generation/decline.py`), with the thresholds saved beside the reader model.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
-
-import numpy as np
 
 from assistant.embedding import Embedder
 from assistant.generation import DECLINE_TEXT, Generator
+from assistant.generation.decline import DEFAULT_THRESHOLDS, Thresholds, decide_on_evidence, no_answer_probability
+from assistant.grounding.claims import content_terms
 from assistant.index.keyword import tokenize
 from assistant.ingest.chunking import sentences
 from assistant.schema import Draft, Passage
@@ -49,28 +37,6 @@ W_COSINE, W_OVERLAP, W_RANK, W_TYPE = 0.45, 0.45, 0.10, 0.10
 W_NEIGHBOUR = 0.3  # a sentence right after (or before) a strong one inherits part of its lead ("If so, ...")
 SECOND_SENTENCE_RATIO = 0.6
 THIRD_SENTENCE_RATIO = 0.8  # a third sentence must be nearly as good: it lengthens every answer
-
-# Abstention model: P(no answer) = sigmoid(INTERCEPT + sum(COEF[f] * feature f)); see calibrate_abstain.py.
-FEATURES = ("score", "cosine", "coverage", "passage_coverage", "missing_names", "margin", "passage_cosine")
-COEF = {
-    "score": 0.5685,
-    "cosine": -2.5667,
-    "coverage": -1.6713,
-    "passage_coverage": 0.6783,
-    "missing_names": -0.4882,
-    "margin": 0.0512,
-    "passage_cosine": -1.6776,
-}
-INTERCEPT = 2.7715
-THRESHOLD = 0.75  # declines ~4 % of answerable questions; the former 0.68 declined 9.7 % (-0.045 answer recall)
-# Short questions embed poorly (a bare name has a low cosine to anything), so when all of their at
-# most PLAIN_TERMS content terms occur in one sentence or two adjacent ones, the documents plainly
-# speak of it: answer.
-PLAIN_TERMS = 3
-MIN_PASSAGE_COVERAGE = 0.15  # below this share of the question's (weighted) terms in any passage: decline
-# No passage even loosely about the question (off-topic): decline. 0.4 % of answerable SQuAD questions
-# fall below it, all of them declined by the model anyway; 13 of the 24 off-topic checks do.
-MIN_PASSAGE_COSINE = 0.2
 
 _NAME = re.compile(r"\b(?:[A-Z][\w'-]*[A-Za-z0-9]|[A-Z]|\d[\d,.]*)\b")
 
@@ -93,25 +59,24 @@ class ExtractiveGenerator(Generator):
     Args:
         embedder: Encodes question and sentences (the same model as retrieval).
         max_sentences: Sentences in an answer (1 to 3).
-        threshold: Decline when the abstention model's probability of "no answer" is at least this.
-        cache_size: Sentence vectors kept, so warm questions over the same passages cost no model call.
+        thresholds: The decline decision's thresholds (`decline_at` is the one this generator uses).
     """
 
     name = "extractive"
 
     def __init__(
-        self, embedder: Embedder, max_sentences: int = 3, threshold: float = THRESHOLD, cache_size: int = 50_000
+        self,
+        embedder: Embedder,
+        max_sentences: int = 3,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
     ):
         self.embedder = embedder
         self.max_sentences = max(1, min(3, max_sentences))
-        self.threshold = threshold
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self.thresholds = thresholds
 
     def generate(self, question: str, passages: list[Passage]) -> Draft:
         ranked, evidence = self.analyse(question, passages)
-        if not ranked or self.no_answer_probability(evidence) >= self.threshold:
+        if not ranked or decide_on_evidence(no_answer_probability(evidence), self.thresholds).action == "decline":
             return Draft(DECLINE_TEXT, abstained=True)
         return self.compose(ranked, passages)
 
@@ -120,7 +85,7 @@ class ExtractiveGenerator(Generator):
         chosen = self.choose(ranked)
         parts, quotes = [], {}
         for c in chosen:
-            parts.append(f"{_clean(c.text)} [{c.passage}]")
+            parts.append(f"{one_line(c.text)} [{c.passage}]")
             quotes[c.passage] = _join_quote(passages[c.passage - 1].chunk.text, quotes.get(c.passage), c)
         return Draft(" ".join(parts), abstained=False, quotes=quotes)
 
@@ -143,8 +108,8 @@ class ExtractiveGenerator(Generator):
         s_terms = [set(_terms(t)) for *_, t in spans]
         idf = _idf(q_terms, s_terms)
         total = sum(idf.values()) or 1.0
-        q_vec = self._vectors([question])[0]
-        cos = self._vectors([t for *_, t in spans]) @ q_vec
+        q_vec = self.embedder.encode_cached([question])[0]
+        cos = self.embedder.encode_cached([t for *_, t in spans]) @ q_vec
         overlaps = [sum(idf[t] for t in q_terms if t in terms) / total if q_terms else 0.0 for terms in s_terms]
         base = {
             (n, i): W_COSINE * float(c) + W_OVERLAP * o for (n, i, *_), c, o in zip(spans, cos, overlaps, strict=True)
@@ -176,17 +141,6 @@ class ExtractiveGenerator(Generator):
         }
         return out, evidence
 
-    @staticmethod
-    def no_answer_probability(evidence: dict[str, float]) -> float:
-        if not evidence or evidence["passage_coverage"] < MIN_PASSAGE_COVERAGE:
-            return 1.0
-        if evidence.get("terms", 99) <= PLAIN_TERMS and evidence.get("pair_coverage", 0.0) >= 0.999:
-            return 0.0  # a short question whose every term the passages contain ("Who is <name>?")
-        if evidence["passage_cosine"] < MIN_PASSAGE_COSINE:
-            return 1.0
-        z = INTERCEPT + sum(COEF[f] * evidence[f] for f in FEATURES)
-        return 1.0 / (1.0 + math.exp(-z))
-
     def choose(self, ranked: list[Candidate]) -> list[Candidate]:
         """The best sentence, plus close runners-up that add something; in reading order."""
         chosen = [ranked[0]]
@@ -203,30 +157,6 @@ class ExtractiveGenerator(Generator):
         first = chosen[0].passage  # same passage: reading order; otherwise best first
         return sorted(chosen, key=lambda c: (0, c.start) if c.passage == first else (1, ranked.index(c)))
 
-    def _vectors(self, texts: list[str]) -> np.ndarray:
-        """Sentence vectors, cached (least recently used out): warm questions over the same passages
-        cost no model call.
-
-        Several questions are answered at once, so the cache is read and written under a lock, and
-        the result is built from this call's own copies: another call's eviction (or this call's
-        own, when the cache is full) cannot take a vector away between storing and reading it.
-        """
-        found: dict[str, np.ndarray] = {}
-        with self._cache_lock:
-            for t in dict.fromkeys(texts):
-                if t in self._cache:
-                    self._cache.move_to_end(t)
-                    found[t] = self._cache[t]
-        todo = [t for t in dict.fromkeys(texts) if t not in found]
-        if todo:
-            fresh = dict(zip(todo, self.embedder.encode_queries(todo), strict=True))  # the model runs unlocked
-            found.update(fresh)
-            with self._cache_lock:
-                self._cache.update(fresh)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return np.stack([found[t] for t in texts])
-
 
 def _pair_coverage(spans, s_terms, q_terms, idf, total) -> float:
     """The best weighted share of the question's terms found in one sentence plus the next one."""
@@ -242,10 +172,9 @@ def _pair_coverage(spans, s_terms, q_terms, idf, total) -> float:
 
 def _terms(text: str) -> list[str]:
     """Keyword tokens, with plural numbers and codes matched to their singular ("S-400s" ~ "S-400")."""
-    return [_PLURAL_CODE.sub(r"\1", t) for t in tokenize(text) if t not in _ASKING]
+    return [t for t in content_terms(text) if t not in _ASKING]
 
 
-_PLURAL_CODE = re.compile(r"(\d)s$")
 # Words that frame a question rather than say what it is about (stemmed as `tokenize` does).
 _ASKING = frozenset(tokenize("who whom whose what which when where why how did does do might can could would"))
 
@@ -318,7 +247,8 @@ def _similar(a: str, b: str) -> bool:
     return bool(ta and tb) and len(ta & tb) / min(len(ta), len(tb)) > 0.75
 
 
-def _clean(text: str) -> str:
+def one_line(text: str) -> str:
+    """A quoted sentence as it is shown in an answer: its whitespace (line breaks too) made single spaces."""
     return " ".join(text.split())
 
 

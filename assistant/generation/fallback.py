@@ -60,9 +60,10 @@ class FallbackGenerator(Generator):
         for item in self.fallback.stream(question, passages):
             yield item if isinstance(item, str) else self._stand_in(item, problem)
 
-    def preload(self) -> None:
-        self.primary.preload()
-        self.fallback.preload()
+    def warm_up(self) -> None:
+        """The fallback first (it must work whatever the primary does), then the primary."""
+        self.fallback.warm_up()
+        self.primary.warm_up()
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         if not history:

@@ -12,6 +12,7 @@ GGUF path) surfaces as one `GenerationError` whose message names the endpoint an
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,6 +89,7 @@ class OpenAIGenerator(Generator):
         self._llm = llm
         self._answer_chain: Runnable | None = None
         self._condense_chain: Runnable | None = None
+        self._lock = threading.RLock()  # the client and chains are built once, however many questions ask
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIGenerator(url={self.endpoint!r}, model={self.model!r})"
@@ -154,21 +156,32 @@ class OpenAIGenerator(Generator):
         except Exception as exc:  # every client failure becomes one clear error
             raise self._error(exc) from None
 
-    def _chain(self) -> Runnable:
-        if self._answer_chain is None:
-            from langchain_core.output_parsers import StrOutputParser
+    def warm_up(self) -> None:
+        """Build the client and chains now (no request is sent); raises `GenerationError` when it cannot be."""
+        self._chain()
+        self._condenser()
 
-            self._answer_chain = answer_prompt() | self._client() | StrOutputParser()
-        return self._answer_chain
+    def _chain(self) -> Runnable:
+        with self._lock:
+            if self._answer_chain is None:
+                from langchain_core.output_parsers import StrOutputParser
+
+                self._answer_chain = answer_prompt() | self._client() | StrOutputParser()
+            return self._answer_chain
 
     def _condenser(self) -> Runnable:
-        if self._condense_chain is None:
-            from langchain_core.output_parsers import StrOutputParser
+        with self._lock:
+            if self._condense_chain is None:
+                from langchain_core.output_parsers import StrOutputParser
 
-            self._condense_chain = condense_prompt() | self._client() | StrOutputParser()
-        return self._condense_chain
+                self._condense_chain = condense_prompt() | self._client() | StrOutputParser()
+            return self._condense_chain
 
     def _client(self) -> BaseChatModel:
+        with self._lock:
+            return self._build_client()
+
+    def _build_client(self) -> BaseChatModel:
         if self._llm is None:
             if self.url is None and not self._api_key:
                 raise GenerationError(
@@ -256,6 +269,7 @@ class LlamaCppGenerator(Generator):
         self.max_tokens = max_tokens
         self.timeout = timeout
         self._delegate: OpenAIGenerator | None = None
+        self._lock = threading.Lock()  # one server start, however many questions ask at once
 
     def __repr__(self) -> str:
         return f"LlamaCppGenerator(gguf_path={str(self.gguf_path)!r})"
@@ -264,9 +278,14 @@ class LlamaCppGenerator(Generator):
         """Load the model and start the server now (instead of on the first question); returns its URL."""
         return self._openai().endpoint
 
+    def warm_up(self) -> None:
+        """Load the model and start its server now; raises `GenerationError` when it cannot."""
+        self._openai().warm_up()
+
     def close(self) -> None:
         """Stop this model's server early (it otherwise stops at exit)."""
-        self._delegate = None
+        with self._lock:
+            self._delegate = None
         LocalServer.stop(self.gguf_path, self.n_ctx, self.n_threads)
 
     @property
@@ -287,15 +306,16 @@ class LlamaCppGenerator(Generator):
         return answer_messages(question, passages)
 
     def _openai(self) -> OpenAIGenerator:
-        if self._delegate is None:
-            served = LocalServer.get(self.gguf_path, self.n_ctx, self.n_threads)
-            self._delegate = OpenAIGenerator(
-                url=served.base_url,
-                model=served.alias,
-                api_key=None,
-                timeout=self.timeout,
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                max_retries=0,
-            )
-        return self._delegate
+        with self._lock:
+            if self._delegate is None:
+                served = LocalServer.get(self.gguf_path, self.n_ctx, self.n_threads)
+                self._delegate = OpenAIGenerator(
+                    url=served.base_url,
+                    model=served.alias,
+                    api_key=None,
+                    timeout=self.timeout,
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    max_retries=0,
+                )
+            return self._delegate

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from assistant.generation import DECLINE_TEXT as ABSTAIN_TEXT  # one wording for every generator
+from assistant.generation.decline import says_not_found
 from assistant.grounding.citations import MARKER
 from assistant.schema import Passage
 
@@ -56,29 +57,15 @@ _HISTORY_TURNS = 3
 _HISTORY_ANSWER_CHARS = 400
 
 _TAG_START = re.compile(r"<(?=\s*/?\s*[A-Za-z!?])")
-_ABSTAIN_EXACT = re.compile(
-    r"could\s*(?:not|n[’']t)\s+find\b[^.\n]{0,60}?\bin\s+the\s+(?:provided\s+|given\s+)?"
-    r"(?:documents?|passages?)",
-    re.IGNORECASE,
-)
-_ABSTAIN_LOOSE = re.compile(
-    r"\bnot\s+(?:found\s+|mentioned\s+|stated\s+|present\s+)?in\s+the\s+(?:provided\s+|given\s+)?"
-    r"(?:documents?|passages?)"
-    r"|\b(?:documents?|passages?)\s+(?:do|does)\s*(?:not|n[’']t)\s+"
-    r"(?:contain|mention|say|include|provide|answer)",
-    re.IGNORECASE,
-)
 
 
 def is_abstention(text: str) -> bool:
-    """Whether the model said the documents do not hold the answer.
+    """Whether the model said the documents do not hold the answer (`decline.says_not_found`).
 
     The prompt asks for one fixed sentence; small models paraphrase it, so looser wordings count
     too, but only when the answer cites nothing (a cited answer that mentions a gap is an answer).
     """
-    if _ABSTAIN_EXACT.search(text):
-        return True
-    return bool(_ABSTAIN_LOOSE.search(text)) and not MARKER.search(text)
+    return says_not_found(text, cited=bool(MARKER.search(text)))
 
 
 def neutralise(text: str) -> str:

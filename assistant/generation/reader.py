@@ -8,9 +8,9 @@ leads with those words, then the sentence(s) that hold them, cited:
 
     Stephen Hall — "…said Stephen Hall, an assistant professor … told The Telegraph." [1]
 
-Three outcomes, decided by `decide` from two calibrated probabilities (see `bench/calibrate_reader.py`):
-the extractive generator's evidence model (does any passage speak of this at all?) and the reader's
-answer probability (do these exact words answer it?):
+Three outcomes, decided by `decline.decide` from two calibrated probabilities (see `generation/decline.py`):
+the evidence model's (does any passage speak of this at all?) and the reader's answer probability (do
+these exact words answer it?):
 
 - decline, when the evidence is weak (the extractive rules and model, unchanged: off-topic questions
   stay declined) or the evidence is middling and the reader finds nothing;
@@ -23,28 +23,25 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from assistant.generation import DECLINE_TEXT, Generator, standalone_query
-from assistant.generation.extractive import Candidate, ExtractiveGenerator
+from assistant.generation.decline import (
+    DEFAULT_THRESHOLDS,
+    Thresholds,
+    Verdict,
+    decide,
+    declines_unread,
+    is_named,
+    no_answer_probability,
+    usable_probability,
+)
+from assistant.generation.extractive import Candidate, ExtractiveGenerator, one_line
 from assistant.ingest.chunking import sentences
 from assistant.reading import AnswerSpan, Reader
 from assistant.schema import Draft, Passage, ShortAnswer
 
 SEPARATOR = " — "  # between the short answer and its sentence; `lead_of` reads it back from history
-
-# Calibrated on the 8 SQuAD v2 dev articles the reader never trained on, through the whole pipeline
-# (bench/calibrate_reader.py; every fold leaving one article out chose the same SHORT_AT, DECLINE_AT
-# and DOUBT_AT).
-SHORT_AT = 0.5  # reader answer probability at or above which the exact words lead the answer
-DECLINE_AT = 0.75  # the extractive evidence model's "no answer" probability that declines on its own
-DOUBT_AT = 0.3  # ... that declines when the reader also finds no span
-NO_SPAN_BELOW = 0.1  # reader answer probability under which "the reader finds no span"
-RETRIEVAL_WEIGHT = 1.0  # span choice: logit(reader probability) + this × passage cosine
-MAX_SHORT_CHARS = 200  # a longer "span" is a passage, not a short answer: shown as sentences only
 MAX_SUPPORT = 2  # other sentences after the one holding the short answer
 MAX_GAP = 400  # characters between two sentences of one passage that are quoted as one stretch
 
@@ -52,96 +49,36 @@ _PRONOUN = re.compile(r"\b(he|she|they|him|them|it|his|their|its|her)\b(\s+\w)?"
 _POSSESSIVE = {"his", "their", "its"}
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What `decide` made of one question: decline, answer with sentences, or lead with the short answer."""
-
-    action: Literal["decline", "sentences", "short"]
-    no_answer: float  # the evidence model's probability that the passages do not answer
-    answer_probability: float  # the reader's probability that its best span answers
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Where `decide` draws its lines (calibrated by bench/calibrate_reader.py).
-
-    Args:
-        short_at: Lead with the exact words at or above this reader probability.
-        decline_at: Decline on the evidence alone at or above this "no answer" probability (unless named).
-        doubt_at: Decline at or above this when the reader's probability is under `no_span_below`.
-        no_span_below: The reader probability under which "the reader finds no span".
-        retrieval_weight: How much the passage's cosine to the question counts when choosing among
-            the passages' spans (see `span_score`).
-    """
-
-    short_at: float = SHORT_AT
-    decline_at: float = DECLINE_AT
-    doubt_at: float = DOUBT_AT
-    no_span_below: float = NO_SPAN_BELOW
-    retrieval_weight: float = RETRIEVAL_WEIGHT
-
-
-def decide(
-    no_answer: float, answer_probability: float, *, named: bool = False, at: Thresholds = Thresholds()
-) -> Verdict:
-    """The outcome from the two probabilities (pure, so it can be tested and calibrated without a model).
-
-    Args:
-        no_answer: The extractive evidence model's probability of "no answer" (1.0 for its hard rules).
-        answer_probability: The reader's calibrated probability that its best span answers.
-        named: The question names something (a capitalised name, a number) and the passages contain
-            every such name. Weak evidence then declines only when the reader is not sure of a span:
-            a long passage embeds far from a short question about one detail of it ("Which newspaper
-            did Stephen Hall speak to?"), while an off-topic question rarely names what the passages hold.
-        at: The thresholds.
-    """
-    if no_answer >= at.decline_at:
-        sure = named and answer_probability >= at.short_at
-        return Verdict("short" if sure else "decline", no_answer, answer_probability)
-    if no_answer >= at.doubt_at and answer_probability < at.no_span_below:
-        return Verdict("decline", no_answer, answer_probability)
-    action = "short" if answer_probability >= at.short_at else "sentences"
-    return Verdict(action, no_answer, answer_probability)
-
-
 class ReaderGenerator(Generator):
     """Answers with the exact words a trained span reader finds, then the cited sentence holding them.
 
     Args:
-        reader: The span reader (loaded on first use; `preload()` starts that early).
+        reader: The span reader (loaded on first use; `warm_up()` loads it now).
         evidence: The extractive generator: its evidence model decides declining, its answer is the
             one given when the reader is not sure of a span.
-        thresholds: See `decide`.
+        thresholds: Where `decline.decide` draws its lines (the ones saved with the reader model:
+            `Thresholds.load(model_dir)`).
     """
 
     name = "reader"
 
-    def __init__(self, reader: Reader, evidence: ExtractiveGenerator, thresholds: Thresholds = Thresholds()) -> None:
+    def __init__(
+        self, reader: Reader, evidence: ExtractiveGenerator, thresholds: Thresholds = DEFAULT_THRESHOLDS
+    ) -> None:
         self.reader = reader
         self.evidence = evidence
         self.thresholds = thresholds
-        self._lock = threading.Lock()
-        self._loader: threading.Thread | None = None
 
-    def preload(self) -> None:
-        """Load the reader model in the background, once (a missing model is raised by the first answer)."""
-        with self._lock:
-            if self._loader is None:
-                self._loader = threading.Thread(target=self._warm_quietly, name="reader-load", daemon=True)
-                self._loader.start()
-
-    def _warm_quietly(self) -> None:
-        try:
-            self.reader.warm_up()
-        except Exception:  # the foreground `read` raises it again, with its own stack
-            pass
+    def warm_up(self) -> None:
+        """Load the reader model now (raises `ReaderError` naming a missing or corrupt file)."""
+        self.reader.warm_up()
 
     def judge(self, question: str, passages: list[Passage]) -> tuple[Verdict, AnswerSpan | None, list[Candidate]]:
         """The verdict, the span chosen (None when the reader did not read) and the ranked sentences."""
         ranked, evidence = self.evidence.analyse(question, passages)
-        no_answer = self.evidence.no_answer_probability(evidence)
+        no_answer = no_answer_probability(evidence)
         named = is_named(evidence)
-        if not ranked or (no_answer >= self.thresholds.decline_at and not named):
+        if not ranked or declines_unread(no_answer, named, self.thresholds):
             return Verdict("decline", no_answer, 0.0), None, ranked
         result = self.reader.read(question, [p.chunk.text for p in passages])
         best = pick(result.spans, passages, self.thresholds.retrieval_weight)
@@ -181,18 +118,6 @@ def pick(spans: list[AnswerSpan], passages: list[Passage], weight: float) -> Ans
     return max(spans, key=lambda s: span_score(s.probability, passages[s.passage_index].dense, weight), default=None)
 
 
-def usable_probability(span: AnswerSpan | None) -> float:
-    """The span's answer probability, or 0 when it is no short answer (none, empty, or a passage)."""
-    if span is None or not span.text.strip() or len(span.text.strip()) > MAX_SHORT_CHARS:
-        return 0.0
-    return span.probability
-
-
-def is_named(evidence: dict[str, float]) -> bool:
-    """Whether the question names something and the passages contain every such name (see `decide`)."""
-    return evidence.get("names", 0.0) >= 1 and evidence.get("missing_names", 1.0) == 0.0
-
-
 def compose_short(short: ShortAnswer, passages: list[Passage], support: list[Candidate]) -> Draft:
     """The short answer, then the sentence(s) that hold it, then the extractive answer's other sentences.
 
@@ -207,7 +132,7 @@ def compose_short(short: ShortAnswer, passages: list[Passage], support: list[Can
     """
     text = passages[short.passage - 1].chunk.text
     lo, hi = holding(text, short.start, short.end)
-    parts = [f"{short.text}{SEPARATOR}{_clean(text[lo:hi])} [{short.passage}]"]
+    parts = [f"{short.text}{SEPARATOR}{one_line(text[lo:hi])} [{short.passage}]"]
     quoted = {short.passage: (lo, hi)}
     for c in support:
         if len(parts) > MAX_SUPPORT:
@@ -218,7 +143,7 @@ def compose_short(short: ShortAnswer, passages: list[Passage], support: list[Can
         if at is not None and _far(passages[c.passage - 1].chunk.text, at, c):
             continue  # too far from the rest of the passage's quote
         quoted[c.passage] = (min(at[0], c.start), max(at[1], c.end)) if at else (c.start, c.end)
-        parts.append(f"{_clean(c.text)} [{c.passage}]")
+        parts.append(f"{one_line(c.text)} [{c.passage}]")
     quotes = {n: passages[n - 1].chunk.text[a:b] for n, (a, b) in quoted.items()}
     return Draft(" ".join(parts), abstained=False, quotes=quotes, short=short)
 
@@ -262,7 +187,3 @@ def short_answer(span: AnswerSpan) -> ShortAnswer:
     start = span.start + len(span.text) - len(span.text.lstrip())
     text = span.text.strip()
     return ShortAnswer(text, span.passage_index + 1, start, start + len(text))
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split())

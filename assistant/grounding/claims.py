@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+from assistant.generation.decline import says_not_found
 from assistant.index.keyword import STOPWORDS, tokenize
 from assistant.ingest.chunking import sentences
 
@@ -28,19 +29,6 @@ _REMOVED = re.compile(rf"(?:{MARKER.pattern})|\s*(?P<tag>{_PROMPT_TAG})", re.IGN
 
 CLAIM, ABSTENTION, META = "claim", "abstention", "meta"
 
-_ABSTAIN_EXACT = re.compile(
-    r"\b(?:could|can|did)\s*(?:not|n[’']t)\s+(?:find|locate)\b[^.\n]{0,60}?\b(?:in|from)\s+the\s+"
-    r"(?:provided\s+|given\s+)?(?:documents?|passages?|sources?|texts?|context)",
-    re.IGNORECASE,
-)
-_ABSTAIN_LOOSE = re.compile(
-    r"\bnot\s+(?:found|mentioned|stated|specified|given|provided|present|addressed)\s+in\s+the\s+"
-    r"|\b(?:documents?|passages?|sources?|texts?|context)\s+(?:do|does|did)\s*(?:not|n[’']t)\s+"
-    r"(?:contain|mention|say|state|specify|include|provide|answer|give)"
-    r"|\bno\s+(?:information|mention|details?)\s+(?:about|on|of|regarding)\b"
-    r"|\b(?:I\s+(?:do\s+not|don[’']t)\s+know|cannot\s+(?:be\s+)?(?:answer|determine)(?:ed)?)\b",
-    re.IGNORECASE,
-)
 # Words that talk about the answer rather than the world: a sentence made only of these is not a claim.
 _META_WORDS = frozenset(
     tokenize(
@@ -163,7 +151,7 @@ def sentence_kind(text: str, cited: bool = False) -> str:
     A loose abstention wording inside a sentence that cites a passage is an answer that mentions
     a gap, so it stays a claim; the fixed decline wording never is one.
     """
-    if _ABSTAIN_EXACT.search(text) or (not cited and _ABSTAIN_LOOSE.search(text)):
+    if says_not_found(text, cited=cited):
         return ABSTENTION
     if not [t for t in content_terms(text) if t not in _META_WORDS] and not _has_digit(text):
         return META
@@ -171,8 +159,12 @@ def sentence_kind(text: str, cited: bool = False) -> str:
 
 
 def content_terms(text: str) -> list[str]:
-    """Stemmed, stop-word free terms; plural codes meet their singular ("S-400s" ~ "S-400")."""
-    return [re.sub(r"(\d)s$", r"\1", t) for t in tokenize(text)]
+    """Stemmed, stop-word free terms; plural codes meet their singular ("S-400s" ~ "S-400"): the one
+    term rule of both the extractive generator and the grounding check."""
+    return [_TERM_PLURAL.sub(r"\1", t) for t in tokenize(text)]
+
+
+_TERM_PLURAL = re.compile(r"(\d)s$")
 
 
 def claim_terms(text: str) -> list[str]:
@@ -214,13 +206,15 @@ def normalise(word: str) -> str:
     w = _THOUSANDS.sub("", w.lstrip("$€£¥").rstrip("%"))
     w = _ORDINAL.sub(r"\1", w)
     w = _POINT_ZERO.sub(r"\1", w)
-    return _PLURAL_CODE.sub(r"\1", w)
+    return _CODE_PLURAL.sub(r"\1", w)
 
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
 _POINT_ZERO = re.compile(r"^(\d+)\.0+$")
-_PLURAL_CODE = re.compile(r"(?<=[a-z-])(\d+)s$")
+# A code's plural only ("s-400s" → "s-400"): a decade keeps its s ("1970s" is not "1970"). Terms, which
+# only ever meet terms, use the plain rule of `content_terms`.
+_CODE_PLURAL = re.compile(r"(?<=[a-z-])(\d+)s$")
 
 
 def _plain(word: str) -> str:

@@ -63,8 +63,8 @@ class GroundedGenerator(Generator):
         thread.start()
         return thread
 
-    def preload(self) -> None:
-        self.primary.preload()
+    def warm_up(self) -> None:
+        self.primary.warm_up()
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         return self.primary.condense(question, history)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.embedding import Embedder
+from assistant.errors import InputError
 from assistant.grounding.claims import (
     ABSTENTION,
     CLAIM,
@@ -40,7 +41,7 @@ from assistant.grounding.claims import (
     sentence_idf,
     split_answer,
 )
-from assistant.schema import Draft, Passage, Unsupported
+from assistant.schema import Passage, Unsupported
 
 UNSUPPORTED_WARNING = "the language model's answer was not supported by the documents"
 
@@ -113,10 +114,6 @@ class Grounding:
         """Passages the grounded text cites, in order of first use."""
         return tuple(dict.fromkeys(n for s in self.sentences for n in s.passages))
 
-    def draft(self) -> Draft:
-        """The grounded answer as a draft for `citations.build_answer`."""
-        return Draft(self.text, abstained=False, quotes=dict(self.quotes))
-
 
 @dataclass(frozen=True)
 class Window:
@@ -155,7 +152,6 @@ class Grounder:
         max_embedded: Claims of one answer whose meaning is weighed at most (the check's cost bound).
         max_unsupported_share: `mostly_unsupported` is true above this share of unsupported claims.
         candidates: Passage sentences per claim embedded when the passages were not `prepare`d.
-        cache_size: Sentence vectors kept between calls.
     """
 
     def __init__(
@@ -171,33 +167,26 @@ class Grounder:
         max_embedded: int = MAX_EMBEDDED,
         max_unsupported_share: float = MAX_UNSUPPORTED_SHARE,
         candidates: int = CANDIDATES,
-        cache_size: int = 20_000,
     ):
         self.embedder = embedder
         self.threshold = threshold
         self.w_meaning = w_meaning
         self.keep_margin = keep_margin
         if not (lexical_floor <= threshold <= lexical_sure and lexical_floor <= lexical_threshold <= lexical_sure):
-            raise ValueError("Grounder needs lexical_floor <= threshold, lexical_threshold <= lexical_sure.")
+            raise InputError("Grounder needs lexical_floor <= threshold, lexical_threshold <= lexical_sure.")
         self.lexical_floor = lexical_floor
         self.lexical_sure = lexical_sure
         self.lexical_threshold = lexical_threshold
         self.max_embedded = max_embedded
         self.max_unsupported_share = max_unsupported_share
         self.candidates = candidates
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._passages: OrderedDict[str, _PassageView] = OrderedDict()
         self._lock = threading.Lock()
-
-    def warm_up(self) -> None:
-        """Load the encoder now rather than on the first answer."""
-        self.embedder.encode_queries(["warm up"])
 
     def prepare(self, passages: list[Passage]) -> None:
         """Read and embed the passages' sentences ahead of `ground` (e.g. while the LLM writes the answer)."""
         views = [self._view(p.chunk.text) for p in passages]
-        self._vectors([w.text for v in views for w in v.windows if len(w.sentences) == 1])
+        self.embedder.encode_cached([w.text for v in views for w in v.windows if len(w.sentences) == 1])
 
     # -- the check -----------------------------------------------------------------------------
     def ground(self, answer_text: str, passages: list[Passage], question: str | None = None) -> Grounding:
@@ -287,13 +276,13 @@ class Grounder:
         others count as unrelated (cosine 0): the check must stay cheap next to the LLM.
         """
         singles = [i for i, w in enumerate(windows) if len(w.sentences) == 1]
-        cached = {windows[i].sentences[0] for i in singles if self._cached(windows[i].sentences[0])}
+        cached = {windows[i].sentences[0] for i in singles if self.embedder.is_cached(windows[i].sentences[0])}
         wanted = []
         for lex in lexical:
             order = sorted(singles, key=lambda i: -lex[i])
             wanted.append({windows[i].sentences[0] for i in order[: self.candidates]} | cached)
         texts = list(dict.fromkeys([*claims, *(t for ts in wanted for t in ts)]))
-        vectors = dict(zip(texts, self._vectors(texts), strict=True))
+        vectors = dict(zip(texts, self.embedder.encode_cached(texts), strict=True))
         out = []
         for claim, want in zip(claims, wanted, strict=True):
             cos = {t: float(vectors[t] @ vectors[claim]) for t in want}
@@ -408,22 +397,6 @@ class Grounder:
                 while len(self._passages) > 2_000:
                     self._passages.popitem(last=False)
         return view
-
-    def _cached(self, text: str) -> bool:
-        return text in self._cache
-
-    def _vectors(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        with self._lock:
-            todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        fresh = dict(zip(todo, self.embedder.encode_queries(todo), strict=True)) if todo else {}
-        with self._lock:
-            for t, v in fresh.items():
-                self._cache[t] = v
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-            return np.stack([fresh[t] if t in fresh else self._cache[t] for t in texts])
 
 
 def _flag(base: SentenceSupport, reason: str) -> SentenceSupport:

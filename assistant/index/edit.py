@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from assistant.schema import Chunk
     from assistant.index.store import FileRecord, FileUpdate, Store
+    from assistant.schema import Chunk
 
 
 class Edit:
@@ -21,6 +21,8 @@ class Edit:
     index stale (and rebuilt on its next use). On close, chunks no record lists are deleted (what
     an interrupted run leaves), the stamp is bumped again, and this process's keyword index takes
     the changes: incrementally when it was in step before, rebuilt from the store otherwise.
+    `Store.edit()` opens and closes it under the store's lock; it uses the store's write methods,
+    which are the index package's own.
     """
 
     def __init__(self, store: Store):
@@ -32,10 +34,10 @@ class Edit:
         self.removed: list[str] = []
 
     def write(self, updates: list[FileUpdate]) -> None:
-        """Store files' new chunks and records (see `Store.write_files`)."""
+        """Store files' new chunks and records (see `Store._write_files`)."""
         if updates:
             self._stamp()
-            self.removed += self.store.write_files(updates)
+            self.removed += self.store._write_files(updates)
             self.added += [c for u in updates for c in u.new]
 
     def remove(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
@@ -43,27 +45,27 @@ class Edit:
         if not sources:
             return []
         self._stamp()
-        removed = self.store.remove_files(sources, records)
+        removed = self.store._remove_files(sources, records)
         self.removed += removed
         return removed
 
     def close(self) -> None:
         store = self.store
-        orphans = store.orphans(store.files()) if self.changed or not self.in_sync else []
+        orphans = store._orphans(store.files()) if self.changed or not self.in_sync else []
         if orphans:
-            store.delete_chunks(orphans)
+            store._delete_chunks(orphans)
             self.removed += orphans
             self.changed = True
         if not (self.changed or not self.in_sync):
             return
-        generation = store.bump_generation()
+        generation = store._bump_generation()
         if self.in_sync:
             store.keyword.update([c.id for c in self.added], [c.text for c in self.added], self.removed)
             store.keyword.commit(generation)
         else:
-            store.sync_keyword(max_age_s=0)
+            store._follow()
 
     def _stamp(self) -> None:
         if not self.changed:
-            self.store.bump_generation()
+            self.store._bump_generation()
             self.changed = True

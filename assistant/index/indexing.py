@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.settings import MB
 from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
@@ -97,7 +98,7 @@ class Indexer:
     def _index(self, paths: list[Path]) -> IndexReport:
         report = IndexReport()
         records = self.store.files()
-        max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
+        max_bytes = int(self.settings.max_file_mb * MB)
         bounds = ParseBounds(self.settings.parse_memory_mb, self.settings.parse_step_seconds)
         seen: set[str] = set()
         todo: list[PendingFile] = []

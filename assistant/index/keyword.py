@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.errors import StoreError
+
 
 @lru_cache(maxsize=1)
 def _stemmer():
@@ -97,7 +99,7 @@ class KeywordIndex:
             try:
                 self._bm25 = _Scores.load(self.folder / "bm25")
                 self._ids = json.loads((self.folder / "ids.json").read_text())
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, StoreError):
                 self._bm25, self._ids = None, []
         return self._bm25
 
@@ -181,7 +183,7 @@ class _Scores:
     def load(cls, folder: Path, *, mmap: bool = True) -> _Scores:
         params = json.loads((folder / "params.index.json").read_text())
         if params.get("method", "lucene") not in ("lucene", "robertson", "atire"):
-            raise ValueError(f"unsupported BM25 variant {params.get('method')!r}")  # these need no extra array
+            raise StoreError(f"unsupported BM25 variant {params.get('method')!r}")  # these need no extra array
         mode = "r" if mmap else None
         return cls(
             json.loads((folder / "vocab.index.json").read_text()),

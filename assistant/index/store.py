@@ -7,10 +7,18 @@ without a record, which the next run finds and repairs. Every change goes throug
 which bumps a generation stamp and brings this process's keyword index along; the stamp tells
 every other process when its local keyword index is stale. The chunk collection's metadata
 records what built the index (`IndexStamp`), and an index built otherwise is refused.
+
+The store is the one owner of the Chroma client, the generation stamp and the keyword index, with
+one lock: an edit's last step (the stamp, then the keyword index) and a query thread's catching up
+with another process's changes (`sync_keyword`) never interleave, and while this process edits, a
+query does not try to catch up with the edit's own changes. Reopening the embedded client (to see
+another process's rows) waits for the Chroma calls in flight and holds new ones back (`_Gate`).
+Its write methods are the index package's own: outside it, changes go through `Store.edit()`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -24,8 +32,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from assistant.errors import IndexMismatchError, StoreError, first_line
 from assistant.index.edit import Edit
-from assistant.errors import IndexMismatchError, StoreError
 from assistant.index.keyword import KeywordIndex
 from assistant.schema import Chunk, IndexStamp
 from assistant.settings import Settings
@@ -56,13 +64,72 @@ class FileUpdate:
     previous: tuple[str, ...] | None = None
 
 
+class _Gate:
+    """Many uses of the Chroma client at once, or one reopening of it: never both.
+
+    A use spans a whole store method (the collections it got and the calls it makes with them), and
+    nests: a thread already inside one does not wait for a reopening that waits for it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._calls = 0
+        self._closing = False
+        self._depth = threading.local()
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        depth = getattr(self._depth, "n", 0)
+        with self._cond:
+            while self._closing and depth == 0:
+                self._cond.wait()
+            self._calls += 1
+        self._depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.n = depth
+            with self._cond:
+                self._calls -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def closing(self) -> Iterator[None]:
+        if getattr(self._depth, "n", 0):
+            raise RuntimeError("the Chroma client cannot be reopened from inside a use of it")
+        with self._cond:
+            while self._closing:
+                self._cond.wait()
+            self._closing = True
+            while self._calls:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._closing = False
+                self._cond.notify_all()
+
+
+def _using(method):
+    """A store method that uses the Chroma client: the client is not reopened while it runs."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._gate.call():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Store:
     """Where chunks, their vectors, their keywords and the file records live.
 
     Args:
         settings: Uses `index_dir`, `chroma_url` and `collection`.
         stamp: What this assistant builds the index with; an index built otherwise is refused, and
-            one from before stamps is stamped when first opened. None opens any index unchecked.
+            one from before stamps (or from before a field of it) is checked against its stored
+            vectors, then stamped. None opens any index unchecked.
     """
 
     def __init__(self, settings: Settings, stamp: IndexStamp | None = None):
@@ -70,7 +137,10 @@ class Store:
         self.stamp = stamp
         self.index_dir = Path(settings.index_dir)
         self.url = settings.chroma_url
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the stamp, the keyword index, edits opening and closing
+        self._opening = threading.RLock()  # (re)creating the client: taken inside uses, never held waiting for one
+        self._gate = _Gate()
+        self._editing = 0  # edits open in this process (see `sync_keyword`)
         self._client = None
         self._chunks = None
         self._files = None
@@ -101,12 +171,12 @@ class Store:
                     settings=chroma_settings,
                 )
             except Exception as exc:  # chromadb raises bare ValueError/ConnectError on a dead server
-                raise StoreError(f"Cannot reach the Chroma server at {self.url}: {_short(exc)}") from None
+                raise StoreError(f"Cannot reach the Chroma server at {self.url}: {first_line(exc, 300)}") from None
         self.index_dir.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(self.index_dir), settings=chroma_settings)
 
     def _collections(self):
-        with self._lock:
+        with self._opening:
             if self._chunks is None:
                 try:
                     self._client = self._client or self._connect()
@@ -124,16 +194,19 @@ class Store:
                     raise
                 except Exception as exc:
                     self._client = None
-                    raise StoreError(f"Cannot open the index at {self.location}: {_short(exc)}") from None
+                    raise StoreError(f"Cannot open the index at {self.location}: {first_line(exc, 300)}") from None
             return self._chunks, self._files
 
     def _check_stamp(self, chunks) -> None:
-        """Refuse an index built by another model or chunker; stamp one from before stamps."""
+        """Refuse an index built by another model or chunker; check, then stamp, one from before stamps."""
         if self.stamp is None:
             return
         expected = asdict(self.stamp)
         found = dict(chunks.metadata or {})
-        if any(str(found[k]) != str(v) for k, v in expected.items() if k in found):
+        enforced = IndexStamp.ENFORCED
+        if any(str(found[k]) != str(expected[k]) for k in enforced if k in found) or not self._vectors_fit(
+            chunks, found
+        ):
             built = IndexStamp(**{k: found.get(k, "?") for k in expected})
             remedy = (
                 f"index into a new --collection, or delete the collection {self.settings.collection!r} on the server"
@@ -144,20 +217,33 @@ class Store:
                 f"The index at {self.location} was built with {built.describe()}, but this assistant uses "
                 f"{self.stamp.describe()}; rebuild it: {remedy}."
             )
-        if any(k not in found for k in expected):  # built before indexes were stamped: it was built like this
-            self._call("Stamping the index", chunks.modify, metadata={**found, **expected})
+        if any(k not in found for k in expected):  # built before (part of) the stamp: checked, so it is ours
+            self._call("Stamping the index", chunks.modify, metadata={**expected, **found})
+
+    def _vectors_fit(self, chunks, found: dict) -> bool:
+        """Whether an index without a recorded dimension holds vectors of this stamp's length (the one
+        thing of what built it that the index itself still shows); an index with one, or empty, fits."""
+        if "dimension" in found:
+            return True
+        got = self._call("Reading the index", chunks.get, limit=1, include=["embeddings"])
+        vectors = got.get("embeddings")
+        if vectors is None or len(vectors) == 0:
+            return True
+        found["dimension"] = len(vectors[0])
+        return len(vectors[0]) == self.stamp.dimension
 
     def _call(self, what: str, fn, *args, **kwargs):
         """Run a Chroma call, turning connection faults into a StoreError that names the store."""
         try:
-            return fn(*args, **kwargs)
+            with self._gate.call():  # the client is not reopened under a call in flight
+                return fn(*args, **kwargs)
         except StoreError:
             raise
         except Exception as exc:
             if self.url:
-                with self._lock:  # reconnect on the next call: the server may come back
+                with self._opening:  # reconnect on the next call: the server may come back
                     self._client = self._chunks = self._files = self._max_batch = None
-            raise StoreError(f"{what} failed at {self.location}: {_short(exc)}") from None
+            raise StoreError(f"{what} failed at {self.location}: {first_line(exc, 300)}") from None
 
     def _reopen(self) -> None:
         """Drop the embedded client so the next call reads what other processes wrote.
@@ -165,7 +251,7 @@ class Store:
         An embedded Chroma keeps its vector segments in memory: rows another process added stay
         invisible to it (and looking them up by id fails) until the store is opened again.
         """
-        with self._lock:
+        with self._gate.closing(), self._opening:
             client, self._client, self._chunks, self._files, self._max_batch = self._client, None, None, None, None
             close = getattr(client, "close", None)
             if close is not None:
@@ -175,6 +261,7 @@ class Store:
                     pass
 
     # -- file records --------------------------------------------------------------------------
+    @_using
     def files(self) -> dict[str, FileRecord]:
         _, files = self._collections()
         records: dict[str, FileRecord] = {}
@@ -185,8 +272,9 @@ class Store:
                 records[i] = FileRecord(i, str(meta["hash"]), tuple(json.loads(str(meta["chunk_ids"]))))
         return records
 
-    def write_files(self, updates: list[FileUpdate]) -> list[str]:
-        """Write several files in a few batched calls. Returns the chunk ids that were removed.
+    @_using
+    def _write_files(self, updates: list[FileUpdate]) -> list[str]:
+        """Write several files in a few batched calls (for `Edit`). Returns the chunk ids that were removed.
 
         Order matters for crash safety: chunks first, then the records that list them, then the
         chunks no longer listed. At every step each recorded chunk exists, so whatever a crash
@@ -229,8 +317,9 @@ class Store:
             ],
         )
 
-    def remove_files(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
-        """Forget files: their records first, then their chunks (see `write_files` on order)."""
+    @_using
+    def _remove_files(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
+        """Forget files: their records first, then their chunks (see `_write_files` on order)."""
         if not sources:
             return []
         chunks_col, files_col = self._collections()
@@ -243,10 +332,11 @@ class Store:
         self._delete(chunks_col, ids)
         return ids
 
-    def orphans(self, records: dict[str, FileRecord]) -> list[str]:
+    @_using
+    def _orphans(self, records: dict[str, FileRecord]) -> list[str]:
         """Chunks no file record lists: what a crash between writing chunks and records leaves.
 
-        Every recorded chunk exists (see `write_files`), so equal counts mean no orphans and
+        Every recorded chunk exists (see `_write_files`), so equal counts mean no orphans and
         the common case costs one count instead of a scan.
         """
         listed = {i for r in records.values() for i in r.chunk_ids}
@@ -255,10 +345,12 @@ class Store:
         chunks_col, _ = self._collections()
         return [i for ids, _ in self._scan(chunks_col, include=[]) for i in ids if i not in listed]
 
-    def delete_chunks(self, ids: list[str]) -> None:
+    @_using
+    def _delete_chunks(self, ids: list[str]) -> None:
         chunks_col, _ = self._collections()
         self._delete(chunks_col, ids)
 
+    @_using
     def _ids_of_source(self, source: str) -> list[str]:
         chunks_col, _ = self._collections()
         got = self._call("Reading the index", chunks_col.get, where={"source": source}, include=[])
@@ -300,17 +392,31 @@ class Store:
     def edit(self) -> Iterator[Edit]:
         """Change the index: every write and removal goes through an `Edit`, which keeps the
         generation stamp and the keyword index in step (see `Edit`). One process at a time should
-        edit an index; `Indexer` holds the lock."""
-        edit = Edit(self)
-        yield edit
-        edit.close()
+        edit an index; `Indexer` holds the lock.
 
+        Opening and closing the edit hold the store's lock; the writes between them do not (queries
+        go on meanwhile). An edit that raises is not closed: its first change left the generation
+        stamp new, so every keyword index catches up on its next use.
+        """
+        with self._lock:
+            edit = Edit(self)
+            self._editing += 1
+        try:
+            yield edit
+            with self._lock:
+                edit.close()
+        finally:
+            with self._lock:
+                self._editing -= 1
+
+    @_using
     def generation(self) -> str | None:
         _, files_col = self._collections()
         got = self._call("Reading the index", files_col.get, ids=[_GENERATION_ID], include=["metadatas"])
         return str(got["metadatas"][0]["value"]) if got["ids"] else None
 
-    def bump_generation(self) -> str:
+    @_using
+    def _bump_generation(self) -> str:
         _, files_col = self._collections()
         value = uuid.uuid4().hex
         self._call(
@@ -327,25 +433,33 @@ class Store:
         at most every `max_age_s`), a reload when another process on this machine saved the new
         index, and a rebuild from the store's texts only when this cache never saw the change."""
         now = time.monotonic()
-        if now - self._checked_at < max_age_s:
-            return
+        if now - self._checked_at < max_age_s or self._editing:
+            return  # an edit of this process brings the keyword index along when it closes
         with self._lock:
-            current = self.generation()
-            if current is not None and current != self.keyword.generation:
-                if not self.url:
-                    self._reopen()  # another process wrote the embedded store: this client's view is stale
-                self.keyword.reload()
-                if current != self.keyword.generation:
-                    chunks_col, _ = self._collections()
-                    ids: list[str] = []
-                    texts: list[str] = []
-                    for page_ids, docs in self._scan(chunks_col, include=["documents"]):
-                        ids.extend(page_ids)
-                        texts.extend(d or "" for d in docs)
-                    self.keyword.replace_all(ids, texts, current)
+            if not self._editing:
+                self._follow()
             self._checked_at = time.monotonic()
 
+    def _follow(self) -> None:
+        """Catch up with the store's generation (under the lock): reopen, reload or rebuild."""
+        with self._lock:
+            current = self.generation()
+            if current is None or current == self.keyword.generation:
+                return
+            if not self.url:
+                self._reopen()  # another process wrote the embedded store: this client's view is stale
+            self.keyword.reload()
+            if current != self.keyword.generation:
+                chunks_col, _ = self._collections()
+                ids: list[str] = []
+                texts: list[str] = []
+                for page_ids, docs in self._scan(chunks_col, include=["documents"]):
+                    ids.extend(page_ids)
+                    texts.extend(d or "" for d in docs)
+                self.keyword.replace_all(ids, texts, current)
+
     # -- queries -------------------------------------------------------------------------------
+    @_using
     def count(self) -> int:
         chunks_col, _ = self._collections()
         return int(self._call("Counting chunks", chunks_col.count))
@@ -353,6 +467,10 @@ class Store:
     def dense_search(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
         """Nearest chunks by cosine similarity (1 - distance), best first (fewer if the index is small)."""
         self.sync_keyword()  # also reopens an embedded store that another process changed
+        return self._nearest(vector, n)
+
+    @_using
+    def _nearest(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
         chunks_col, _ = self._collections()
         if n <= 0:
             return []
@@ -375,6 +493,7 @@ class Store:
         self.sync_keyword()
         return self.keyword.search(query, n)
 
+    @_using
     def get_with_vectors(self, ids: list[str]) -> dict[str, tuple[Chunk, np.ndarray]]:
         """Chunks and their stored vectors in one read."""
         if not ids:
@@ -412,8 +531,3 @@ def _chunk(chunk_id: str, text: str | None, meta: dict | None) -> Chunk:
 
 def _slug(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", url).strip("_")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]

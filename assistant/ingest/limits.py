@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-_MB = 1024 * 1024
+from assistant.settings import MB
+
 _PDF_PAGE_BYTES = 1024  # each page counts at least this much, so a million empty pages cost too
 
 _on_step: Callable[[], None] | None = None
@@ -185,7 +186,7 @@ class ZipLimits:
     """
 
     max_members: int = 10_000
-    max_total_bytes: int = 256 * _MB
+    max_total_bytes: int = 256 * MB
     max_ratio: float = 100.0
     ratio_after_bytes: int = 100 * 1024
 
@@ -209,13 +210,13 @@ def check_zip(data: bytes, limits: ZipLimits = ZipLimits()) -> str | None:
         total += m.file_size
         if total > limits.max_total_bytes:
             return (
-                f"expands to more than {limits.max_total_bytes / _MB:g} MB when unpacked (possible decompression bomb)"
+                f"expands to more than {limits.max_total_bytes / MB:g} MB when unpacked (possible decompression bomb)"
             )
         ratio = m.file_size / max(m.compress_size, 1)
         if m.file_size > limits.ratio_after_bytes and ratio > limits.max_ratio:
             return (
                 f"a part expands {ratio:,.0f} times ({m.compress_size / 1024:,.0f} KB to "
-                f"{m.file_size / _MB:,.1f} MB; possible decompression bomb)"
+                f"{m.file_size / MB:,.1f} MB; possible decompression bomb)"
             )
     return None
 

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.errors import first_line
 from assistant.ingest import formats, worker
 from assistant.ingest.formats.text import EMPTY
 from assistant.ingest.limits import check_zip
 from assistant.ingest.worker import ParseBounds
 from assistant.schema import Document, Skipped
-from assistant.settings import Settings
+from assistant.settings import MB, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = formats.SUFFIXES
 _INDEX_MARKERS = ("chroma.sqlite3", ".index.lock")
 INDEX_UPLOADS = "uploads"
 
-_MB = 1024 * 1024
 DEFAULT_MAX_CHARS: int = Settings.max_chars_per_file
 DEFAULT_BOUNDS = ParseBounds(Settings.parse_memory_mb, Settings.parse_step_seconds)
 
@@ -116,7 +116,7 @@ def load_file(
     try:
         loaded = _load(path, max_bytes, max_chars, bounds)
     except Exception as exc:  # a last guard: a bad file must never stop a run
-        return Skipped(source_name(path), f"could not load: {_short(exc)}")
+        return Skipped(source_name(path), f"could not load: {first_line(exc, 100)}")
     if isinstance(loaded, Document) and len(loaded.text) > max_chars:
         return Skipped(loaded.source, _too_much_text(path, len(loaded.text), max_chars))
     return loaded
@@ -152,7 +152,7 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
     if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
         return Skipped(name, "not a regular file")
     if max_bytes is not None and info.st_size > max_bytes:
-        return Skipped(name, f"file too large ({info.st_size / _MB:.1f} MB > limit {max_bytes / _MB:g} MB)")
+        return Skipped(name, f"file too large ({info.st_size / MB:.1f} MB > limit {max_bytes / MB:g} MB)")
     return None
 
 
@@ -228,8 +228,3 @@ def _walk(paths: Iterable[str | Path]) -> Iterator[Path | Skipped]:
 def _is_index(path: Path) -> bool:
     """Whether a folder holds an index (an embedded Chroma store, or this project's indexing lock)."""
     return any((path / marker).exists() for marker in _INDEX_MARKERS)
-
-
-def _short(exc: BaseException, limit: int = 100) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -25,8 +25,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from assistant.schema import Document, PageSpan, Skipped
+from assistant.settings import MB
 
-_MB = 1024 * 1024
 _STEP_EVERY = 0.2  # seconds: a worker tells the parent it progressed at most this often
 _START_SECONDS = 120.0  # most a worker may take to start (Python and the loaders' modules, on a busy machine)
 
@@ -111,7 +111,7 @@ class ParseWorker:
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "assistant.ingest.worker", str(self.bounds.memory_mb * _MB)],
+            [sys.executable, "-m", "assistant.ingest.worker", str(self.bounds.memory_mb * MB)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -215,7 +215,7 @@ def _serve(memory_bytes: int) -> None:
         try:
             message = _message(parse_bytes(name, suffix, data, max_chars))
         except MemoryError:
-            message = {"name": name, "memory": True, "reason": f"needs more than {memory_bytes // _MB:,} MB of "
+            message = {"name": name, "memory": True, "reason": f"needs more than {memory_bytes // MB:,} MB of "
                        "memory to read (ASSISTANT_PARSE_MEMORY_MB)"}  # fmt: skip
         except Exception as exc:  # a last guard, as in `load_file`
             message = {"name": name, "reason": f"could not load: {type(exc).__name__}"}

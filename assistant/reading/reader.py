@@ -53,14 +53,14 @@ class ReaderResult:
         best: the most probable span over all passages (None when no passage had text).
         answer_probability: ``best.probability`` (0.0 without a span).
         no_answer_score: the [CLS] score of the window ``best`` came from (higher: more "no answer").
-        is_answer: ``answer_probability >= threshold`` (the threshold chosen at training time, see config.json).
+
+    Whether the span is sure enough to be an answer is not the reader's call: see `generation/decline.py`.
     """
 
     spans: list[AnswerSpan] = field(default_factory=list)
     best: AnswerSpan | None = None
     answer_probability: float = 0.0
     no_answer_score: float = 0.0
-    is_answer: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,6 @@ class Reader:
         self._tokenizer = None
         self._calibration = (1.0, 0.0)
         self._signed = False
-        self.threshold = 0.5
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -182,7 +181,6 @@ class Reader:
             session = self._load(self.model_dir / MODEL_FILE, self._open_session)
             cal = config.get("calibration", {})
             self._calibration = (float(cal.get("scale", 1.0)), float(cal.get("bias", 0.0)))
-            self.threshold = float(config.get("threshold", 0.5))
             self._tokenizer, self._session = tokenizer, session
 
     @staticmethod
@@ -251,7 +249,6 @@ class Reader:
             best=top,
             answer_probability=top.probability,
             no_answer_score=top.null_score,
-            is_answer=top.probability >= self.threshold,
         )
 
     def _score(self, windows: list[Window]) -> list[_WindowBest]:

@@ -11,7 +11,7 @@ loads no web framework.
 
 from __future__ import annotations
 
-from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, parse_history, read_json
+from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, read_json
 from assistant.web.guard import BodyLimits, GuardConfig, LoginThrottle, OriginPolicy, RequestGuard, escape_controls
 from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView
 from assistant.web.page import EXAMPLES, build_blocks
@@ -27,7 +27,7 @@ from assistant.web.render import (
     where,
 )
 from assistant.web.server import OneLineTracebacks, serve
-from assistant.web.service import ContextReader, Readiness, Service, SourceNames, Turn, public_error
+from assistant.web.service import ContextReader, Readiness, Service, SourceNames, Turn, parse_history, public_error
 from assistant.web.uploads import (
     UploadError,
     UploadGuard,

@@ -11,29 +11,10 @@ import logging
 import secrets
 
 from assistant.errors import InputError
-from assistant.web.service import Service, public_error
+from assistant.web.service import Service, parse_history, public_error
 
-_MAX_HISTORY_TURNS = 20
 _MAX_BODY = 64 * 1024  # an /api/ask body: a question and recent history fit many times over
 logger = logging.getLogger(__name__)
-
-
-def parse_history(raw) -> list:
-    """Validate an API history: [[user, assistant], ...] pairs or [{"role", "content"}] messages."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InputError('"history" must be a list of [user, assistant] pairs or {"role", "content"} messages.')
-    for item in raw:
-        if isinstance(item, dict):
-            if item.get("role") not in ("user", "assistant", "system") or not isinstance(item.get("content"), str):
-                raise InputError('Each history message needs "role" (user or assistant) and text "content".')
-        elif isinstance(item, (list, tuple)):
-            if len(item) != 2 or not all(isinstance(x, str) or x is None for x in item):
-                raise InputError("Each history pair must be [user question, assistant answer].")
-        else:
-            raise InputError("Each history item must be a [user, assistant] pair or a {role, content} message.")
-    return raw[-2 * _MAX_HISTORY_TURNS :]
 
 
 class BodyError(InputError):
@@ -114,13 +95,14 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
             assistant = service.assistant(generator)
         except ValueError as exc:
             return error(str(exc), 422)
-        try:
+        try:  # answering and naming the sources read the store: off the event loop
             answer = await run_in_threadpool(assistant.answer, body["question"], history)
+            public = await run_in_threadpool(service.public, answer)
         except QuestionError as exc:
             return error(str(exc), 400)
         except Exception as exc:
             return error(public_error(exc), 500)
-        return JSONResponse(service.public(answer))
+        return JSONResponse(public)
 
     app.router.add_route("/api/health", health, methods=["GET"])
     app.router.add_route("/api/ask", ask, methods=["POST"])

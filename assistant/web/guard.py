@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlsplit
 
+from assistant.settings import MB
+
 logger = logging.getLogger(__name__)
 
-_KB, _MB = 1024, 1024 * 1024
+_KB = 1024
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -127,9 +129,9 @@ class BodyLimits:
         other: A body anywhere else.
     """
 
-    upload: int = 100 * _MB
-    event: int = 1 * _MB
-    api: int = 1 * _MB
+    upload: int = 100 * MB
+    event: int = 1 * MB
+    api: int = 1 * MB
     login: int = 16 * _KB
     other: int = 64 * _KB
 
@@ -148,7 +150,7 @@ class BodyLimits:
 
 
 def _size(n: int) -> str:
-    return f"{n / _MB:g} MB" if n >= _MB else f"{n / _KB:g} KB"
+    return f"{n / MB:g} MB" if n >= MB else f"{n / _KB:g} KB"
 
 
 # -- origins --------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.web.api import parse_history
 from assistant.web.render import (
     printable,
     render_answer,
@@ -25,7 +24,7 @@ from assistant.web.render import (
     render_text,
     render_upload_status,
 )
-from assistant.web.service import Service, Turn, public_error
+from assistant.web.service import Service, Turn, parse_history, public_error
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assistant.errors import QuestionError
+from assistant.errors import InputError, QuestionError
 from assistant.schema import Answer
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _CHARS_PER_TOKEN = 4
 
 
-class OpenAIError(ValueError):
+class OpenAIError(InputError):
     """A request refused before it reaches the assistant; `status`, `kind` and `code` go to the client."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None):
@@ -88,13 +88,14 @@ def openai_routes(service, *, auth: tuple[str, str] | None = None, api_key: str 
             return await _stream(service, assistant, question, chat)
         from starlette.concurrency import run_in_threadpool
 
-        try:
+        try:  # answering and naming the sources read the store: off the event loop
             answer = await run_in_threadpool(assistant.answer, question, chat.history)
+            public = await run_in_threadpool(service.public, answer)
         except QuestionError as exc:
             return error(OpenAIError(400, str(exc)))
         except Exception as exc:
             return error(OpenAIError(500, _public_error(exc), "server_error"))
-        return JSONResponse(completion(service.public(answer), answer, chat))
+        return JSONResponse(completion(public, answer, chat))
 
     return [
         Route("/v1/models", models, methods=["GET"]),
@@ -238,7 +239,7 @@ async def _stream(service, assistant, question: str, chat: ChatRequest) -> Respo
     """Server-sent `chat.completion.chunk` events: the role, text deltas, a last chunk with the
     citations, the usage when asked for, then `data: [DONE]`. A failure before the first delta is
     an ordinary error response; one after it is an `error` event (the status was already sent)."""
-    from starlette.concurrency import iterate_in_threadpool
+    from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
     items = iterate_in_threadpool(assistant.stream(question, chat.history))
     try:
@@ -265,7 +266,7 @@ async def _stream(service, assistant, question: str, chat: ChatRequest) -> Respo
                     sent += item
                     yield chunk({"content": item})
                 else:
-                    yield _last(chunk, item, sent, service.public(item))
+                    yield _last(chunk, item, sent, await run_in_threadpool(service.public, item))
                     if chat.include_usage:
                         body = {"id": ident, "object": "chat.completion.chunk", "created": created,
                                 "model": chat.model, "choices": [], "usage": usage(chat, item.text)}  # fmt: skip

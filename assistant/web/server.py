@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 
-from assistant.settings import Settings
+from assistant.settings import MB, Settings
 from assistant.web.api import build_app, parse_auth
 from assistant.web.guard import (
     BodyLimits,
@@ -25,7 +25,6 @@ from assistant.web.service import Service, public_error
 from assistant.web.uploads import UploadGuard
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-_MB = 1024 * 1024
 logger = logging.getLogger(__name__)
 
 
@@ -59,7 +58,7 @@ def serve(
         demo,
         path="/",
         auth=credentials,
-        max_file_size=int(settings.max_file_mb * _MB),
+        max_file_size=int(settings.max_file_mb * MB),
         ssr_mode=False,
         footer_links=["api"],
         css=CSS,
@@ -80,7 +79,7 @@ def serve(
         GuardConfig(
             session_ok=_session_checker(page) if credentials else None,
             origins=OriginPolicy(parse_origins(settings.allowed_origins)),
-            limits=BodyLimits(upload=int(settings.max_upload_mb * _MB)),
+            limits=BodyLimits(upload=int(settings.max_upload_mb * MB)),
             throttle=LoginThrottle(),
         ),
     )

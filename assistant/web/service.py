@@ -17,11 +17,10 @@ from pathlib import Path, PurePosixPath
 
 from assistant.errors import InputError
 from assistant.ingest.loading import INDEX_UPLOADS
-from assistant.schema import Answer, Citation, Document
-from assistant.settings import Settings
+from assistant.schema import Answer, Citation, Document, WarmUp
+from assistant.settings import MB, Settings
 from assistant.web.uploads import UploadError, check_upload_source, remove_partial_uploads, safe_name, save_upload
 
-_MB = 1024 * 1024
 _CONTEXT_CHARS = 600  # neighbouring text shown around a cited passage
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"<>]+/)+([^\s/'\"<>]*)")  # not the path of a URL
 logger = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class ContextReader:
 
     def __init__(self, window: int = _CONTEXT_CHARS, max_mb: float = 25.0, max_chars: int | None = None):
         self.window = window
-        self.max_bytes = int(max_mb * _MB)
+        self.max_bytes = int(max_mb * MB)
         self.max_chars = max_chars if max_chars is not None else Settings.max_chars_per_file
 
     def around(self, c: Citation) -> tuple[str, str] | None:
@@ -138,6 +137,31 @@ class Turn:
     shown: str  # the escaped HTML bubble
 
 
+_MAX_HISTORY_TURNS = 20
+
+
+def parse_history(raw) -> list:
+    """Validate a client's history: [[user, assistant], ...] pairs or [{"role", "content"}] messages.
+
+    Raises:
+        InputError: the history is not one of those shapes (the message says which rule it broke).
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InputError('"history" must be a list of [user, assistant] pairs or {"role", "content"} messages.')
+    for item in raw:
+        if isinstance(item, dict):
+            if item.get("role") not in ("user", "assistant", "system") or not isinstance(item.get("content"), str):
+                raise InputError('Each history message needs "role" (user or assistant) and text "content".')
+        elif isinstance(item, (list, tuple)):
+            if len(item) != 2 or not all(isinstance(x, str) or x is None for x in item):
+                raise InputError("Each history pair must be [user question, assistant answer].")
+        else:
+            raise InputError("Each history item must be a [user, assistant] pair or a {role, content} message.")
+    return raw[-2 * _MAX_HISTORY_TURNS :]
+
+
 class Service:
     """One index shared by every user; one `Assistant` per generator, sharing store and model.
 
@@ -154,6 +178,7 @@ class Service:
         self.reader = ContextReader(max_mb=settings.max_file_mb, max_chars=settings.max_chars_per_file)
         self._variants: dict[str, object] = {self.base.settings.generator: self.base}
         self._lock = threading.Lock()
+        self._names_lock = threading.Lock()
         self._names: tuple[str | None, SourceNames] | None = None
         self._readiness = Readiness(True)  # `warm_up` says otherwise while it runs
 
@@ -181,10 +206,11 @@ class Service:
     def readiness(self) -> Readiness:
         return self._readiness
 
-    def warm_up(self) -> None:
-        """Build the index from seeds when empty, settle `uploads/`, load the model: the first user does not wait.
+    def warm_up(self) -> WarmUp:
+        """Build the index from seeds when empty, settle `uploads/`, load the models: the first user does not wait.
 
-        `serve` runs this in the background once the port is bound; `readiness()` says how far it is.
+        `serve` runs this in the background once the port is bound; `readiness()` says how far it is. What
+        failed to load is printed, one line each, and returned (the server goes on without it).
         """
         try:
             self._readiness = Readiness(False, "Starting: opening the index…")
@@ -193,12 +219,14 @@ class Service:
             if note:
                 print(f"Uploads folder {self.uploads}: {note}", file=sys.stderr, flush=True)
             self._readiness = Readiness(False, "Starting: loading the model…")
-            self.base.embedder.encode_queries(["warm up"])
-            self.base.generator.preload()
+            report = self.base.warm_up()
         except Exception as exc:
             self._readiness = Readiness(True, f"The server could not start: {public_error(exc)}", failed=True)
             raise
+        for line in report.lines():
+            print(line, file=sys.stderr, flush=True)
         self._readiness = Readiness(True, f"After an interrupted upload, the server {note}" if note else "")
+        return report
 
     def recover_uploads(self) -> str | None:
         """Settle what a killed upload left in `uploads/`; returns what was done (no server path), if anything.
@@ -237,12 +265,13 @@ class Service:
     def names(self) -> SourceNames:
         """The shown names of the indexed sources, rebuilt only when the index changed."""
         stamp = self.base.store.generation()
-        cached = self._names
-        if cached is not None and stamp is not None and cached[0] == stamp:
-            return cached[1]
-        names = SourceNames(self.documents(), self.uploads)
-        self._names = (stamp, names)
-        return names
+        with self._names_lock:  # one rebuild per change, however many requests ask at once
+            cached = self._names
+            if cached is not None and stamp is not None and cached[0] == stamp:
+                return cached[1]
+            names = SourceNames(self.documents(), self.uploads)
+            self._names = (stamp, names)
+            return names
 
     def public(self, answer: Answer) -> dict:
         """An answer's JSON for clients: each citation's source as its shown name, not a server path."""

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from assistant.errors import UploadError
 from assistant.ingest.loading import SUPPORTED_SUFFIXES
+from assistant.settings import MB
 
 PARTIAL_PREFIX = ".upload-"  # a copy in progress; a kill leaves it behind
-_MB = 1024 * 1024
 _MAX_VARIANTS = 1000
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def save_upload(path: str | Path, original_name: str, folder: Path, *, max_mb: f
         shown = suffix or "no extension"
         raise UploadError(f"{name}: unsupported file type ({shown}); upload {', '.join(SUPPORTED_SUFFIXES)} files.")
     size = Path(path).stat().st_size
-    if size > max_mb * _MB:
+    if size > max_mb * MB:
         raise UploadError(f"{name}: file too large ({size / 1e6:.1f} MB > limit {max_mb:g} MB).")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def remove_partial_uploads(folder: Path) -> list[str]:
 
 # -- the HTTP guard ------------------------------------------------------------------------------
 _HASH_REF = re.compile(r"^[0-9a-f]{32,128}/[^/\\]+$")  # `<hash>/<name>`: how clients name an uploaded file
-_EVENT_LIMIT = 1024 * 1024
+_EVENT_LIMIT = MB
 
 
 class UploadGuard:

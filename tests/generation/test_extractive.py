@@ -60,6 +60,7 @@ def test_sentence_cache_holds_under_concurrent_questions(assistant):
     sentence-vector cache must never lose a vector between storing and reading it."""
     import threading
 
+    from assistant.embedding import Embedder
     from assistant.generation.extractive import ExtractiveGenerator
 
     questions = [
@@ -73,7 +74,7 @@ def test_sentence_cache_holds_under_concurrent_questions(assistant):
     passages = {q: assistant.retrieve(q) for q in questions}
     expected = {q: assistant.extractive.generate(q, passages[q]) for q in questions}
     # Smaller than what the six questions need together (33 texts), larger than what one needs (at most 24).
-    shared = ExtractiveGenerator(assistant.embedder, cache_size=30)
+    shared = ExtractiveGenerator(Embedder(cache_dir=assistant.embedder.cache_dir, cache_size=30))
     failures: list[BaseException] = []
 
     def ask(offset: int) -> None:

@@ -6,18 +6,16 @@ from __future__ import annotations
 import pytest
 
 from assistant.generation import standalone_query
+from assistant.generation.decline import Thresholds, decide, usable_probability
 from assistant.generation.extractive import Candidate
 from assistant.generation.reader import (
     SEPARATOR,
-    Thresholds,
     compose_short,
-    decide,
     holding,
     lead_of,
     pick,
     refer,
     span_score,
-    usable_probability,
 )
 from assistant.grounding.citations import build_answer
 from assistant.pipeline import Assistant

@@ -9,7 +9,7 @@ from fakes import TEXTS
 from assistant.grounding.citations import build_answer
 from assistant.grounding.claims import ABSTENTION, CLAIM, META, Vocabulary, entities, marker_numbers, split_answer
 from assistant.grounding.grounder import UNSUPPORTED_WARNING, Grounder
-from assistant.schema import Chunk, Passage
+from assistant.schema import Chunk, Draft, Passage
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_no_passages_leaves_every_claim_unsupported(grounder):
 
 def test_the_grounded_draft_builds_an_answer_with_exact_quotes(grounder, passages):
     g = grounder.ground("Hall said Russia would not want to antagonise Israel. Basel lies on the Rhine [3].", passages)
-    answer = build_answer(g.draft(), passages, generator="llamacpp")
+    answer = build_answer(Draft(g.text, abstained=False, quotes=dict(g.quotes)), passages, generator="llamacpp")
     assert [c.source for c in answer.citations] == ["doc2.txt", "doc0.txt"]
     assert all(c.quote in c.text for c in answer.citations)
     assert answer.text == "Hall said Russia would not want to antagonise Israel [1]. Basel lies on the Rhine [2]."

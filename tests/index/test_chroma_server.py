@@ -176,9 +176,9 @@ def test_server_down_is_one_clear_line_and_recovery_needs_no_restart(server, cor
 
 def test_a_server_collection_records_what_built_it(server, tmp_path):
     from assistant.errors import IndexMismatchError
+    from assistant.index.store import Store
     from assistant.schema import IndexStamp
     from assistant.settings import Settings
-    from assistant.index.store import Store
 
     settings = Settings(chroma_url=server.url, index_dir=tmp_path / "cache", collection="stamped")
     Store(settings).count()  # a collection from before stamps

@@ -332,7 +332,9 @@ def test_index_records_what_built_it_and_refuses_another_model_or_chunker(tmp_pa
     assert Store(settings, stamp=ours).count() == 0
     another_model = IndexStamp("BAAI/bge-base-en-v1.5", 768, CHUNKER_VERSION)
     another_chunker = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION + "-next")
-    for other in (another_model, another_chunker):
+    another_size = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_tokens=120)
+    another_overlap = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_overlap=0)
+    for other in (another_model, another_chunker, another_size, another_overlap):
         with pytest.raises(IndexMismatchError) as err:
             Store(settings, stamp=other).count()
         message = str(err.value)
@@ -369,3 +371,66 @@ def test_index_from_before_stamps_is_stamped_when_first_opened(corpus, tmp_path)
     assert reopened.index([folder]).unchanged == len(TOPICS)  # nothing rebuilt
     with pytest.raises(IndexMismatchError):
         Store(settings, stamp=IndexStamp(stamp.embedding_model, stamp.dimension, "0")).count()
+
+
+def test_index_from_before_stamps_is_checked_before_it_is_stamped(tmp_path):
+    """An unstamped index whose vectors another model made (another length) is refused, not stamped."""
+    import numpy as np
+
+    from assistant.errors import IndexMismatchError
+    from assistant.index.store import FileUpdate
+    from assistant.schema import Chunk, IndexStamp
+
+    settings = Settings(index_dir=tmp_path / "old", progress=False)
+    chunk = Chunk("c1", "a.txt", "Glaciers carve valleys.", 0, 23)
+    with Store(settings).edit() as edit:  # no stamp: as the release before stamps wrote it
+        edit.write([FileUpdate("a.txt", "h", ["c1"], [chunk], np.ones((1, 8), dtype=np.float32), previous=())])
+    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, "1")
+    with pytest.raises(IndexMismatchError, match="8 dimensions"):
+        Store(settings, stamp=ours).count()
+    with pytest.raises(IndexMismatchError):  # and it was not stamped on the way
+        Store(settings, stamp=ours).count()
+    assert Store(settings, stamp=IndexStamp("an older model", 8, "1")).count() == 1  # checked, then stamped
+    with pytest.raises(IndexMismatchError, match="an older model"):
+        Store(settings, stamp=IndexStamp("another model", 8, "1")).count()
+
+
+def test_a_query_during_an_edit_never_leaves_old_keywords_under_a_new_stamp(tmp_path, embedder):
+    """Queries catch up with the store while another thread edits it: the keyword index ends in step
+    with the store (same chunks, same generation), however their steps fall."""
+    import threading
+
+    from assistant.pipeline import Assistant
+
+    a = Assistant(index_dir=tmp_path / "index", progress=False)
+    a.embedder = embedder
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            while not stop.is_set():
+                a.store.sync_keyword(max_age_s=0)
+                a.store.keyword_search("glacier valley", 5)
+                a.store.count()
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(6):
+            (docs / f"d{n}.txt").write_text(f"Glacier {n} carves a valley number {n} in the north.\n")
+            a.index([docs])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not failures, repr(failures[:3])
+    store = a.store
+    store.sync_keyword(max_age_s=0)
+    assert store.keyword.generation == store.generation()
+    assert len(store.keyword) == store.count() == 6

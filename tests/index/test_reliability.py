@@ -415,7 +415,7 @@ QUESTION = "Where did Putin and Pezeshkian meet?"
 def test_misbehaving_llm_falls_back_to_the_extractive_answer(llm_assistant, seed_assistant, llm_url, mode, problem):
     FakeLLM.mode = mode
     expected = seed_assistant.answer(QUESTION)
-    llm_assistant.embedder.preload()
+    llm_assistant.embedder.warm_up()
     llm_assistant.retrieve(QUESTION)  # model and index loaded: only the LLM is timed
     for how in ("answer", "stream"):
         started = time.monotonic()

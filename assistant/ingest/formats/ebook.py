@@ -15,6 +15,7 @@ import zipfile
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
+from assistant.errors import DocumentError
 from assistant.ingest.limits import step
 from assistant.schema import Document, Skipped
 
@@ -27,7 +28,7 @@ _NS = {
 }
 
 
-class EpubError(ValueError):
+class EpubError(DocumentError):
     """Why an EPUB cannot be read, in words for the user."""
 
 

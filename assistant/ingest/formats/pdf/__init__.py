@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from assistant.ingest.limits import pdf_limits, pdf_within
 from assistant.schema import Document, Skipped
+from assistant.settings import MB
 
-_MB = 1024 * 1024
 _BYTES_PER_CHAR = 10  # page content a PDF may make extraction read, per character allowed (~2 min)
 
 
 def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
     """A PDF's text, after checking what its page streams expand to (a decompression bomb is refused)."""
-    budget = max(max_chars * _BYTES_PER_CHAR, _MB)
+    budget = max(max_chars * _BYTES_PER_CHAR, MB)
     if not pdf_within(data, budget):
         reason = f"page content expands to more than {budget / 1e6:,.0f} MB (possible decompression bomb)"
         return Skipped(name, reason)

@@ -18,6 +18,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 
+from assistant.errors import DocumentError
 from assistant.ingest.limits import step
 
 # Characters the layout never sees: zero-width spaces and joiners, word joiner, BOM.
@@ -36,7 +37,7 @@ PDFIUM = threading.Lock()  # PDFium is not thread-safe, not even across document
 _USABLE = 10  # a page drawing an image with fewer characters than this is a scan (a figure has a caption)
 
 
-class PdfUnreadable(Exception):
+class PdfUnreadable(DocumentError):
     """The PDF cannot be read at all; the message is the reason shown to the user."""
 
 
