@@ -18,6 +18,7 @@ from assistant.settings import MB
 from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
+from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.loading import check_file, iter_files, load_file, source_name
 from assistant.ingest.worker import ParseBounds
 from assistant.schema import Chunk, Document, IndexReport, Skipped
@@ -100,6 +101,7 @@ class Indexer:
         records = self.store.files()
         max_bytes = int(self.settings.max_file_mb * MB)
         bounds = ParseBounds(self.settings.parse_memory_mb, self.settings.parse_step_seconds)
+        ocr = OcrOptions.from_settings(self.settings)
         seen: set[str] = set()
         todo: list[PendingFile] = []
         for path in iter_files(paths):
@@ -119,7 +121,9 @@ class Indexer:
             if old and old.content_hash == digest:
                 report.unchanged += 1
                 continue
-            loaded = load_file(path, max_bytes=max_bytes, max_chars=self.settings.max_chars_per_file, bounds=bounds)
+            loaded = load_file(
+                path, max_bytes=max_bytes, max_chars=self.settings.max_chars_per_file, bounds=bounds, ocr=ocr
+            )
             if isinstance(loaded, Skipped):
                 report.skipped.append(loaded)
                 continue

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from assistant.errors import first_line
 from assistant.ingest import formats, worker
+from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.formats.text import EMPTY
 from assistant.ingest.limits import check_zip
 from assistant.ingest.worker import ParseBounds
@@ -102,6 +103,7 @@ def load_file(
     max_bytes: int | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     bounds: ParseBounds = DEFAULT_BOUNDS,
+    ocr: OcrOptions | None = None,
 ) -> Document | Skipped:
     """Load one file as a `Document`, or return `Skipped` saying why it cannot be used.
 
@@ -111,10 +113,11 @@ def load_file(
         max_chars: Files whose extracted text is longer are skipped: a small docx or pdf can
             expand to millions of passages (a decompression bomb).
         bounds: Memory and time one file's parse may take (it runs in a bounded worker process).
+        ocr: How pictures of text are read (default: the `ASSISTANT_OCR*` settings of this process).
     """
     path = Path(path)
     try:
-        loaded = _load(path, max_bytes, max_chars, bounds)
+        loaded = _load(path, max_bytes, max_chars, bounds, ocr)
     except Exception as exc:  # a last guard: a bad file must never stop a run
         return Skipped(source_name(path), f"could not load: {first_line(exc, 100)}")
     if isinstance(loaded, Document) and len(loaded.text) > max_chars:
@@ -156,7 +159,9 @@ def check_file(path: Path, *, max_bytes: int | None = None) -> Skipped | None:
     return None
 
 
-def _load(path: Path, max_bytes: int | None, max_chars: int, bounds: ParseBounds) -> Document | Skipped:
+def _load(
+    path: Path, max_bytes: int | None, max_chars: int, bounds: ParseBounds, ocr: OcrOptions | None
+) -> Document | Skipped:
     skipped = check_file(path, max_bytes=max_bytes)
     if skipped is not None:
         return skipped
@@ -168,17 +173,17 @@ def _load(path: Path, max_bytes: int | None, max_chars: int, bounds: ParseBounds
         return Skipped(name, f"cannot read file ({exc.strerror or exc})")
     if not data.strip():
         return Skipped(name, EMPTY)
-    return worker.parse(worker.ParseRequest(name, suffix, data, max_chars), bounds)
+    return worker.parse(worker.ParseRequest(name, suffix, data, max_chars, ocr or OcrOptions.from_settings()), bounds)
 
 
-def parse_bytes(name: str, suffix: str, data: bytes, max_chars: int) -> Document | Skipped:
+def parse_bytes(name: str, suffix: str, data: bytes, max_chars: int, ocr: OcrOptions) -> Document | Skipped:
     """A file's bytes to a `Document` by the loader of its type (run inside the bounded worker)."""
     fmt = formats.format_of(suffix)
     if fmt is None:  # check_file refuses these; kept for a caller that skips it
         return Skipped(name, f"unsupported file type '{suffix}'")
     if fmt.container and (problem := check_zip(data)) is not None:
         return Skipped(name, problem)
-    return fmt.load(name, data, max_chars)
+    return fmt.load(name, data, max_chars, ocr)
 
 
 # -- folders -------------------------------------------------------------------------------------

@@ -14,17 +14,20 @@ never executes what a worker that read a hostile file sends back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import typing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from assistant.schema import Document, PageSpan, Skipped
+from assistant.ingest.formats.ocr import OcrOptions
+from assistant.schema import Document, Skipped
 from assistant.settings import MB
 
 _STEP_EVERY = 0.2  # seconds: a worker tells the parent it progressed at most this often
@@ -57,6 +60,7 @@ class ParseRequest:
     suffix: str
     data: bytes
     max_chars: int
+    ocr: OcrOptions  # the caller's settings: the long-lived worker must not read its own environment
 
 
 class ParseWorker:
@@ -74,7 +78,8 @@ class ParseWorker:
             try:
                 if self._process is None or self._process.poll() is not None:
                     self._start()
-                self._send.send_bytes(json.dumps([request.name, request.suffix, request.max_chars]).encode())
+                head = [request.name, request.suffix, request.max_chars, dataclasses.asdict(request.ocr)]
+                self._send.send_bytes(json.dumps(head).encode())
                 self._send.send_bytes(request.data)
             except (OSError, EOFError):  # the worker could not start, or died between two files
                 self._stop()
@@ -147,7 +152,7 @@ def parse(request: ParseRequest, bounds: ParseBounds) -> Document | Skipped:
     if not bounds.enabled:
         from assistant.ingest.loading import parse_bytes
 
-        return parse_bytes(request.name, request.suffix, request.data, request.max_chars)
+        return parse_bytes(request.name, request.suffix, request.data, request.max_chars, request.ocr)
     with _workers_lock:
         worker = _workers.get(bounds) or _workers.setdefault(bounds, ParseWorker(bounds))
     return worker.parse(request)
@@ -164,15 +169,32 @@ def shutdown() -> None:
 def _result(message: dict) -> Document | Skipped:
     if "reason" in message:
         return Skipped(message["name"], message["reason"])
-    pages = tuple(PageSpan(*span) for span in message["pages"])
-    return Document(message["name"], message["text"], pages, tuple(message["warnings"]))
+    return _rebuild(Document, message["document"])
 
 
 def _message(result: Document | Skipped) -> dict:
     if isinstance(result, Skipped):
         return {"name": result.path, "reason": result.reason}
-    pages = [[p.page, p.start, p.end] for p in result.pages]
-    return {"name": result.source, "text": result.text, "pages": pages, "warnings": list(result.warnings)}
+    return {"name": result.source, "document": dataclasses.asdict(result)}
+
+
+def _rebuild(cls, data: dict):
+    """A dataclass from `dataclasses.asdict` output: tuples of dataclasses become them again, every field kept."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is tuple and args and dataclasses.is_dataclass(args[0]):
+            value = tuple(_rebuild(args[0], item) for item in value)
+        elif typing.get_origin(hint) is tuple:
+            value = tuple(value)
+        elif dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _rebuild(hint, value)
+        values[f.name] = value
+    return cls(**values)
 
 
 # -- the worker process --------------------------------------------------------------------------
@@ -208,12 +230,12 @@ def _serve(memory_bytes: int) -> None:
     send.send_bytes(b'"ready"')
     while True:
         try:
-            name, suffix, max_chars = json.loads(receive.recv_bytes())
+            name, suffix, max_chars, ocr = json.loads(receive.recv_bytes())
             data = receive.recv_bytes()
         except EOFError:
             return
         try:
-            message = _message(parse_bytes(name, suffix, data, max_chars))
+            message = _message(parse_bytes(name, suffix, data, max_chars, OcrOptions(**ocr)))
         except MemoryError:
             message = {"name": name, "memory": True, "reason": f"needs more than {memory_bytes // MB:,} MB of "
                        "memory to read (ASSISTANT_PARSE_MEMORY_MB)"}  # fmt: skip

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from assistant.schema import Document, Skipped
+
+if TYPE_CHECKING:
+    from assistant.ingest.formats.ocr import OcrOptions
 
 Loader = Callable[[str, bytes, int], Document | Skipped]
 
@@ -26,6 +30,7 @@ class Format:
         function: The loader's name in that module.
         container: A zip container, checked for zip bombs before parsing.
         verbatim: The text is the file itself (not extracted), so "too much text" is not a bomb.
+        pictures: It may hold pictures of text; its loader takes the OCR options (`ocr=`).
     """
 
     suffixes: tuple[str, ...]
@@ -33,17 +38,20 @@ class Format:
     function: str = "load"
     container: bool = False
     verbatim: bool = False
+    pictures: bool = False
 
-    def load(self, name: str, data: bytes, max_chars: int) -> Document | Skipped:
+    def load(self, name: str, data: bytes, max_chars: int, ocr: OcrOptions | None = None) -> Document | Skipped:
         """Run this format's loader (importing its module on first use)."""
         loader: Loader = getattr(import_module(f"{__name__}.{self.module}"), self.function)
+        if self.pictures:
+            return loader(name, data, max_chars, ocr)
         return loader(name, data, max_chars)
 
 
 FORMATS: tuple[Format, ...] = (
     Format((".txt", ".md", ".markdown"), "text", verbatim=True),
     Format((".html", ".htm"), "html", verbatim=True),
-    Format((".pdf",), "pdf"),
+    Format((".pdf",), "pdf", pictures=True),
     Format((".docx",), "office", "load_docx", container=True),
     Format((".pptx",), "slides", container=True),
     Format((".xlsx",), "sheets", "load_xlsx", container=True),
@@ -53,7 +61,7 @@ FORMATS: tuple[Format, ...] = (
     Format((".odt", ".ods", ".odp"), "opendocument", container=True),
     Format((".rtf",), "legacy", "load_rtf"),
     Format((".xls",), "legacy", "load_xls"),
-    Format((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"), "images"),  # read by OCR
+    Format((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"), "images", pictures=True),  # read by OCR
 )
 BY_SUFFIX: dict[str, Format] = {suffix: f for f in FORMATS for suffix in f.suffixes}
 SUFFIXES: tuple[str, ...] = tuple(BY_SUFFIX)
