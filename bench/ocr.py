@@ -126,19 +126,22 @@ def image_only_copy(path: Path, dest: Path, dpi: int) -> None:
     images[0].save(dest, save_all=True, append_images=images[1:], resolution=dpi)
 
 
-def answers(dpi: int, limit: int | None) -> dict:
+def answers(dpi: int, limit: int | None, workdir: Path | None = None) -> dict:
     from assistant import Assistant
-    from assistant.evaluation.squad import evaluate_qa
+    from assistant.evaluation.squad import evaluate_qa, load_questions
     from assistant.settings import Settings
 
     source = DATA / "real-docs"
     out: dict = {"dpi": dpi}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = workdir or Path(scratch)  # a kept workdir reuses its indexes (unchanged files are not read again)
         scans = Path(tmp) / "scans"
-        (scans / "docs").mkdir(parents=True)
+        (scans / "docs").mkdir(parents=True, exist_ok=True)
         shutil.copy(source / "questions.jsonl", scans / "questions.jsonl")
         for pdf in sorted((source / "docs").glob("*.pdf")):
-            image_only_copy(pdf, scans / "docs" / pdf.name, dpi)
+            if not (scans / "docs" / pdf.name).exists():
+                image_only_copy(pdf, scans / "docs" / pdf.name, dpi)
+        replies: dict[str, dict[str, str]] = {}
         for label, folder in (("original", source), ("scanned", scans)):
             settings = Settings.from_env(index_dir=Path(tmp) / f"index-{label}", progress=False)
             start = time.perf_counter()
@@ -146,6 +149,9 @@ def answers(dpi: int, limit: int | None) -> dict:
             report = assistant.index([folder / "docs"])
             indexed = time.perf_counter() - start
             result = evaluate_qa(assistant, folder, limit=limit, index=False)
+            for q in load_questions(folder / "questions.jsonl", limit):
+                reply = assistant.answer(q["question"])
+                replies.setdefault(q["question"], {"gold": q.get("answers")})[label] = reply.short or reply.text[:80]
             out[label] = {
                 "answer_recall": result["answer_recall"],
                 "context_recall@4": result["context_recall@4"],
@@ -156,6 +162,7 @@ def answers(dpi: int, limit: int | None) -> dict:
             }
             print(f"{label}: {out[label]}", file=sys.stderr)
     out["gap_points"] = round(100 * (out["original"]["answer_recall"] - out["scanned"]["answer_recall"]), 1)
+    out["replies"] = replies
     return out
 
 
@@ -168,12 +175,13 @@ def main() -> None:
     parser.add_argument("--no-answers", action="store_true")
     parser.add_argument("--no-quality", action="store_true")
     parser.add_argument("--limit", type=int, default=None, help="questions")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the scans and indexes here, reuse them")
     args = parser.parse_args()
     result = {}
     if not args.no_quality:
         result["quality"] = quality([e for e in args.engines.split(",") if e], args.pages, args.dpi)
     if not args.no_answers:
-        result["answers"] = answers(args.dpi, args.limit)
+        result["answers"] = answers(args.dpi, args.limit, args.workdir)
     print(json.dumps(result, indent=None if args.json else 2))
 
 

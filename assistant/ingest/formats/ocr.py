@@ -17,6 +17,7 @@ at that size; each page's recognition has a time limit, and a file at most `max_
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -34,6 +35,7 @@ DPI = 300  # rendering resolution of a PDF page for OCR (Tesseract reads 10-12 p
 MAX_PIXELS = 60_000_000  # a 300 dpi A2 poster; a 300 dpi A4 page is 8.7 million
 _POINTS = 72.0
 _GAP = 1.5  # a space wider than this many line heights inside one OCR line starts a new run
+_SAME_TYPE = 0.65  # a line at least this share of the usual line height is taken as the same type size
 
 
 class OcrUnavailable(Exception):
@@ -205,6 +207,12 @@ def page_glyphs(number: int, page: OcrPage) -> PageGlyphs:
     for w in page.words:
         top, bottom = bands.get(w.line, (w.top, w.bottom))
         bands[w.line] = (min(top, w.top), max(bottom, w.bottom))
+    # A line without descenders ("The first model") hugs its ink a quarter less tall than one with
+    # them, and the layout would take it for smaller type: such lines get the page's usual height.
+    usual = statistics.median(b - t for t, b in bands.values()) if bands else 0.0
+    for line, (top, bottom) in bands.items():
+        if _SAME_TYPE * usual <= bottom - top < usual:
+            bands[line] = (top, top + usual)
     glyphs: list[Glyph] = []
     last: OcrWord | None = None
     for w in page.words:
