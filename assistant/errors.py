@@ -51,6 +51,10 @@ class ReaderError(AssistantError, RuntimeError):
     """The shipped reader model cannot be loaded; the message names the missing or corrupt file."""
 
 
+class EmbeddingError(AssistantError, RuntimeError):
+    """The embedding model cannot be built or loaded (missing weights, an unwritable cache); says which."""
+
+
 class GenerationError(AssistantError, RuntimeError):
     """The language model could not produce an answer; the message names the endpoint, never the key."""
 

@@ -73,7 +73,8 @@ class Assistant:
         from assistant.ingest.chunking import CHUNKER_VERSION
         from assistant.schema import IndexStamp
 
-        stamp = IndexStamp(self.embedder.model_name, self.embedder.dimension, CHUNKER_VERSION)
+        e = self.embedder
+        stamp = IndexStamp(e.model_name, e.dimension, CHUNKER_VERSION, embedding_variant=e.variant)
         return Store(self.settings, stamp=stamp)
 
     @cached_property

@@ -215,9 +215,12 @@ class IndexStamp:
     embedding_model: str
     dimension: int
     chunker_version: str
+    # The build documents were embedded with (float32, int8, …); an index from before variants were
+    # recorded was built in float32 (or bfloat16, within 0.996 cosine of it) and counts as float32.
+    embedding_variant: str = "float32"
 
     def describe(self) -> str:
-        model = f"embedding model {self.embedding_model} ({self.dimension} dimensions)"
+        model = f"embedding model {self.embedding_model} ({self.dimension} dimensions, {self.embedding_variant})"
         return f"{model}, chunker version {self.chunker_version}"
 
 

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -133,6 +133,8 @@ class Store:
             return
         expected = asdict(self.stamp)
         found = dict(chunks.metadata or {})
+        legacy = {f.name: f.default for f in fields(IndexStamp) if f.default is not MISSING}
+        found = {**{k: v for k, v in legacy.items() if "embedding_model" in found}, **found}  # older stamps
         if any(str(found[k]) != str(v) for k, v in expected.items() if k in found):
             built = IndexStamp(**{k: found.get(k, "?") for k in expected})
             remedy = (
