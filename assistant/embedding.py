@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -34,6 +32,7 @@ import numpy as np
 
 from assistant.errors import EmbeddingError, InputError
 from assistant.settings import PRECISIONS, Precision
+from assistant.settings import _default_cache_dir as default_cache_dir
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # What `auto` embeds documents with: chosen by bench/embedding_variants.py (docs/speed.md).
@@ -65,7 +64,7 @@ class Embedder:
     Args:
         model_path: A sentence-transformers BERT model folder; defaults to the packaged MiniLM.
         batch_size: Texts handed to the runtime per step of `encode` (bounds memory, not speed).
-        cache_dir: Where the ONNX builds are kept; None builds them in a temporary folder each time.
+        cache_dir: Where the ONNX builds are kept; defaults to the per-user cache (ASSISTANT_CACHE_DIR).
         precision: The documents' variant: `auto`, `float32`, `int8` or `int8-u8u8` (see the module).
         model_name: What the index records as its embedding model; defaults to the packaged model's
             name, or the folder's name for another model.
@@ -86,7 +85,7 @@ class Embedder:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.model_name = model_name or (self.model_path.name if model_path else DEFAULT_MODEL)
         self.batch_size = batch_size
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.precision = precision
         self.threads = max(1, threads or os.cpu_count() or 1)
         self._lock = threading.Lock()
@@ -102,12 +101,10 @@ class Embedder:
 
     bulk_precision = variant  # the name benches and older callers use
 
-    def onnx_path(self, variant: str = "float32") -> Path | None:
+    def onnx_path(self, variant: str = "float32") -> Path:
         """A build's file, named after the weights, the graph version and the variant (a change rebuilds)."""
         from assistant.embedding_graph import GRAPH_VERSION
 
-        if self.cache_dir is None:
-            return None
         weights = sorted(self.model_path.glob("*.safetensors"))
         stat = weights[0].stat() if weights else None
         key = f"{self.model_path.resolve()}:{stat.st_size if stat else 0}:{stat.st_mtime_ns if stat else 0}"
@@ -153,30 +150,22 @@ class Embedder:
         from assistant.embedding_graph import build
 
         path = self.onnx_path(variant)
-        scratch = None
-        if path is None:
-            scratch = Path(tempfile.mkdtemp(prefix="assistant-embedding-"))
-            path = scratch / f"{variant}.onnx"
-        try:
-            if path.exists():
-                encoder = OnnxEncoder.load(path, self.tokenizer_file, self.max_seq_length, self.dimension, self.threads)
-                if encoder is not None:
-                    return encoder
-                path.unlink(missing_ok=True)  # a broken or foreign file: build it again
-            try:
-                float32 = self.onnx_path("float32") if variant != "float32" else None
-                build(self.model_path, variant, path, float32=float32)
-            except (OSError, ValueError, KeyError, StopIteration) as exc:
-                raise EmbeddingError(
-                    f"Cannot build the embedding model from {self.model_path} into {path.parent}: {exc}"
-                ) from None
+        if path.exists():
             encoder = OnnxEncoder.load(path, self.tokenizer_file, self.max_seq_length, self.dimension, self.threads)
-            if encoder is None:
-                raise EmbeddingError(f"The embedding model built at {path} cannot be loaded by onnxruntime.")
-            return encoder
-        finally:
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+            if encoder is not None:
+                return encoder
+            path.unlink(missing_ok=True)  # a broken or foreign file: build it again
+        try:
+            float32 = self.onnx_path("float32") if variant != "float32" else None
+            build(self.model_path, variant, path, float32=float32)
+        except (OSError, ValueError, KeyError, StopIteration) as exc:
+            raise EmbeddingError(
+                f"Cannot build the embedding model from {self.model_path} into {path.parent}: {exc}"
+            ) from None
+        encoder = OnnxEncoder.load(path, self.tokenizer_file, self.max_seq_length, self.dimension, self.threads)
+        if encoder is None:
+            raise EmbeddingError(f"The embedding model built at {path} cannot be loaded by onnxruntime.")
+        return encoder
 
     @property
     def tokenizer_file(self) -> Path:
