@@ -51,6 +51,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--scifact-limit", type=int, help="only the first N SciFact abstracts (default: all)")
     parser.add_argument("--skip-textbook", action="store_true")
+    parser.add_argument("--squad-files", type=int, help="only the first N SQuAD articles (default: all 18)")
     parser.add_argument("--rounds", type=int, default=4, help="SQuAD, then the abstracts in this many - 1 parts")
     args = parser.parse_args()
 
@@ -61,6 +62,11 @@ def main() -> int:
     from assistant.settings import Settings
 
     squad = DATA / "squad-v2-dev" / "docs"
+    if args.squad_files:  # a smaller folder: the first N articles
+        small = Path(tempfile.mkdtemp(prefix="bench-squad-"))
+        for path in sorted(squad.iterdir())[: args.squad_files]:
+            shutil.copy(path, small / path.name)
+        squad = small
     scifact = scifact_documents(args.scifact_limit)
     work = Path(tempfile.mkdtemp(prefix="bench-index-"))
     settings = Settings.from_env(index_dir=work / "ours", progress=False)
