@@ -52,7 +52,9 @@ class Indexer:
         settings: Chunk size, file size limit, progress bars.
     """
 
-    group_chunks = 2048  # about this many chunks are embedded and stored per step: bounds memory and lost work
+    # About this many chunks are embedded and stored per step: bounds memory and lost work, and small
+    # enough that a run of a few hundred chunks already overlaps its writes with embedding.
+    group_chunks = 256
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings):
         self.store = store
