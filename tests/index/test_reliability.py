@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.settings import Settings
 from assistant.index.store import Store
+from assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "sk-test-SECRET123456"
