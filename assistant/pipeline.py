@@ -105,7 +105,7 @@ class Assistant:
 
         s, e = self.settings, self.embedder
         stamp = IndexStamp(
-            e.model_name, e.dimension, CHUNKER_VERSION, s.chunk_tokens, s.chunk_overlap_tokens, e.document_precision
+            e.model_name, e.dimension, CHUNKER_VERSION, s.chunk_tokens, s.chunk_overlap_tokens, e.variant
         )
         return Store(self.settings, stamp=stamp)
 

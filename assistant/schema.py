@@ -250,12 +250,14 @@ class IndexStamp:
     chunker_version: str
     chunk_tokens: int = 200
     chunk_overlap: int = 40
-    precision: str = "float32"
+    # The build documents were embedded with (float32, int8, …); an index from before variants were
+    # recorded was built in float32 (or bfloat16, within 0.996 cosine of it) and counts as float32.
+    embedding_variant: str = "float32"
 
-    ENFORCED = ("embedding_model", "dimension", "chunker_version", "chunk_tokens", "chunk_overlap")
+    ENFORCED = ("embedding_model", "dimension", "chunker_version", "chunk_tokens", "chunk_overlap", "embedding_variant")
 
     def describe(self) -> str:
-        model = f"embedding model {self.embedding_model} ({self.dimension} dimensions)"
+        model = f"embedding model {self.embedding_model} ({self.dimension} dimensions, {self.embedding_variant})"
         chunker = f"chunker version {self.chunker_version} ({self.chunk_tokens} tokens, overlap {self.chunk_overlap})"
         return f"{model}, {chunker}"
 

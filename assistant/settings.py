@@ -13,7 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 GeneratorName = Literal["reader", "extractive", "openai", "llamacpp"]
 GENERATORS: tuple[str, ...] = get_args(GeneratorName)  # the one list of generator names (CLI choices, checks)
-Precision = Literal["auto", "float32", "bfloat16"]
+Precision = Literal["auto", "float32", "int8", "int8-u8u8"]  # assistant.embedding_graph.VARIANTS
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 OcrMode = Literal["auto", "off", "always"]
 OCR_MODES: tuple[str, ...] = get_args(OcrMode)
@@ -57,9 +57,9 @@ class Settings:
         max_question_chars: Longer questions are refused with a clear message.
         chunk_tokens / chunk_overlap_tokens: Passage size in word pieces (the model reads 256 at most).
         batch_size: Embedding batch size.
-        embed_precision: `auto` (bfloat16 on CPUs with native support), `float32` or `bfloat16`,
-            for embedding documents; questions always use float32.
-        cache_dir: Per-user cache (the ONNX export of the embedding model that questions use).
+        embed_precision: The embedding variant documents are indexed with: `auto` (the measured
+            choice, docs/speed.md), `float32`, `int8` or `int8-u8u8`; questions always use float32.
+        cache_dir: Per-user cache (the embedding model's ONNX builds).
         progress: Show progress bars for long runs.
         api_key: `serve` accepts `Authorization: Bearer <api_key>` on `/v1` (ASSISTANT_API_KEY), as
             OpenAI clients send it.

@@ -318,10 +318,7 @@ def main() -> int:
     tune = build_cases(questions, articles, tune_names, args.questions, rng)
     held = build_cases(questions, articles, held_names, args.questions, rng)
 
-    embedder = Embedder(cache_dir=Settings.from_env().cache_dir)
-    if embedder.runtime is None:  # write the ONNX export once, then answer as a fresh process would
-        _ = embedder.model
-        embedder = Embedder(cache_dir=Settings.from_env().cache_dir)
+    embedder = Embedder(cache_dir=Settings.from_env().cache_dir)  # the float32 build, as answers use it
     grounder = Grounder(embedder) if args.max_embedded is None else Grounder(embedder, max_embedded=args.max_embedded)
     embedder.warm_up()
     settings = {

@@ -1,8 +1,10 @@
-"""The embedding model: the packaged sentence-transformers weights in bulk, and their ONNX export for
-questions (same vectors, no torch import in a process that only answers)."""
+"""The embedding model built without torch: the graph written from the packaged weights gives
+sentence-transformers' vectors, builds are deterministic and cached, int8 documents stay close to
+float32, and answering never imports torch."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sentence_transformers import SentenceTransformer
 
 from assistant.embedding import Embedder
+from assistant.embedding_graph import build
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [
@@ -25,107 +27,141 @@ TEXTS = [
     "",
     "a\n\nb\tc",
 ]
+PASSAGES = [
+    "The S-400 is a Russian surface-to-air missile system able to track aircraft hundreds of kilometres away.",
+    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen in the chloroplasts of plants.",
+    "The treaty was signed in Ashgabat after two days of talks between the presidents.",
+]
 
 
 @pytest.fixture(scope="module")
 def reference() -> np.ndarray:
-    model = SentenceTransformer(str(Embedder().model_path), device="cpu")
+    """sentence-transformers (torch, installed for tests only) on the same packaged weights."""
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(Embedder().model_path), device="cpu")
     return model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Embedder:
-    """An embedder whose torch model has been loaded once (in bfloat16), which writes the ONNX export
-    from the float32 weights."""
-    embedder = Embedder(cache_dir=tmp_path_factory.mktemp("cache"), precision="bfloat16")
-    assert not embedder.onnx_path.exists()
-    _ = embedder.model
-    assert embedder.onnx_path.exists()
-    return embedder
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
 
 
-def test_bulk_vectors_are_the_packaged_sentence_transformers_model(reference):
-    """Vectors are the packaged model's, normalised, in input order, long texts truncated like the model."""
-    embedder = Embedder(precision="float32")
+def test_the_graph_built_without_torch_gives_sentence_transformers_vectors(reference, cache):
+    embedder = Embedder(cache_dir=cache, precision="float32")
+    assert not embedder.onnx_path("float32").exists()
     ours = embedder.encode(TEXTS)
-    assert ours.shape == reference.shape == (len(TEXTS), 384)
-    assert np.abs(ours - reference).max() < 1e-5
-    assert embedder.runtime is None  # no cache folder: questions use torch too
-    assert np.abs(embedder.encode_query(TEXTS[0]) - reference[0]).max() < 1e-5
-
-
-def test_question_vectors_from_the_onnx_export_match_torch(exported, reference):
-    fresh = Embedder(cache_dir=exported.cache_dir)  # a new process: export on disk, torch not loaded
-    ours = fresh.encode_queries(TEXTS)
-    assert fresh.runtime is not None and fresh._model is None
-    assert ours.dtype == np.float32 and ours.shape == reference.shape
+    assert embedder.onnx_path("float32").exists()  # built once into the cache
+    assert ours.dtype == np.float32 and ours.shape == reference.shape == (len(TEXTS), 384)
+    assert (ours * reference).sum(axis=1).min() >= 0.9999
     assert np.abs(ours - reference).max() < 1e-5
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-    assert np.abs(fresh.encode_query(TEXTS[1]) - reference[1]).max() < 1e-5
-    assert fresh.encode_queries([]).shape == (0, 384)
+    questions = embedder.encode_queries(TEXTS)
+    assert np.abs(questions - reference).max() < 1e-5
+    assert np.abs(embedder.encode_query(TEXTS[1]) - reference[1]).max() < 1e-5
+    assert embedder.encode_queries([]).shape == embedder.encode([]).shape == (0, 384)
 
 
-def test_bfloat16_documents_stay_close_to_float32(exported, reference):
-    """bfloat16 (the default where the CPU has it) trades exactness for speed, not meaning."""
-    assert exported.bulk_precision == "bfloat16"
-    ours = exported.encode(TEXTS)
-    assert ours.dtype == np.float32
+def test_builds_are_deterministic(cache, tmp_path):
+    """The same weights give the same bytes: a build can be checked, and never differs between machines."""
+    model_path = Embedder().model_path
+    first = build(model_path, "float32", tmp_path / "a.onnx")
+    again = build(model_path, "float32", tmp_path / "b.onnx")
+    assert _sha(first) == _sha(again)
+    int8 = build(model_path, "int8", tmp_path / "c.onnx", float32=first)
+    int8_again = build(model_path, "int8", tmp_path / "d.onnx")  # its own float32 build on the way
+    assert _sha(int8) == _sha(int8_again) != _sha(first)
+    assert int8.stat().st_size < 0.7 * first.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "b.onnx", "c.onnx", "d.onnx"]  # no leftovers
+
+
+def test_int8_documents_stay_close_to_float32_and_do_not_depend_on_their_batch(cache):
+    exact = Embedder(cache_dir=cache, precision="float32").encode(PASSAGES)
+    int8 = Embedder(cache_dir=cache, precision="int8", batch_size=2)
+    assert int8.variant == "int8"
+    ours = int8.encode(PASSAGES)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-    assert (ours * reference).sum(axis=1).min() > 0.99
-    assert np.abs(ours - reference).max() > 1e-5  # it really is another precision
-    assert Embedder(precision="auto").bulk_precision in {"float32", "bfloat16"}
+    assert (ours * exact).sum(axis=1).min() > 0.98
+    assert np.abs(ours - exact).max() > 1e-4  # it really is another build
+    # Each text runs alone: its vector is the same whatever it is embedded with.
+    alone = np.concatenate([int8.encode([p]) for p in PASSAGES])
+    assert np.array_equal(alone, ours)
+    # Questions stay float32 whatever the documents' variant.
+    assert np.abs(int8.encode_queries(PASSAGES) - exact).max() < 1e-6
+    assert Embedder(precision="auto").variant in {"float32", "int8", "int8-u8u8"}
     with pytest.raises(ValueError, match="precision"):
-        Embedder(precision="half")
+        Embedder(precision="bfloat16")
 
 
-def test_a_changed_model_gets_its_own_export(exported, tmp_path):
-    """The export is named after the weights file, so replacing the model cannot reuse a stale export."""
+def test_a_changed_model_gets_its_own_build(cache, tmp_path):
+    """Builds are named after the weights file and the variant, so a replaced model is rebuilt."""
+    original = Embedder(cache_dir=cache)
     copy = tmp_path / "model"
     copy.mkdir()
-    for f in exported.model_path.iterdir():
+    for f in original.model_path.iterdir():
         if f.is_file():
             os.symlink(f, copy / f.name)
     (copy / "model.safetensors").unlink()
-    (copy / "model.safetensors").write_bytes((exported.model_path / "model.safetensors").read_bytes()[:-1])
-    other = Embedder(model_path=copy, cache_dir=exported.cache_dir)
-    assert other.onnx_path != exported.onnx_path
+    (copy / "model.safetensors").write_bytes((original.model_path / "model.safetensors").read_bytes()[:-1])
+    other = Embedder(model_path=copy, cache_dir=cache)
+    assert other.onnx_path() != original.onnx_path()
+    assert original.onnx_path("int8") != original.onnx_path("float32")
 
 
-def test_an_unusable_export_is_dropped_and_questions_fall_back_to_torch(exported, reference, tmp_path):
+def test_an_unusable_build_is_rebuilt(cache, tmp_path):
     broken = Embedder(cache_dir=tmp_path, precision="float32")
-    broken.onnx_path.parent.mkdir(parents=True)
-    broken.onnx_path.write_bytes(b"not a model")
-    vector = broken.encode_query(TEXTS[0])
-    assert np.abs(vector - reference[0]).max() < 1e-5
-    assert broken.runtime is None
-    # loading torch re-exported a usable file, which the next process picks up
-    assert Embedder(cache_dir=tmp_path).runtime is not None
+    broken.onnx_path().parent.mkdir(parents=True)
+    broken.onnx_path().write_bytes(b"not a model")
+    vector = broken.encode_query(PASSAGES[0])
+    expected = Embedder(cache_dir=cache, precision="float32").encode_query(PASSAGES[0])
+    assert np.array_equal(vector, expected)
+    assert broken.onnx_path().stat().st_size > 1_000_000
 
 
-def test_answering_in_a_fresh_process_never_imports_torch(exported, seed_assistant):
-    """The first `ask` of a process pays for onnxruntime, not for torch + transformers (seconds)."""
+def test_an_unwritable_cache_is_a_clear_error(tmp_path):
+    from assistant.errors import EmbeddingError
+
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.raises(EmbeddingError, match="Cannot build the embedding model"):
+        Embedder(cache_dir=blocked / "cache").encode_query("hello")
+
+
+def test_an_index_built_with_another_variant_is_refused(tmp_path, cache):
+    from assistant.errors import IndexMismatchError
+    from assistant.pipeline import Assistant
+
+    built = Assistant(index_dir=tmp_path / "index", cache_dir=cache, embed_precision="float32", progress=False)
+    assert built.store.count() == 0 and built.store.stamp.embedding_variant == "float32"
+    other = Assistant(index_dir=tmp_path / "index", cache_dir=cache, embed_precision="int8", progress=False)
+    with pytest.raises(IndexMismatchError, match=r"float32.*int8.*rebuild"):
+        other.store.count()
+
+
+def test_answering_in_a_fresh_process_never_imports_torch(cache, seed_assistant):
+    """Indexing and answering run on onnxruntime alone: torch is for training and tests."""
     code = (
         "import json, sys\n"
         "from assistant import Assistant\n"
-        f"a = Assistant(index_dir={str(seed_assistant.settings.index_dir)!r}, cache_dir={str(exported.cache_dir)!r},"
+        f"a = Assistant(index_dir={str(seed_assistant.settings.index_dir)!r}, cache_dir={str(cache)!r},"
         " progress=False)\n"
         "r = a.answer('Why might Russia not send S-400s?')\n"
         "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers', 'gradio') if m in sys.modules]\n"
         "print(json.dumps({'heavy': heavy, 'cited': len(r.citations)}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out == {"heavy": [], "cited": out["cited"]} and out["cited"] >= 1
 
 
-def test_the_sentence_cache_serves_every_text_when_filled_past_its_size(exported):
+def test_the_sentence_cache_serves_every_text_when_filled_past_its_size(cache):
     """`encode_cached` keeps `cache_size` vectors; a call that needs more than that (its own evictions)
     or several calls at once (each other's) still get every vector, equal to an uncached encoding."""
     import threading
 
-    small = Embedder(cache_dir=exported.cache_dir, cache_size=8)
+    small = Embedder(cache_dir=cache, cache_size=8)
     texts = [f"The harbour of Pellmore was repaired in {1900 + i} by crew number {i}." for i in range(30)]
     expected = small.encode_queries(texts)
     got = small.encode_cached(texts)  # 30 texts through 8 places
@@ -153,16 +189,20 @@ def test_the_sentence_cache_serves_every_text_when_filled_past_its_size(exported
     assert sum(small.is_cached(t) for t in texts) == 8
 
 
-def test_the_grounding_check_works_past_the_cache_size(exported):
+def test_the_grounding_check_works_past_the_cache_size(cache):
     """The check used to evict sentence vectors and then read one it had just evicted (a KeyError once
     its cache was full); it now shares the embedder's cache, whatever its size."""
     from assistant.grounding.grounder import Grounder
     from assistant.schema import Chunk, Passage
 
-    small = Embedder(cache_dir=exported.cache_dir, cache_size=3)
+    small = Embedder(cache_dir=cache, cache_size=3)
     text = " ".join(f"The lighthouse of Brindlemoor was painted {c} in {1900 + i}." for i, c in enumerate("abcdefgh"))
     passages = [Passage(Chunk("c1", "a.txt", text, 0, len(text)), 0.9, dense=0.9)]
     grounder = Grounder(small)
     grounder.prepare(passages)
     grounding = grounder.ground("The lighthouse of Brindlemoor was painted in 1903 [1].", passages)
     assert grounding.claims and grounding.claims[0].supported
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -38,7 +38,10 @@ class Edit:
         if updates:
             self._stamp()
             self.removed += self.store._write_files(updates)
-            self.added += [c for u in updates for c in u.new]
+            added = [c for u in updates for c in u.new]
+            if self.in_sync:  # tokenised now, on the writer's time (see `Indexer._write`), not at close
+                self.store.keyword.update([c.id for c in added], [c.text for c in added], [])
+            self.added += added
 
     def remove(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
         """Forget files; returns the ids of the chunks that went with them."""
@@ -60,7 +63,7 @@ class Edit:
             return
         generation = store._bump_generation()
         if self.in_sync:
-            store.keyword.update([c.id for c in self.added], [c.text for c in self.added], self.removed)
+            store.keyword.update([], [], self.removed)  # the added chunks' tokens went in with each write
             store.keyword.commit(generation)
         else:
             store._follow()

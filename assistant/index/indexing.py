@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import sys
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,9 @@ class Indexer:
         settings: Chunk size, file size limit, progress bars.
     """
 
-    group_chunks = 2048  # about this many chunks are embedded and stored per step: bounds memory and lost work
+    # About this many chunks are embedded and stored per step: bounds memory and lost work, and small
+    # enough that a run of a few hundred chunks already overlaps its writes with embedding.
+    group_chunks = 256
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings):
         self.store = store
@@ -139,16 +142,27 @@ class Indexer:
     def _write(
         self, todo: list[PendingFile], records: dict[str, FileRecord], report: IndexReport, gone: list[str] = ()
     ) -> None:
-        """Remove what is gone, then chunk, embed and store the pending files a group at a time."""
-        with self.store.edit() as edit:
+        """Remove what is gone, then chunk, embed and store the pending files a group at a time.
+
+        A group's Chroma and keyword writes run on a writer thread while the next group is
+        embedded (onnxruntime and the tokenizers release the GIL), so indexing runs at about the
+        model's own rate; writes stay one at a time and in order, so the crash-safety order of
+        `Store.write_files` holds."""
+        with self.store.edit() as edit, ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer:
             edit.remove(list(gone), records)
             report.removed += len(gone)
+            writing: Future | None = None
             with self._progress(sum(len(p.document.text) for p in todo)) as bar:
                 for group in self._groups(todo):
                     for pending in group:
                         pending.chunks = self.chunker.split(pending.document)
-                    edit.write(self._updates(group, report))
-                    bar.update(sum(len(p.document.text) for p in group))
+                    updates = self._updates(group, report)  # embedded while the previous group is written
+                    if writing is not None:
+                        writing.result()  # one write at a time, in order; its error stops the run here
+                    writing = writer.submit(edit.write, updates)
+                    writing.add_done_callback(lambda _, n=sum(len(p.document.text) for p in group): bar.update(n))
+                if writing is not None:
+                    writing.result()
         report.chunks = self.store.count()
 
     def _updates(self, group: list[PendingFile], report: IndexReport) -> list[FileUpdate]:

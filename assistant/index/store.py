@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -203,10 +203,10 @@ class Store:
             return
         expected = asdict(self.stamp)
         found = dict(chunks.metadata or {})
-        enforced = IndexStamp.ENFORCED
-        if any(str(found[k]) != str(expected[k]) for k in enforced if k in found) or not self._vectors_fit(
-            chunks, found
-        ):
+        legacy = {f.name: f.default for f in fields(IndexStamp) if f.default is not MISSING}
+        found = {**{k: v for k, v in legacy.items() if "embedding_model" in found}, **found}  # older stamps
+        mismatch = any(str(found[k]) != str(expected[k]) for k in IndexStamp.ENFORCED if k in found)
+        if mismatch or not self._vectors_fit(chunks, found):
             built = IndexStamp(**{k: found.get(k, "?") for k in expected})
             remedy = (
                 f"index into a new --collection, or delete the collection {self.settings.collection!r} on the server"

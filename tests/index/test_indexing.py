@@ -16,9 +16,9 @@ import pytest
 
 from assistant.embedding import Embedder
 from assistant.index.indexing import IndexBusyError, Indexer
+from assistant.index.store import Store
 from assistant.ingest.loading import load_file, source_name
 from assistant.settings import Settings
-from assistant.index.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -318,23 +318,24 @@ def test_indexing_a_folder_that_holds_the_index(tmp_path, embedder):
 
 
 def test_index_records_what_built_it_and_refuses_another_model_or_chunker(tmp_path, embedder):
-    from assistant.ingest.chunking import CHUNKER_VERSION
     from assistant.errors import IndexMismatchError
+    from assistant.ingest.chunking import CHUNKER_VERSION
     from assistant.pipeline import Assistant
     from assistant.schema import IndexStamp
 
     built = Assistant(index_dir=tmp_path / "index", progress=False)
     built.embedder = embedder
     assert built.store.count() == 0  # opening a new index stamps it
-    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, CHUNKER_VERSION)
+    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, CHUNKER_VERSION, embedder.variant)
     assert built.store.stamp == ours
     settings = built.settings
     assert Store(settings, stamp=ours).count() == 0
     another_model = IndexStamp("BAAI/bge-base-en-v1.5", 768, CHUNKER_VERSION)
-    another_chunker = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION + "-next")
-    another_size = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_tokens=120)
-    another_overlap = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_overlap=0)
-    for other in (another_model, another_chunker, another_size, another_overlap):
+    another_chunker = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION + "-next", embedding_variant=embedder.variant)
+    another_size = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_tokens=120, embedding_variant=embedder.variant)
+    another_overlap = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_overlap=0, embedding_variant=embedder.variant)
+    another_variant = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, embedding_variant="int8-u8u8")
+    for other in (another_model, another_chunker, another_size, another_overlap, another_variant):
         with pytest.raises(IndexMismatchError) as err:
             Store(settings, stamp=other).count()
         message = str(err.value)
@@ -358,15 +359,15 @@ def test_index_records_what_built_it_and_refuses_another_model_or_chunker(tmp_pa
 
 def test_index_from_before_stamps_is_stamped_when_first_opened(corpus, tmp_path):
     """An index built before indexes recorded their model keeps working, and is stamped from then on."""
-    from assistant.ingest.chunking import CHUNKER_VERSION
     from assistant.errors import IndexMismatchError
+    from assistant.ingest.chunking import CHUNKER_VERSION
     from assistant.schema import IndexStamp
 
     folder, indexer, _ = corpus
     settings = Settings(index_dir=tmp_path / "old", progress=False)
     old = Indexer(Store(settings), indexer.embedder, settings)  # no stamp: as the previous release wrote it
     assert old.index([folder]).added == len(TOPICS)
-    stamp = IndexStamp(indexer.embedder.model_name, indexer.embedder.dimension, CHUNKER_VERSION)
+    stamp = IndexStamp(indexer.embedder.model_name, indexer.embedder.dimension, CHUNKER_VERSION, "float32")
     reopened = Indexer(Store(settings, stamp=stamp), indexer.embedder, settings)
     assert reopened.index([folder]).unchanged == len(TOPICS)  # nothing rebuilt
     with pytest.raises(IndexMismatchError):

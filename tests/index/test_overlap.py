@@ -1,0 +1,62 @@
+"""Indexing writes one group while it embeds the next, and the result is the same as one at a time."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from assistant.embedding import Embedder
+from assistant.index.indexing import Indexer
+from assistant.index.store import Store
+from assistant.schema import Document
+from assistant.settings import Settings
+
+TOPICS = ["glaciers", "volcanoes", "tides", "comets", "deserts", "coral reefs"]
+
+
+def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
+    """The writer holds each group's write until the next group's embedding has started: were writes
+    not overlapped with embedding, that would never happen and the write would report it."""
+    settings = Settings(index_dir=tmp_path / "index", progress=False)
+    embedder = Embedder()
+    store = Store(settings)
+    indexer = Indexer(store, embedder, settings)
+    indexer.group_chunks = 1  # one document per group
+    docs = [
+        Document(source=f"notes/{t}.txt", text=f"Notes on {t}. " + f"{t.capitalize()} are studied. " * 5)
+        for t in TOPICS
+    ]
+
+    started = threading.Condition()
+    encodes, writes, overlapped, threads = [0], [0], [], set()
+    encode, write_files = embedder.encode, store.write_files
+
+    def tracked_encode(texts, **kwargs):
+        with started:
+            encodes[0] += 1
+            started.notify_all()
+        return encode(texts, **kwargs)
+
+    def tracked_write(updates):
+        threads.add(threading.current_thread().name)
+        writes[0] += 1
+        nth, last = writes[0], updates[0].source == docs[-1].source
+        with started:  # the next group's embedding has begun while this group is being written
+            overlapped.append(last or started.wait_for(lambda: encodes[0] > nth, timeout=120))
+        return write_files(updates)
+
+    embedder.encode, store.write_files = tracked_encode, tracked_write
+    report = indexer.index_documents(docs)
+    assert report.added == len(TOPICS) and report.embedded == store.count() > 0
+    assert len(overlapped) == len(TOPICS) and all(overlapped)
+    assert threads and all(name.startswith("index-write") for name in threads)
+
+    # Same content as a plain run with no overlap: every chunk stored with its vector and keywords.
+    stored = store.get_with_vectors([i for r in store.files().values() for i in r.chunk_ids])
+    vectors = np.stack([v for _, v in stored.values()])
+    expected = encode([c.text for c, _ in stored.values()])
+    assert np.allclose(vectors, expected, atol=1e-6)
+    assert [i for i, _ in store.keyword.search("volcanoes studied", 1)] == [
+        i for i, (c, _) in stored.items() if c.source == "notes/volcanoes.txt"
+    ][:1]
