@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 from assistant.errors import SourceError
 
-__all__ = ["resolve_sources"]
+__all__ = ["resolve_sources", "source_names"]
 
 
 def resolve_sources(names: list[str], indexed: list[str]) -> list[str]:
@@ -34,3 +34,16 @@ def resolve_sources(names: list[str], indexed: list[str]) -> list[str]:
             raise SourceError(f"{name!r} names several documents ({shown}); give more of its path.")
         out.append(found[0])
     return list(dict.fromkeys(out))
+
+
+def source_names(raw) -> list[str] | None:
+    """A request's `sources` field checked: absent or null (every document) or a list of document names.
+
+    Raises:
+        SourceError: Anything else, saying what is expected.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(n, str) and n.strip() for n in raw) or len(raw) > 100:
+        raise SourceError('"sources" must be a list of document names (at most 100), e.g. ["paper.pdf"].')
+    return list(raw) or None

@@ -170,8 +170,8 @@ class DocumentAnswerer:
         self, mention: str, records: Sequence[DocumentRecord], history: Sequence[tuple[str, str]] = ()
     ) -> tuple[DocumentRecord | None, str]:
         """The document a mention means, and a note saying which was taken when several could be meant."""
-        mention = re.sub(r"^(?:the|a|an)\s+", "", mention.strip(), flags=re.IGNORECASE) if mention else ""
-        pointer = not mention or bool(_POINTERS.match(mention.strip()))
+        mention = " ".join(mention.split())
+        pointer = not mention or bool(_POINTERS.match(mention))
         if pointer:
             kinds = _kinds(mention)
             pool = [r for r in records if not kinds or r.kind in kinds] or list(records)

@@ -191,7 +191,9 @@ class RecordBuilder:
                 1 <= len(words) <= 20 and not para.text.rstrip().endswith((".", ",", ";")) and "\n" not in para.text
             )
             if titled and not para.text.lower().startswith(("notes:", "from:", "subject:", "date:", "to:")):
-                return Located(para.text, para.start, para.end, "first page")
+                bare = para.text.lstrip("#").strip()  # a Markdown heading's marks are not its title
+                at = para.start + para.text.index(bare) if bare else para.start
+                return Located(bare or para.text, at, at + len(bare or para.text), "first page")
         return None
 
     # -- authors -------------------------------------------------------------------------------
