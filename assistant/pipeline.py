@@ -233,6 +233,10 @@ class Assistant:
     def about_document(self, question: str, history: list[tuple[str, str]], sources: list[str] | None) -> Answer | None:
         """The answer to a question about a whole document (who wrote it, what it is about, ...) from its
         record, or None when the question is not one (see `generation.documents`)."""
+        from assistant.generation.documents import classify
+
+        if classify(question) is None:  # most questions: no record is read
+            return None
         records = list(self.records(sources).values())
         reply = self.document_answerer.answer(question, records, history)
         if reply is None:
