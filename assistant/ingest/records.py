@@ -190,6 +190,7 @@ class RecordBuilder:
             titled = (
                 1 <= len(words) <= 20 and not para.text.rstrip().endswith((".", ",", ";")) and "\n" not in para.text
             )
+            titled = titled and len(re.findall(r"[^\W\d_]", para.text)) >= 3  # "×" or "12" is no title
             if titled and not para.text.lower().startswith(("notes:", "from:", "subject:", "date:", "to:")):
                 bare = para.text.lstrip("#").strip()  # a Markdown heading's marks are not its title
                 at = para.start + para.text.index(bare) if bare else para.start
