@@ -88,3 +88,18 @@ def test_a_question_limited_to_one_chosen_document(page):
 
 def test_example_questions_fall_back_to_the_defaults_without_own_documents():
     assert example_questions([], ["default?"]) == ["default?"]
+
+
+def test_api_and_openai_questions_limited_to_documents(server):
+    import httpx
+
+    body = {"question": "When are the plants pruned?", "sources": ["own/orchards.md"]}
+    r = httpx.post(f"{server}/api/ask", json=body, timeout=300)
+    assert r.status_code == 200, r.text
+    assert {c["source"] for c in r.json()["citations"]} == {"own/orchards.md"}
+    r = httpx.post(f"{server}/api/ask", json={**body, "sources": ["nowhere.md"]}, timeout=60)
+    assert r.status_code == 422 and "nowhere.md" in r.json()["error"]
+    chat = {"messages": [{"role": "user", "content": "Who wrote it?"}], "sources": ["vineyards.md"]}
+    r = httpx.post(f"{server}/v1/chat/completions", json=chat, timeout=300)
+    assert r.status_code == 200, r.text
+    assert "Oskar Lindqvist" in r.json()["choices"][0]["message"]["content"]
