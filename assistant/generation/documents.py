@@ -162,8 +162,21 @@ class DocumentAnswerer:
             return None
         record, note = self.resolve(asked.mention, records, history)
         if record is None:
-            return None
+            return self._which(asked, records)
         return self._reply(asked, record, note)
+
+    def _which(self, asked: DocumentQuestion, records: Sequence[DocumentRecord]) -> DocumentReply | None:
+        """Ask which document is meant when the question points at one ("it") and several could be."""
+        mention = " ".join(asked.mention.split())
+        if mention and not _POINTERS.match(mention):
+            return None  # it named something that is no document: the usual retrieval answers it
+        kinds = _kinds(mention)
+        pool = [r for r in records if not kinds or r.kind in kinds] or list(records)
+        if len(pool) < 2:
+            return None
+        names = "; ".join(_name(r) for r in pool[:6]) + ("; …" if len(pool) > 6 else "")
+        text = f"Which document do you mean? Name it in the question, or choose it: {names}."
+        return DocumentReply(Draft(text), [], "")
 
     # -- which document --------------------------------------------------------------------------
     def resolve(
