@@ -5,9 +5,10 @@ reader, asked for a date, returns the best span it can, her name. The passages a
 person, so no relevance threshold catches it; what is missing is the thing asked. An answer is
 declined here when:
 
-* it only repeats words of the question (the subject itself, not something said of it), or
-* the question asks for a kind of fact that words must state (a birth or death, a cost, an age, a
-  date or a quantity) and no sentence the answer quotes states that kind of fact.
+* a when/where/how/why question is answered with a name it already names (the subject itself, not
+  something said of it), or
+* the question asks for a kind of fact that words must state (when someone was born or died, a
+  cost, an age, a year or a quantity) and no sentence the answer quotes states that kind of fact.
 
 This is one rule beside the decline decision (`generation.decline`); the pipeline applies it where
 the answer is assembled (`Assistant.finish`).
@@ -62,6 +63,9 @@ _ASKS: list[tuple[re.Pattern, re.Pattern]] = [
     ),
 ]
 _CHOICE = re.compile(r"\bor\b", re.I)
+# Questions whose answer is a time, place, amount or reason: never the name they ask about.
+_NOT_A_NAME = re.compile(r"^\W*(?:and\s+)?(?:when|where|how|why|in what year|what year|what date)\b", re.I)
+_WHEN = re.compile(r"^\W*(?:and\s+)?(?:when|in what year|what year|what date|which year)\b", re.I)
 
 
 def unstated(question: str, draft: Draft, passages: list[Passage]) -> str | None:
@@ -70,14 +74,16 @@ def unstated(question: str, draft: Draft, passages: list[Passage]) -> str | None
     if draft.abstained or not question:
         return None
     quotes = [q for q in draft.quotes.values() if q]
-    if draft.short is not None and not _CHOICE.search(question):
+    if draft.short is not None and _NOT_A_NAME.search(question) and not _CHOICE.search(question):
         asked = {w.lower() for w in _WORD.findall(question)}
-        said = [w.lower() for w in _WORD.findall(draft.short.text)]
-        if said and all(w in asked for w in said):
-            return "the answer only repeats the question's words"
+        said = _WORD.findall(draft.short.text)
+        if said and all(w.lower() in asked and w[:1].isupper() for w in said):
+            return "the answer only repeats the name the question asks about"
     if not quotes:
         return None
-    for asks, states in _ASKS:
+    for i, (asks, states) in enumerate(_ASKS):
+        if i < 2 and not _WHEN.search(question):
+            continue  # "where did he die?" is answered by a place, said in any words
         if asks.search(question) and not any(states.search(q) for q in quotes):
             return "no quoted sentence states what the question asks"
     return None
