@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--stream", action="store_true", help="print the answer as it is produced")
     p.add_argument("-k", "--k", type=int, help="passages to retrieve (default 4)")
+    p.add_argument(
+        "--source", action="append", metavar="NAME", help="answer from this document only (a file name); repeatable"
+    )
     _generator_flags(p)
 
     p = sub.add_parser("serve", help="the chat page and JSON API")
@@ -97,7 +100,8 @@ def _index(args, settings: Settings) -> int:
     assistant = Assistant(settings)
     report = assistant.indexer.index(args.paths or [settings.seeds_dir], wait=not args.no_wait)
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        records = [r.to_dict() for r in assistant.records().values()]  # title, authors, date, outline, overview
+        print(json.dumps(report.to_dict() | {"documents": records}, ensure_ascii=False))
     else:
         print(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
@@ -119,7 +123,7 @@ def _ask(args, settings: Settings) -> int:
         args.question = sys.stdin.read()
     if args.stream and not args.json:
         result, shown = None, []
-        for item in assistant.stream(args.question):
+        for item in assistant.stream(args.question, sources=args.source):
             if isinstance(item, str):
                 print(item, end="", flush=True)
                 shown.append(item)
@@ -131,7 +135,7 @@ def _ask(args, settings: Settings) -> int:
                 print(f"\nChecked against the sources: {result.text}")
             print(result.footer())
         return 0
-    result = assistant.answer(args.question)
+    result = assistant.answer(args.question, sources=args.source)
     print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else str(result))
     return 0
 

@@ -27,6 +27,10 @@ class QuestionError(InputError):
     """A question that cannot be asked as given; the message says why."""
 
 
+class SourceError(InputError):
+    """A document named to limit a question to matches no indexed document, or several."""
+
+
 class UploadError(InputError):
     """An uploaded file that is refused before it is stored; the message names the file and why."""
 

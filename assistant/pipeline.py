@@ -172,7 +172,9 @@ class Assistant:
 
         return (
             RunnablePassthrough.assign(query=RunnableLambda(lambda x: self.condense(x["question"], x["history"])))
-            | RunnablePassthrough.assign(passages=RunnableLambda(lambda x: self.retrieve(x["query"])))
+            | RunnablePassthrough.assign(
+                passages=RunnableLambda(lambda x: self.retrieve(x["query"], sources=x.get("sources")))
+            )
             | Respond(lambda: self.generator, self.finish)
         )
 
@@ -202,13 +204,41 @@ class Assistant:
         """Indexed sources and their chunk counts."""
         return {s: len(r.chunk_ids) for s, r in sorted(self.store.files().items())}
 
+    def records(self, sources: Sequence[str] | None = None):
+        """The record of each indexed document (title, authors, date, outline, overview; see
+        `ingest.records`), by source; only those of `sources` when given."""
+        from assistant.ingest.records import DocumentRecord
+
+        found = {s: DocumentRecord.from_json(raw) for s, raw in self.store.records().items()}
+        wanted = set(sources) if sources is not None else None
+        return {s: r for s, r in sorted(found.items()) if r is not None and (wanted is None or s in wanted)}
+
+    def resolve_sources(self, names: Sequence[str] | None) -> list[str] | None:
+        """The indexed sources that `names` mean (a source, or the end of its path such as a file name).
+
+        Raises `SourceError` for a name that matches no document, or several.
+        """
+        from assistant.documents import resolve_sources
+
+        if not names:
+            return None
+        return resolve_sources(list(names), list(self.store.files()))
+
+    @part
+    def document_answerer(self):
+        from assistant.generation.documents import DocumentAnswerer
+        from assistant.index.keyword import tokenize
+
+        return DocumentAnswerer(tokenize, self.store.chunk_at)
+
     def remove(self, source: str) -> int:
         """Drop a document from the index; returns how many chunks went with it."""
         return self.indexer.remove(source)
 
     # -- asking --------------------------------------------------------------------------------
-    def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
-        return self.retriever.retrieve(query, k)
+    def retrieve(self, query: str, k: int | None = None, sources: Sequence[str] | None = None) -> list[Passage]:
+        """The best passages for a query; with `sources` (indexed source names), of those documents only."""
+        return self.retriever.retrieve(query, k, sources=list(sources) if sources else None)
 
     def as_retriever(self, k: int | None = None):
         """This assistant's hybrid search as a LangChain `BaseRetriever` (see `assistant.retrieval.retriever`)."""
@@ -216,15 +246,43 @@ class Assistant:
 
         return AssistantRetriever(assistant=self, k=k)
 
-    def answer(self, question: str, history: History | None = None) -> Answer:
-        """Answer from the documents, citing the passages used; declines when they do not say."""
-        question = self._begin(question)
-        return self.chain.invoke({"question": question, "history": _pairs(history)})
+    def answer(self, question: str, history: History | None = None, sources: Sequence[str] | None = None) -> Answer:
+        """Answer from the documents, citing the passages used; declines when they do not say.
 
-    def stream(self, question: str, history: History | None = None) -> Iterator[str | Answer]:
+        `sources` limits the answer to some documents (source names or file names, see `resolve_sources`).
+        """
+        question = self._begin(question)
+        scope = self.resolve_sources(sources)
+        pairs = _pairs(history)
+        if (about := self.about_document(question, pairs, scope)) is not None:
+            return about
+        return self.chain.invoke({"question": question, "history": pairs, "sources": scope})
+
+    def stream(
+        self, question: str, history: History | None = None, sources: Sequence[str] | None = None
+    ) -> Iterator[str | Answer]:
         """Yield the answer's text as it is produced, then the finished `Answer` as the last item."""
         question = self._begin(question)
-        yield from self.chain.stream({"question": question, "history": _pairs(history)})
+        scope = self.resolve_sources(sources)
+        pairs = _pairs(history)
+        if (about := self.about_document(question, pairs, scope)) is not None:
+            yield about.text
+            yield about
+            return
+        yield from self.chain.stream({"question": question, "history": pairs, "sources": scope})
+
+    def about_document(self, question: str, history: list[tuple[str, str]], sources: list[str] | None) -> Answer | None:
+        """The answer to a question about a whole document (who wrote it, what it is about, ...) from its
+        record, or None when the question is not one (see `generation.documents`)."""
+        from assistant.generation.documents import classify
+
+        if classify(question) is None:  # most questions: no record is read
+            return None
+        records = list(self.records(sources).values())
+        reply = self.document_answerer.answer(question, records, history)
+        if reply is None:
+            return None
+        return build_answer(reply.draft, reply.passages, generator="documents")
 
     def warm_up(self) -> WarmUp:
         """Load every heavy part now (the question encoder and its ONNX export, the reader, an LLM's
@@ -280,11 +338,16 @@ class Assistant:
         """A standalone query for a follow-up: the generator's rewrite (an LLM's, or the heuristic)."""
         return self.generator.condense(question, history)
 
-    def finish(self, draft: Draft, passages: list[Passage]) -> Answer:
+    def finish(self, draft: Draft, passages: list[Passage], question: str = "") -> Answer:
         """The last step of every answer: the draft's `[n]` checked against the passages and renumbered,
         each cited passage quoted, its unsupported sentences (an LLM's, found by `GroundedGenerator`)
-        located in the final text."""
+        located in the final text; declined when it does not say what the question asks (`unstated`)."""
+        from assistant.generation import DECLINE_TEXT
+        from assistant.generation.unstated import unstated
+
         name = draft.generator or self.generator.name
+        if unstated(question, draft, passages):
+            draft = Draft(DECLINE_TEXT, abstained=True, generator=draft.generator, warning=draft.warning)
         return build_answer(draft, passages, generator=name, warning=draft.warning)
 
 

@@ -27,7 +27,7 @@ class Respond(Runnable[dict, str | Answer]):
         finish: Turns a draft into the answer: checks citations and quotes (see `Assistant.finish`).
     """
 
-    def __init__(self, generator: Callable[[], Generator], finish: Callable[[Draft, list[Passage]], Answer]):
+    def __init__(self, generator: Callable[[], Generator], finish: Callable[[Draft, list[Passage], str], Answer]):
         self.generator = generator
         self.finish = finish
 
@@ -44,7 +44,7 @@ class Respond(Runnable[dict, str | Answer]):
 
     def _answer(self, state: dict) -> Answer:
         draft = self.generator().generate(state["query"], state["passages"])
-        return self.finish(draft, state["passages"])
+        return self.finish(draft, state["passages"], state.get("question", ""))
 
     def _stream(self, chunks: Iterator[dict]) -> Iterator[str | Answer]:
         state: dict = {}
@@ -62,4 +62,4 @@ class Respond(Runnable[dict, str | Answer]):
             yield text
         if draft is None:
             raise GenerationError(f"The {generator.name} generator ended its answer without a draft.")
-        yield self.finish(draft, passages)
+        yield self.finish(draft, passages, state.get("question", ""))

@@ -78,11 +78,14 @@ class ExtractiveGenerator(Generator):
         ranked, evidence = self.analyse(question, passages)
         if not ranked or decide_on_evidence(no_answer_probability(evidence), self.thresholds).action == "decline":
             return Draft(DECLINE_TEXT, abstained=True)
-        return self.compose(ranked, passages)
+        return self.compose(ranked, passages, question)
 
-    def compose(self, ranked: list[Candidate], passages: list[Passage]) -> Draft:
-        """The answer from ranked sentences (see `analyse`): the chosen ones, each cited and quoted."""
-        chosen = self.choose(ranked)
+    def compose(self, ranked: list[Candidate], passages: list[Passage], question: str = "") -> Draft:
+        """The answer from ranked sentences (see `analyse`): the chosen ones, each cited and quoted (the
+        reason first for a why/how question, none from far less relevant passages: `reasons.arrange`)."""
+        from assistant.generation.reasons import arrange
+
+        chosen = arrange(question, self.choose(ranked), passages)
         parts, quotes = [], {}
         for c in chosen:
             parts.append(f"{one_line(c.text)} [{c.passage}]")

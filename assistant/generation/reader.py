@@ -90,7 +90,7 @@ class ReaderGenerator(Generator):
         if verdict.action == "decline":
             return Draft(DECLINE_TEXT, abstained=True)
         if verdict.action == "sentences" or best is None:
-            return self.evidence.compose(ranked, passages)
+            return self.evidence.compose(ranked, passages, question)
         return compose_short(short_answer(best), passages, self.evidence.choose(ranked))
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:

@@ -22,6 +22,7 @@ from assistant.errors import IndexBusyError
 from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.loading import check_file, iter_files, load_file, source_name
 from assistant.ingest.worker import ParseBounds
+from assistant.ingest.records import RECORD_VERSION, RecordBuilder
 from assistant.schema import Chunk, Document, IndexReport, Skipped
 from assistant.settings import Settings
 from assistant.index.store import FileRecord, FileUpdate, Store
@@ -44,6 +45,7 @@ class PendingFile:
     digest: str
     previous: FileRecord | None
     chunks: list[Chunk] = field(default_factory=list)
+    record: str = ""
 
 
 class Indexer:
@@ -67,7 +69,8 @@ class Indexer:
             embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, limit=embedder.max_seq_length
         )
         tokens, overlap = settings.chunk_tokens, settings.chunk_overlap_tokens
-        self._fingerprint = f"chunker:{tokens}:{overlap}:v{CHUNKER_VERSION}".encode()
+        self._fingerprint = f"chunker:{tokens}:{overlap}:v{CHUNKER_VERSION}:r{RECORD_VERSION}".encode()
+        self.records = RecordBuilder()
 
     def index(self, paths: Iterable[str | Path], *, wait: bool = True) -> IndexReport:
         """Index files and folders; files gone from a given folder are removed from the index."""
@@ -92,7 +95,7 @@ class Indexer:
                 if old and old.content_hash == digest:
                     report.unchanged += 1
                 else:
-                    todo.append(PendingFile(doc, digest, old))
+                    todo.append(PendingFile(doc, digest, old, record=self.records.build(doc).to_json()))
                     report.updated += old is not None
                     report.added += old is None
             self._write(todo, records, report)
@@ -116,7 +119,8 @@ class Indexer:
                 report.skipped.append(skipped)
                 continue
             try:
-                digest = self._hash(path.read_bytes())
+                data = path.read_bytes()
+                digest = self._hash(data)
             except OSError as exc:
                 report.skipped.append(Skipped(source, f"cannot read file ({exc.strerror or exc})"))
                 continue
@@ -130,7 +134,8 @@ class Indexer:
             if isinstance(loaded, Skipped):
                 report.skipped.append(loaded)
                 continue
-            todo.append(PendingFile(loaded, digest, old))
+            record = self.records.build(loaded, data, path.suffix).to_json()
+            todo.append(PendingFile(loaded, digest, old, record=record))
             report.warnings += [Skipped(source, w) for w in loaded.warnings]
             report.ocr_pages += len(loaded.ocr_pages)
             report.updated += old is not None
@@ -184,6 +189,7 @@ class Indexer:
                     mine,
                     vectors[[row[c.id] for c in mine]] if mine else vectors[:0],
                     previous=p.previous.chunk_ids if p.previous else (),
+                    record=p.record,
                 )
             )
         return updates

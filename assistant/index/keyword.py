@@ -152,8 +152,9 @@ class KeywordIndex:
         self._load_bm25()
         return len(self._ids)
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Top-k (chunk id, BM25 score) pairs, best first; empty when nothing matches."""
+    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """Top-k (chunk id, BM25 score) pairs, best first; empty when nothing matches. With `allowed`,
+        only those chunks are ranked (a question scoped to some documents)."""
         with self._lock:
             bm25 = self._load_bm25()
             terms = tokenize(query)
@@ -163,6 +164,10 @@ class KeywordIndex:
             if not known:
                 return []
             scores = bm25.scores(known)
+            if allowed is not None:
+                keep = np.zeros(len(scores), dtype=bool)
+                keep[[i for i, chunk in enumerate(self._ids) if chunk in allowed]] = True
+                scores = np.where(keep, scores, 0.0)
             k = min(k, len(scores))
             top = np.argpartition(-scores, k - 1)[:k]
             top = top[np.argsort(-scores[top])]

@@ -62,6 +62,7 @@ class FileUpdate:
     new: list[Chunk]
     vectors: np.ndarray
     previous: tuple[str, ...] | None = None
+    record: str = ""  # the document's record as JSON (`ingest.records.DocumentRecord`), kept with the file
 
 
 class _Gate:
@@ -273,6 +274,17 @@ class Store:
         return records
 
     @_using
+    def records(self) -> dict[str, str]:
+        """Each indexed file's document record (JSON, see `ingest.records`), for the files that have one."""
+        _, files = self._collections()
+        out: dict[str, str] = {}
+        for ids, metas in self._scan(files, include=["metadatas"]):
+            for i, meta in zip(ids, metas, strict=True):
+                if i != _GENERATION_ID and meta and meta.get("record"):
+                    out[i] = str(meta["record"])
+        return out
+
+    @_using
     def _write_files(self, updates: list[FileUpdate]) -> list[str]:
         """Write several files in a few batched calls (for `Edit`). Returns the chunk ids that were removed.
 
@@ -313,6 +325,7 @@ class Store:
             embeddings=[[1.0]] * len(updates),
             metadatas=[
                 {"hash": u.content_hash, "chunk_ids": json.dumps(list(u.chunk_ids)), "chunks": len(u.chunk_ids)}
+                | ({"record": u.record} if u.record else {})
                 for u in updates
             ],
         )
@@ -464,13 +477,14 @@ class Store:
         chunks_col, _ = self._collections()
         return int(self._call("Counting chunks", chunks_col.count))
 
-    def dense_search(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
-        """Nearest chunks by cosine similarity (1 - distance), best first (fewer if the index is small)."""
+    def dense_search(self, vector: np.ndarray, n: int, sources: list[str] | None = None) -> list[tuple[Chunk, float]]:
+        """Nearest chunks by cosine similarity (1 - distance), best first (fewer if the index is small);
+        with `sources`, only chunks of those documents (filtered inside Chroma)."""
         self.sync_keyword()  # also reopens an embedded store that another process changed
-        return self._nearest(vector, n)
+        return self._nearest(vector, n, sources)
 
     @_using
-    def _nearest(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+    def _nearest(self, vector: np.ndarray, n: int, sources: list[str] | None) -> list[tuple[Chunk, float]]:
         chunks_col, _ = self._collections()
         if n <= 0:
             return []
@@ -480,6 +494,7 @@ class Store:
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
             n_results=n,
             include=["documents", "metadatas", "distances"],
+            **({"where": _in_sources(sources)} if sources is not None else {}),
         )
         return [
             (_chunk(i, d, m), 1.0 - float(dist))
@@ -488,10 +503,26 @@ class Store:
             )
         ]
 
-    def keyword_search(self, query: str, n: int) -> list[tuple[str, float]]:
-        """Top-n (chunk id, BM25 score) pairs, best first, from a keyword index kept in step with the store."""
+    def keyword_search(self, query: str, n: int, sources: list[str] | None = None) -> list[tuple[str, float]]:
+        """Top-n (chunk id, BM25 score) pairs, best first, from a keyword index kept in step with the store;
+        with `sources`, only chunks of those documents are scored."""
         self.sync_keyword()
-        return self.keyword.search(query, n)
+        if sources is None:
+            return self.keyword.search(query, n)
+        records = self.files()
+        allowed = {i for s in sources if s in records for i in records[s].chunk_ids}
+        return self.keyword.search(query, n, allowed=allowed)
+
+    @_using
+    def chunk_at(self, source: str, start: int, end: int) -> Chunk | None:
+        """The stored chunk of `source` that holds the range start..end (or most of it), if any."""
+        chunks_col, _ = self._collections()
+        where = {"$and": [{"source": source}, {"start": {"$lte": start}}, {"end": {"$gt": start}}]}
+        got = self._call("Reading the index", chunks_col.get, where=where, include=["documents", "metadatas"])
+        found = [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
+        if not found:
+            return None
+        return max(found, key=lambda c: (min(c.end, end) - start, -c.start))
 
     @_using
     def get_with_vectors(self, ids: list[str]) -> dict[str, tuple[Chunk, np.ndarray]]:
@@ -504,6 +535,10 @@ class Store:
             i: (_chunk(i, d, m), np.asarray(v, dtype=np.float32))
             for i, d, m, v in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)
         }
+
+
+def _in_sources(sources: list[str]) -> dict:
+    return {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": list(sources)}}
 
 
 def _chunk_meta(c: Chunk) -> dict:

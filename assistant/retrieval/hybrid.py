@@ -61,16 +61,17 @@ class Retriever:
         self.candidates = candidates
         self.dense_weight = dense_weight
 
-    def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
+    def retrieve(self, query: str, k: int | None = None, sources: list[str] | None = None) -> list[Passage]:
+        """The best passages for a query; with `sources`, of those documents only (filtered in both searches)."""
         k = k or self.k
         pool = max(self.candidates, k)
         vector = self.embedder.encode_query(query)
-        hits = self.store.dense_search(vector, pool)
+        hits = self.store.dense_search(vector, pool, sources)
         if not hits:
             return []
         chunks = {c.id: c for c, _ in hits}
         cosine = {c.id: s for c, s in hits}
-        keyword = dict(self.store.keyword_search(query, pool)) if self.dense_weight < 1.0 else {}
+        keyword = dict(self.store.keyword_search(query, pool, sources)) if self.dense_weight < 1.0 else {}
         missing = [i for i in keyword if i not in chunks]
         for i, (chunk, stored) in self.store.get_with_vectors(missing).items():
             chunks[i], cosine[i] = chunk, float(np.dot(stored, vector))

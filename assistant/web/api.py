@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 
+from assistant.documents import source_names
 from assistant.errors import InputError
 from assistant.web.service import Service, parse_history, public_error
 
@@ -93,10 +94,11 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
         try:
             history = parse_history(body.get("history"))
             assistant = service.assistant(generator)
+            sources = await run_in_threadpool(service.scope, source_names(body.get("sources")))
         except ValueError as exc:
             return error(str(exc), 422)
         try:  # answering and naming the sources read the store: off the event loop
-            answer = await run_in_threadpool(assistant.answer, body["question"], history)
+            answer = await run_in_threadpool(assistant.answer, body["question"], history, sources)
             public = await run_in_threadpool(service.public, answer)
         except QuestionError as exc:
             return error(str(exc), 400)

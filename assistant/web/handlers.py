@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.web.records_view import example_questions, render_records
 from assistant.web.render import (
     printable,
     render_answer,
@@ -49,6 +50,7 @@ class DocumentsView:
     table: str | None
     choices: list[str] | None
     status: str = ""
+    examples: list[str] | None = None  # questions about the user's own documents; None: the default ones
 
 
 @dataclass
@@ -69,8 +71,11 @@ class ChatHandlers:
     def __init__(self, service: Service):
         self.service = service
 
-    def respond(self, question: str | None, turns: list[Turn] | None, generator: str | None) -> Iterator[ChatView]:
-        """Stream an answer: the growing text, then the finished bubble and its sources (or one error line)."""
+    def respond(
+        self, question: str | None, turns: list[Turn] | None, generator: str | None, scope: list[str] | None = None
+    ) -> Iterator[ChatView]:
+        """Stream an answer: the growing text, then the finished bubble and its sources (or one error line).
+        `scope`: shown names of the documents to answer from (None or empty: all)."""
         turns = list(turns or [])
         question = question or ""
         history = [(t.question, t.answer) for t in turns]
@@ -79,7 +84,7 @@ class ChatHandlers:
         try:
             assistant = self.service.assistant(generator)
             text = ""
-            for item in assistant.stream(question, history):
+            for item in assistant.stream(question, history, self.service.scope(list(scope or []) or None)):
                 if isinstance(item, str):
                     text += item
                     bubble = {"role": "assistant", "content": render_text(text)}
@@ -100,7 +105,10 @@ class ChatHandlers:
     def documents(self) -> DocumentsView:
         """The Documents table and the names to pick from: shown names only; the server maps them back."""
         docs, names = self.service.documents(), self.service.names()
-        return DocumentsView(render_documents(docs, names), [names.show(s) for s in docs])
+        records = list(self.service.base.records().values())
+        table = render_documents(docs, names) + render_records(records, names.show)
+        examples = example_questions(records, (), self.service.settings.seeds_dir) or None
+        return DocumentsView(table, [names.show(s) for s in docs], examples=examples)
 
     def upload(
         self,

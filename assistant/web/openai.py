@@ -20,11 +20,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from assistant.errors import InputError, QuestionError
+from assistant.documents import source_names
+from assistant.errors import InputError, QuestionError, SourceError
 from assistant.schema import Answer
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class ChatRequest:
     generator: str | None
     stream: bool
     include_usage: bool
+    sources: list[str] | None = None  # document names the answer is limited to (an extra field)
 
 
 def openai_routes(service, *, auth: tuple[str, str] | None = None, api_key: str | None = None) -> list[Route]:
@@ -80,16 +83,17 @@ def openai_routes(service, *, auth: tuple[str, str] | None = None, api_key: str 
             chat = parse_chat(await _read_json(request), service.generators)
             assistant = service.assistant(chat.generator)
             question = assistant.check(chat.question)
+            scope = await run_in_threadpool(service.scope, chat.sources)
         except OpenAIError as exc:
             return error(exc)
+        except SourceError as exc:
+            return error(OpenAIError(422, str(exc), code="sources"))
         except (QuestionError, ValueError) as exc:
             return error(OpenAIError(400, str(exc)))
         if chat.stream:
-            return await _stream(service, assistant, question, chat)
-        from starlette.concurrency import run_in_threadpool
-
+            return await _stream(service, assistant, question, chat, scope)
         try:  # answering and naming the sources read the store: off the event loop
-            answer = await run_in_threadpool(assistant.answer, question, chat.history)
+            answer = await run_in_threadpool(assistant.answer, question, chat.history, scope)
             public = await run_in_threadpool(service.public, answer)
         except QuestionError as exc:
             return error(OpenAIError(400, str(exc)))
@@ -175,7 +179,12 @@ def parse_chat(body, generators: list[str]) -> ChatRequest:
     if not isinstance(stream, bool) or not isinstance(options, dict):
         raise OpenAIError(422, '"stream" must be true or false and "stream_options" an object.')
     generator = None if model == MODEL else model
-    return ChatRequest(turns[-1]["content"], history, model, generator, stream, options.get("include_usage") is True)
+    try:
+        sources = source_names(body.get("sources"))
+    except ValueError as exc:
+        raise OpenAIError(422, str(exc), code="sources") from None
+    usage = options.get("include_usage") is True
+    return ChatRequest(turns[-1]["content"], history, model, generator, stream, usage, sources)
 
 
 def _message(message) -> dict:
@@ -235,13 +244,13 @@ def completion(public: dict, answer: Answer, chat: ChatRequest) -> dict:
     }
 
 
-async def _stream(service, assistant, question: str, chat: ChatRequest) -> Response:
+async def _stream(service, assistant, question: str, chat: ChatRequest, scope: list[str] | None = None) -> Response:
     """Server-sent `chat.completion.chunk` events: the role, text deltas, a last chunk with the
     citations, the usage when asked for, then `data: [DONE]`. A failure before the first delta is
     an ordinary error response; one after it is an `error` event (the status was already sent)."""
     from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-    items = iterate_in_threadpool(assistant.stream(question, chat.history))
+    items = iterate_in_threadpool(assistant.stream(question, chat.history, scope))
     try:
         first = await items.__anext__()
     except QuestionError as exc:

@@ -40,6 +40,8 @@ class Widgets:
     files: object
     upload: object
     upload_status: object
+    scope: object = None  # the documents a question is limited to (shown names)
+    examples: object = None  # example questions, drawn from the user's documents once there are any
 
 
 def build_blocks(service: Service, *, concurrency: int = 2):
@@ -117,7 +119,14 @@ def _chat_tab(service: Service) -> dict:
                     scale=2,
                 )
                 clear = gr.Button("Clear conversation", elem_id="clear", scale=1)
-            gr.Examples([[q] for q in EXAMPLES], inputs=question, label="Example questions")
+            scope = gr.Dropdown(
+                [],
+                value=[],
+                multiselect=True,
+                label="Answer only from these documents (none chosen: all)",
+                elem_id="scope",
+            )
+            examples = gr.Examples([[q] for q in EXAMPLES], inputs=question, label="Example questions")
         with gr.Column(scale=2, min_width=320):
             gr.Markdown("### Sources")
             sources = gr.HTML(render_sources(None), elem_id="sources")
@@ -128,6 +137,8 @@ def _chat_tab(service: Service) -> dict:
         "generator": generator,
         "clear": clear,
         "sources": sources,
+        "scope": scope,
+        "examples": examples.dataset,
     }
 
 
@@ -172,8 +183,14 @@ def _documents_outputs(view: DocumentsView) -> tuple:
     import gradio as gr
 
     if view.table is None:
-        return gr.skip(), gr.skip()
-    return view.table, gr.update(choices=view.choices, value=None)
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    samples = [[q] for q in (view.examples or EXAMPLES)]
+    return (
+        view.table,
+        gr.update(choices=view.choices, value=None),
+        gr.update(choices=view.choices),
+        gr.update(samples=samples),
+    )
 
 
 def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
@@ -181,8 +198,8 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     import gradio as gr
     from gradio.utils import get_upload_folder
 
-    def respond(question: str, turns: list, generator: str):
-        for view in handlers.respond(question, turns, generator):
+    def respond(question: str, turns: list, generator: str, scope: list | None = None):
+        for view in handlers.respond(question, turns, generator, scope):
             yield _chat_outputs(view)
 
     def clear():
@@ -210,7 +227,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
 
     chat_io = {
         "fn": respond,
-        "inputs": [w.question, w.turns, w.generator],
+        "inputs": [w.question, w.turns, w.generator, w.scope],
         "outputs": [w.question, w.chatbot, w.sources, w.turns],
         "api_visibility": "private",
     }
@@ -220,7 +237,8 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     w.clear.click(clear, outputs=cleared, api_visibility="private", queue=False)
     w.chatbot.clear(clear, outputs=cleared, api_visibility="private", queue=False)
     index_io = {"concurrency_limit": 1, "concurrency_id": "index", "api_visibility": "private"}
-    w.upload.click(upload, inputs=w.files, outputs=[w.doc_list, w.to_remove, w.upload_status, w.files], **index_io)
-    w.remove.click(remove, inputs=w.to_remove, outputs=[w.doc_list, w.to_remove, w.removed], **index_io)
-    demo.load(documents, outputs=[w.doc_list, w.to_remove], api_visibility="private")
+    listed = [w.doc_list, w.to_remove, w.scope, w.examples]
+    w.upload.click(upload, inputs=w.files, outputs=[*listed, w.upload_status, w.files], **index_io)
+    w.remove.click(remove, inputs=w.to_remove, outputs=[*listed, w.removed], **index_io)
+    demo.load(documents, outputs=listed, api_visibility="private")
     gr.api(ask_api, api_name="ask")

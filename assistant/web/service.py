@@ -273,6 +273,14 @@ class Service:
             self._names = (stamp, names)
             return names
 
+    def scope(self, names: list[str] | None) -> list[str] | None:
+        """The sources that a client's document names mean (shown names, or file names), for a
+        question limited to them; None for every document. Raises `SourceError` for an unknown name."""
+        if not names:
+            return None
+        shown = self.names()
+        return self.base.resolve_sources([shown.source(n) or n for n in names])
+
     def public(self, answer: Answer) -> dict:
         """An answer's JSON for clients: each citation's source as its shown name, not a server path."""
         out = answer.to_dict()

@@ -326,7 +326,7 @@ def test_index_records_what_built_it_and_refuses_another_model_or_chunker(tmp_pa
     built = Assistant(index_dir=tmp_path / "index", progress=False)
     built.embedder = embedder
     assert built.store.count() == 0  # opening a new index stamps it
-    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, CHUNKER_VERSION, embedder.variant)
+    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, CHUNKER_VERSION, embedding_variant=embedder.variant)
     assert built.store.stamp == ours
     settings = built.settings
     assert Store(settings, stamp=ours).count() == 0
@@ -367,7 +367,7 @@ def test_index_from_before_stamps_is_stamped_when_first_opened(corpus, tmp_path)
     settings = Settings(index_dir=tmp_path / "old", progress=False)
     old = Indexer(Store(settings), indexer.embedder, settings)  # no stamp: as the previous release wrote it
     assert old.index([folder]).added == len(TOPICS)
-    stamp = IndexStamp(indexer.embedder.model_name, indexer.embedder.dimension, CHUNKER_VERSION, "float32")
+    stamp = IndexStamp(indexer.embedder.model_name, indexer.embedder.dimension, CHUNKER_VERSION, embedding_variant="float32")
     reopened = Indexer(Store(settings, stamp=stamp), indexer.embedder, settings)
     assert reopened.index([folder]).unchanged == len(TOPICS)  # nothing rebuilt
     with pytest.raises(IndexMismatchError):

@@ -111,6 +111,42 @@ def read_glyphs(data: bytes) -> PdfGlyphs:
             document.close()
 
 
+def read_properties(data: bytes, pages: int = 1) -> tuple[dict[str, str], list[PageGlyphs]]:
+    """The PDF's info dictionary and its first `pages` pages' characters (for a document's title block).
+
+    Reads only those pages, so it costs little next to reading the whole file; raises `PdfUnreadable`.
+    """
+    import pypdfium2 as pdfium
+
+    with PDFIUM, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            document = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            raise PdfUnreadable(f"corrupt or unreadable PDF: {_reason(exc)}") from None
+        try:
+            try:
+                info = {k: str(v) for k, v in document.get_metadata_dict(skip_empty=True).items()}
+            except Exception:
+                info = {}
+            read: list[PageGlyphs] = []
+            for index in range(min(pages, len(document))):
+                page = document[index]
+                try:
+                    textpage = page.get_textpage()
+                    try:
+                        glyphs, _ = _page_glyphs(textpage)
+                    finally:
+                        textpage.close()
+                    width, height = page.get_size()
+                    read.append(_upright(index + 1, width, height, glyphs))
+                finally:
+                    page.close()
+            return info, read
+        finally:
+            document.close()
+
+
 def _read(document) -> PdfGlyphs:
     pages: list[PageGlyphs] = []
     failed: list[int] = []
