@@ -343,7 +343,7 @@ class Assistant:
         each cited passage quoted, its unsupported sentences (an LLM's, found by `GroundedGenerator`)
         located in the final text; declined when it does not say what the question asks (`unstated`)."""
         from assistant.generation import DECLINE_TEXT
-        from assistant.generation.unstated import unstated
+        from assistant.generation.decline import unstated
 
         name = draft.generator or self.generator.name
         if unstated(question, draft, passages):
