@@ -19,18 +19,42 @@ class PageSpan:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A heading's reach in a loaded text: `path` is the headings above it joined by " › "."""
+
+    path: str
+    start: int
+    end: int
+
+
+def section_at(sections: tuple[Section, ...], offset: int) -> str | None:
+    """The heading path of the section that holds `offset` (None before the first heading)."""
+    found = None
+    for s in sections:
+        if s.start <= offset:
+            found = s.path if offset < s.end else found
+        else:
+            break
+    return found
+
+
+@dataclass(frozen=True)
 class Document:
     """A loaded file.
 
     `text` is what chunk offsets point into. For .txt/.md it is the file's text unchanged; for
     html/pdf/docx it is the extracted visible text. `pages` is empty for unpaginated formats.
     `warnings` say what of the file could not be read (a PDF's undecodable font, say).
+    `sections` are heading paths (docx, html, markdown); `slides` says each page is a slide, kept
+    as its own passage unless tiny.
     """
 
     source: str
     text: str
     pages: tuple[PageSpan, ...] = ()
     warnings: tuple[str, ...] = ()
+    sections: tuple[Section, ...] = ()
+    slides: bool = False
 
     def page_at(self, offset: int) -> int | None:
         for span in self.pages:
@@ -49,7 +73,12 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage of a document: `document.text[start:end] == text`."""
+    """A passage of a document: `document.text[start:end] == text`.
+
+    `page` is the page (or slide) it starts on; `pages` and `sections` are the document's page
+    spans and heading paths clipped to the passage (document offsets), so a quote inside it can
+    be located exactly (`page_at`, `section_at`).
+    """
 
     id: str
     source: str
@@ -57,6 +86,19 @@ class Chunk:
     start: int
     end: int
     page: int | None = None
+    pages: tuple[PageSpan, ...] = ()
+    sections: tuple[Section, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The page holding document offset `offset` (inside this passage); the start page if unknown."""
+        for span in self.pages:
+            if span.start <= offset < span.end:
+                return span.page
+        earlier = [span.page for span in self.pages if span.start <= offset]
+        return earlier[-1] if earlier else self.page
+
+    def section_at(self, offset: int) -> str | None:
+        return section_at(self.sections, offset)
 
 
 @dataclass(frozen=True)
@@ -111,7 +153,8 @@ class Citation:
     """A passage an answer cites. `quote` is a substring of `text`; `start`/`end` locate `text`.
 
     `answer_start`/`answer_end` locate the short answer's exact words in `text` (inside `quote`)
-    when this passage holds them, None otherwise.
+    when this passage holds them, None otherwise. `page` is the page (a .pptx's slide) the quote
+    starts on; `section` the heading path above the quote (docx, html, markdown), if any.
     """
 
     n: int
@@ -124,6 +167,7 @@ class Citation:
     score: float
     answer_start: int | None = None
     answer_end: int | None = None
+    section: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

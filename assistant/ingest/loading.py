@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.ingest import formats
+from assistant.ingest.headings import Heading, markdown_headings, sections
 from assistant.ingest.limits import check_zip, pdf_limits, pdf_within
 from assistant.schema import Document, Skipped
 from assistant.settings import Settings
@@ -67,6 +68,7 @@ _BLOCKS = frozenset({
     "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
 })  # fmt: skip
 _CELLS = frozenset({"td", "th"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 @dataclass
@@ -186,13 +188,17 @@ def _load(path: Path, max_bytes: int | None, max_chars: int) -> Document | Skipp
         text = _decode(data)
         if text is None:
             return Skipped(name, _BINARY)
-        return Document(name, text) if text.strip() else Skipped(name, _EMPTY)
+        marks = sections(markdown_headings(text), len(text)) if suffix != ".txt" else ()
+        return Document(name, text, sections=marks) if text.strip() else Skipped(name, _EMPTY)
     if suffix in _HTML_SUFFIXES:
         text = _decode(data, html=True)
         if text is None:
             return Skipped(name, _BINARY)
-        text = html_to_text(text)
-        return Document(name, text) if text else Skipped(name, "no visible text")
+        headings: list[Heading] = []
+        text = html_to_text(text, headings)
+        if not text:
+            return Skipped(name, "no visible text")
+        return Document(name, text, sections=sections(headings, len(text)))
     if suffix in _ZIP_SUFFIXES and (problem := check_zip(data)) is not None:
         return Skipped(name, problem)
     if suffix == ".pdf":
@@ -295,10 +301,11 @@ def _try_decode(data: bytes, encoding: str) -> str | None:
         return None
 
 
-def html_to_text(html: str) -> str:
+def html_to_text(html: str, headings: list[Heading] | None = None) -> str:
     """The visible text of an html page: one line per block element, whitespace collapsed.
 
     Table cells of a row stay on one line, separated by " | ", so a row reads as a fact.
+    `headings`, when given, receives the h1–h6 lines (offsets into the returned text).
     """
     from bs4 import BeautifulSoup, Comment, NavigableString, Tag
     from bs4.element import Declaration, Doctype, ProcessingInstruction
@@ -312,10 +319,16 @@ def html_to_text(html: str) -> str:
     lines: list[str] = []
     words: list[str] = []
     block = cell = None
+    at = 0
 
     def flush() -> None:
+        nonlocal at
         if words:
-            lines.append(" ".join(words))
+            line = " ".join(words)
+            if headings is not None and block is not None and block.name in _HEADINGS:
+                headings.append(Heading(int(block.name[1]), line, at))
+            lines.append(line)
+            at += len(line) + 1
             words.clear()
 
     for node in soup.descendants:
@@ -380,14 +393,31 @@ def _load_docx(name: str, data: bytes) -> Document | Skipped:
     try:
         document = docx.Document(io.BytesIO(data))
         blocks: list[str] = []
+        headings: list[Heading] = []
+        at = 0
         for item in document.iter_inner_content():  # paragraphs and tables in document order
             text = _table_text(item) if isinstance(item, Table) else item.text.strip()
             if text:
+                if (level := _heading_level(item)) is not None:
+                    headings.append(Heading(level, text, at))
                 blocks.append(text)
+                at += len(text) + 2
     except Exception:  # zip, xml, package and key errors alike
         return Skipped(name, "not a valid .docx file")
     text = "\n\n".join(blocks)
-    return Document(name, text) if text else Skipped(name, "no text in document")
+    if not text:
+        return Skipped(name, "no text in document")
+    return Document(name, text, sections=sections(headings, len(text)))
+
+
+def _heading_level(paragraph) -> int | None:
+    """1 for a "Title" or "Heading 1" paragraph, N for "Heading N"; None for other text."""
+    style = getattr(getattr(paragraph, "style", None), "name", "") or ""
+    if style == "Title":
+        return 1
+    if style.startswith("Heading ") and style[8:].strip().isdigit():
+        return int(style[8:])
+    return None
 
 
 def _table_text(table) -> str:

@@ -235,7 +235,7 @@ def test_api_ask_over_http(server):
     assert set(body) == {"answer", "short", "abstained", "citations", "generator", "warning", "unsupported"}
     assert body["abstained"] is False and body["generator"] == "reader" and "[1]" in body["answer"]
     c = body["citations"][0]
-    assert set(c) == {"n", "source", "text", "quote", "start", "end", "page", "score", "answer_start", "answer_end"}
+    assert set(c) == {"n", "source", "text", "quote", "start", "end", "page", "score", "answer_start", "answer_end", "section"}
     assert c["quote"] in c["text"] and 0 <= c["score"] <= 1
     history = [
         {"role": "user", "content": "Who said Russia wouldn't want to antagonise Israel?"},

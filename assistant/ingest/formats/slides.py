@@ -38,7 +38,7 @@ def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
         if at > max_chars:
             return Skipped(name, f"expands to more than {max_chars:,} characters (possible decompression bomb)")
     text = "\n\n".join(parts)
-    return Document(name, text, tuple(pages)) if text else Skipped(name, "no text in presentation")
+    return Document(name, text, tuple(pages), slides=True) if text else Skipped(name, "no text in presentation")
 
 
 def _slide_text(slide) -> str:
