@@ -144,9 +144,12 @@ class Assistant:
         return other
 
     # -- indexing ------------------------------------------------------------------------------
-    def index(self, paths: Sequence[str | Path] | None = None) -> IndexReport:
-        """Index files and folders (default: the seeds folder); unchanged files cost nothing."""
-        return self.indexer.index(list(paths) if paths else [self.settings.seeds_dir])
+    def index(self, paths: Sequence[str | Path] | None = None, *, progress=None) -> IndexReport:
+        """Index files and folders (default: the seeds folder); unchanged files cost nothing.
+
+        `progress`, if given, is called with an `IndexProgress` at each stage (pages read, passages embedded).
+        """
+        return self.indexer.index(list(paths) if paths else [self.settings.seeds_dir], progress=progress)
 
     def ensure_index(self) -> None:
         """Build the index from the seeds folder the first time it is used empty."""

@@ -10,7 +10,8 @@ and only inside their functions: importing this package loads no web framework.
 from __future__ import annotations
 
 from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, parse_history, read_json
-from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView
+from assistant.web.conversations import ConversationStore, FeedbackRecord
+from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView, OpenView
 from assistant.web.page import EXAMPLES, build_blocks
 from assistant.web.render import (
     CSS,
@@ -21,10 +22,11 @@ from assistant.web.render import (
     render_error,
     render_sources,
     render_text,
+    render_viewer,
     where,
 )
 from assistant.web.server import OneLineTracebacks, serve
-from assistant.web.service import ContextReader, Service, SourceNames, Turn, public_error
+from assistant.web.service import ContextReader, DocumentInfo, Service, SourceNames, Turn, public_error
 from assistant.web.uploads import (
     UploadError,
     UploadGuard,
@@ -42,8 +44,12 @@ __all__ = [
     "ChatHandlers",
     "ChatView",
     "ContextReader",
+    "ConversationStore",
+    "DocumentInfo",
     "DocumentsView",
+    "FeedbackRecord",
     "OneLineTracebacks",
+    "OpenView",
     "Service",
     "SourceNames",
     "Turn",
@@ -65,6 +71,7 @@ __all__ = [
     "render_error",
     "render_sources",
     "render_text",
+    "render_viewer",
     "safe_name",
     "save_upload",
     "serve",

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 # Characters the layout never sees: zero-width spaces and joiners, word joiner, BOM.
@@ -31,6 +33,8 @@ _TILT = 0.1  # radians: text further than this from its page's reading direction
 _LOST_SHARE = 0.01
 
 _PDFIUM = threading.Lock()  # PDFium is not thread-safe, not even across documents
+# Told (page number, pages) as each page is read, when an indexing run wants to show its progress.
+PAGE_READ: ContextVar[Callable[[int, int], None] | None] = ContextVar("PAGE_READ", default=None)
 
 
 class PdfUnreadable(Exception):
@@ -102,7 +106,10 @@ def _read(document) -> PdfGlyphs:
     failed: list[int] = []
     images: list[int] = []
     lost = total = 0
+    report = PAGE_READ.get()
     for index in range(len(document)):
+        if report is not None:
+            report(index, len(document))
         try:
             page = document[index]
         except Exception:  # one broken page should not lose the others
