@@ -59,8 +59,11 @@ table.docs td.num { text-align: right; white-space: nowrap; }
 .progress-line { margin: 4px 0; }
 .progress-bar { height: 6px; border-radius: 3px; background: var(--background-fill-secondary); overflow: hidden; }
 .progress-bar > div { height: 100%; background: var(--color-accent); }
-@media (max-width: 640px) {
+@media (max-width: 640px) {  /* a phone: the chat, then the sources of its answers, then the rest */
   #chat { height: 50vh !important; min-height: 220px; max-height: 60vh; }
+  #chat-col { order: 1; }
+  #sources-col { order: 2; }
+  #conversations-col { order: 3; }
 }
 """
 
