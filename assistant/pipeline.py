@@ -256,5 +256,6 @@ def default_assistant() -> Assistant:
 
 
 def answer(question: str, *, history: History | None = None) -> Answer:
-    """Answer a question from the default index (`./index` or `ASSISTANT_INDEX_DIR`), built from seeds if empty."""
+    """Answer from the default index (ASSISTANT_INDEX_DIR, else `index/` in the project folder, wherever you
+    run from), built from `seeds/` the first time it is empty."""
     return default_assistant().answer(question, history=history)

@@ -6,13 +6,13 @@ turn their typed results into component updates (`None` becomes `gr.skip()`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.ingest.loading import SUPPORTED_SUFFIXES
 from assistant.web.handlers import LOCAL_USER, ChatHandlers, ChatView, DocumentsView
 from assistant.web.render import render_sources
-from assistant.web.service import Service, public_error
+from assistant.web.service import Service, Turn, public_error
 
 EXAMPLES = (
     "Why might Russia not send S-400s?",
@@ -64,11 +64,25 @@ REVEAL = """
 
 
 @dataclass
+class ChatState:
+    """A browser tab's chat: its turns and the id of the saved conversation they belong to (None: not saved yet)."""
+
+    turns: list[Turn] = field(default_factory=list)
+    conversation: str | None = None
+
+
+def _state(value) -> ChatState:
+    """The tab's chat state; a client that sends none (or an old list of turns) starts afresh."""
+    if isinstance(value, ChatState):
+        return value
+    return ChatState(list(value) if isinstance(value, list) else [])
+
+
+@dataclass
 class Widgets:
     """The page's components that events read or write (Gradio components, typed loosely)."""
 
-    turns: object
-    conversation: object
+    state: object  # ChatState
     chatbot: object
     question: object
     ask: object
@@ -103,15 +117,14 @@ def build_blocks(service: Service, *, concurrency: int = 2):
         fill_width=True,
         delete_cache=(3600, 3600),  # Gradio's temporary copies of uploads; ours live in index_dir/uploads
     ) as demo:
-        turns = gr.State([])
-        conversation = gr.State(None)
+        state = gr.State(ChatState())
         gr.Markdown(
             "## Ask your documents\nAnswers quote the indexed documents and cite them as [n]: click one to see it."
         )
         with gr.Tabs():
             chat = _chat_tab(service)
             docs = _documents_tab(service)
-        widgets = Widgets(turns=turns, conversation=conversation, **chat, **docs)
+        widgets = Widgets(state=state, **chat, **docs)
         _wire(demo, widgets, ChatHandlers(service))
     demo.queue(default_concurrency_limit=concurrency, max_size=64)
     return demo
@@ -223,13 +236,13 @@ def _documents_tab(service: Service) -> dict:
 
 
 def _chat_outputs(view: ChatView) -> tuple:
-    """question, chatbot, sources, turns, conversation id, conversation list, rename box."""
+    """question, chatbot, sources, chat state, conversation list, rename box."""
     import gradio as gr
 
     sources = gr.skip() if view.sources is None else view.sources
     listing = gr.skip() if view.choices is None else gr.update(choices=view.choices, value=view.conversation)
     title = next((t for t, cid in view.choices or [] if cid == view.conversation), "") if view.choices else gr.skip()
-    return view.question, view.messages, sources, view.turns, view.conversation, listing, title
+    return view.question, view.messages, sources, ChatState(view.turns, view.conversation), listing, title
 
 
 def _documents_outputs(view: DocumentsView) -> tuple:
@@ -265,8 +278,9 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
 
     exports = Path(tempfile.mkdtemp(prefix="assistant-exports-"))
 
-    def respond(question: str, turns: list, generator: str, conversation, request: gr.Request):
-        for view in handlers.respond(question, turns, generator, _user(request), conversation):
+    def respond(question: str, state, generator: str, request: gr.Request):
+        state = _state(state)
+        for view in handlers.respond(question, state.turns, generator, _user(request), state.conversation):
             yield *_chat_outputs(view), ""
 
     def new_chat(request: gr.Request):
@@ -276,7 +290,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
         return *_chat_outputs(handlers.switch(_user(request), conversation)), ""
 
     def opening(request: gr.Request):
-        return *_chat_outputs(handlers.latest(_user(request))), *_documents_outputs(handlers.documents())
+        return _chat_outputs(handlers.latest(_user(request)))
 
     def rename(conversation, title, request: gr.Request):
         try:
@@ -286,25 +300,28 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
         return gr.update(choices=choices, value=conversation)
 
     def delete(conversation, request: gr.Request):
-        if not conversation:
-            return (gr.skip(),) * 8
+        if not conversation:  # none chosen, or the question was answered "Cancel"
+            return (gr.skip(),) * 7
         return *_chat_outputs(handlers.delete(_user(request), conversation)), ""
 
     def export(conversation, request: gr.Request):
         path = handlers.export(_user(request), conversation, Path(tempfile.mkdtemp(dir=exports)))
         return str(path) if path else None
 
-    def rate(conversation, turns, data: gr.LikeData, request: gr.Request):
+    def rate(state, data: gr.LikeData, request: gr.Request):
+        state = _state(state)
         index = data.index[0] if isinstance(data.index, list | tuple) else data.index
-        handlers.rate(
-            _user(request), conversation, int(index), data.liked if data.liked in (True, False) else None, turns
-        )
-        return turns
+        liked = data.liked if data.liked in (True, False) else None  # anything else: the thumb taken back
+        handlers.rate(_user(request), state.conversation, int(index), liked, state.turns)
+        return state
 
-    def open_citation(ref: str, turns: list):
-        view = handlers.open(ref, turns)
+    def open_citation(ref: str, state):
+        view = handlers.open(ref, _state(state).turns)
         skip = gr.skip()
         return (skip if view.sources is None else view.sources), (skip if view.viewer is None else view.viewer)
+
+    def documents():
+        return _documents_outputs(handlers.documents())
 
     def upload(files, progress=gr.Progress()):  # noqa: B008 - Gradio injects progress this way
         folder = Path(get_upload_folder())  # only files this server's upload route wrote are taken
@@ -325,19 +342,20 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     for fn in (respond, new_chat, switch, opening, rename, delete, export, rate):
         _resolve_annotations(fn, gr)
     private = {"api_visibility": "private"}
-    chat_out = [w.question, w.chatbot, w.sources, w.turns, w.conversation, w.conversations, w.title, w.viewer]
-    chat_io = {"fn": respond, "inputs": [w.question, w.turns, w.generator, w.conversation], "outputs": chat_out}
+    chat_out = [w.question, w.chatbot, w.sources, w.state, w.conversations, w.title, w.viewer]
+    chat_io = {"fn": respond, "inputs": [w.question, w.state, w.generator], "outputs": chat_out}
     w.question.submit(**chat_io, **private)
     w.ask.click(**chat_io, **private)
     for button in (w.new_chat, w.clear):
         button.click(new_chat, outputs=chat_out, queue=False, **private)
     w.chatbot.clear(new_chat, outputs=chat_out, queue=False, **private)
     w.conversations.input(switch, inputs=w.conversations, outputs=chat_out, **private)
-    w.rename.click(rename, inputs=[w.conversation, w.title], outputs=w.conversations, **private)
-    w.delete.click(delete, inputs=w.conversation, outputs=chat_out, js=_CONFIRM_DELETE, **private)
-    w.export.click(export, inputs=w.conversation, outputs=w.exported, **private)
-    w.chatbot.like(rate, inputs=[w.conversation, w.turns], outputs=w.turns, **private)
-    w.open_btn.click(open_citation, inputs=[w.open_ref, w.turns], outputs=[w.sources, w.viewer], **private).then(
+    # The list's choice is the conversation shown: rename, delete and export act on it.
+    w.rename.click(rename, inputs=[w.conversations, w.title], outputs=w.conversations, **private)
+    w.delete.click(delete, inputs=w.conversations, outputs=chat_out, js=_CONFIRM_DELETE, **private)
+    w.export.click(export, inputs=w.conversations, outputs=w.exported, **private)
+    w.chatbot.like(rate, inputs=w.state, outputs=w.state, **private)
+    w.open_btn.click(open_citation, inputs=[w.open_ref, w.state], outputs=[w.sources, w.viewer], **private).then(
         None, js=REVEAL, **private
     )
     index_io = {"concurrency_limit": 1, "concurrency_id": "index", **private}
@@ -351,6 +369,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     w.remove.click(
         remove, inputs=w.to_remove, outputs=[w.doc_list, w.to_remove, w.removed], js=_CONFIRM_REMOVE, **index_io
     )
-    demo.load(opening, outputs=[*chat_out[:-1], w.doc_list, w.to_remove], **private)
+    demo.load(opening, outputs=chat_out[:-1], **private)
+    demo.load(documents, outputs=[w.doc_list, w.to_remove], **private)
     demo.load(None, js=SCRIPT, **private)
     gr.api(ask_api, api_name="ask")

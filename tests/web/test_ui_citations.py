@@ -264,11 +264,14 @@ def test_conversations_are_kept_across_a_restart_with_feedback_and_export(browse
         page.click("#export")
         link = page.wait_for_selector("#exported a[href]")
         exported = page.request.get(link.get_attribute("href")).text()
-        assert (
-            f"## {PDF_QUESTION}" in exported
-            and "[1] apiary.pdf, page 2" in exported
-            and "> The Brindlemoor" in exported
-        )
+        assert f"## {PDF_QUESTION}" in exported and "[1] apiary.pdf, page 2" in exported
+        assert "> The Brindlemoor apiary keeps exactly 417 beehives" in exported
+        listing.get_by_text("Summit notes").click()
+        page.wait_for_function("() => document.querySelector('#chat').innerText.includes('Ashgabat')")
+        page.once("dialog", lambda d: d.accept())
+        page.click("#delete-chat")
+        page.wait_for_function("() => !document.querySelector('#conversations').innerText.includes('Summit notes')")
+        assert "417" in page.inner_text("#chat")  # the conversation left is shown
         page.close()
     env = {**os.environ, **QUIET, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
