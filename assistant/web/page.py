@@ -48,7 +48,9 @@ SCRIPT = """
     const open = e.target.closest('#sources .open-source');
     if (open) { send(`open:${open.dataset.turn}:${open.dataset.n}`); return; }
     const close = e.target.closest('#viewer .viewer-close');
-    if (close) { const v = document.querySelector('#viewer .viewer'); if (v) v.remove(); }
+    if (close) { const v = document.querySelector('#viewer .viewer'); if (v) v.remove(); return; }
+    const picture = e.target.closest('#viewer .page-picture');
+    if (picture) picture.classList.toggle('zoomed');  // the page at full height; a second click puts it back
   });
 }
 """
@@ -92,6 +94,7 @@ class Widgets:
     viewer: object
     open_ref: object
     open_btn: object
+    ready: object
     conversations: object
     new_chat: object
     title: object
@@ -170,10 +173,11 @@ def _chat_tab(service: Service) -> dict:
                     ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask", min_width=70)
             with gr.Column(scale=2, min_width=300, elem_id="sources-col"):
                 gr.Markdown("### Sources")
+                viewer = gr.HTML("", elem_id="viewer")  # an opened source, above the list of sources
                 sources = gr.HTML(render_sources(None), elem_id="sources")
-                viewer = gr.HTML("", elem_id="viewer")
                 open_ref = gr.Textbox(elem_id="open-ref", show_label=False, container=False)
                 open_btn = gr.Button("open", elem_id="open-btn")
+                ready = gr.HTML("", elem_id="page-ready")  # filled once the saved conversation is shown
         with gr.Row(equal_height=False, elem_id="settings-row"):  # under the chat: on a phone, after the sources
             generator = gr.Dropdown(
                 service.generators,
@@ -195,6 +199,7 @@ def _chat_tab(service: Service) -> dict:
         "viewer": viewer,
         "open_ref": open_ref,
         "open_btn": open_btn,
+        "ready": ready,
         "conversations": conversations,
         "new_chat": new_chat,
         "title": title,
@@ -290,7 +295,8 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
         return *_chat_outputs(handlers.switch(_user(request), conversation)), ""
 
     def opening(request: gr.Request):
-        return _chat_outputs(handlers.latest(_user(request)))
+        """The user's latest conversation; the question box is left alone (they may be typing already)."""
+        return *_chat_outputs(handlers.latest(_user(request)))[1:], '<span data-ready="1"></span>'
 
     def rename(conversation, title, request: gr.Request):
         try:
@@ -369,7 +375,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     w.remove.click(
         remove, inputs=w.to_remove, outputs=[w.doc_list, w.to_remove, w.removed], js=_CONFIRM_REMOVE, **index_io
     )
-    demo.load(opening, outputs=chat_out[:-1], **private)
+    demo.load(opening, outputs=[*chat_out[1:-1], w.ready], **private)
     demo.load(documents, outputs=[w.doc_list, w.to_remove], **private)
     demo.load(None, js=SCRIPT, **private)
     gr.api(ask_api, api_name="ask")

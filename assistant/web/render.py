@@ -41,11 +41,14 @@ CSS = """
 .open-source { margin-top: 4px; font-size: 0.85em; padding: 2px 10px; border-radius: 6px; cursor: pointer;
                border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
                color: var(--body-text-color); }
-.viewer { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin-top: 8px;
+.viewer { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin-bottom: 10px;
           scroll-margin: 12px; }
 .viewer-head { display: flex; justify-content: space-between; gap: 8px; font-weight: 600; margin-bottom: 6px; }
 .viewer-close { cursor: pointer; border: none; background: none; color: var(--body-text-color); font-size: 1.1em; }
-.viewer img { width: 100%; height: auto; border: 1px solid var(--border-color-primary); }
+.viewer img { width: 100%; height: auto; border: 1px solid var(--border-color-primary); cursor: zoom-in; }
+.viewer img.zoomed { position: fixed; top: 2vh; left: 50%; transform: translateX(-50%); width: auto;
+                     height: 96vh; max-width: 98vw; z-index: 1000; cursor: zoom-out;
+                     box-shadow: 0 0 0 100vmax rgba(0, 0, 0, 0.55); }
 .viewer-text { white-space: pre-wrap; font-size: 0.9em; max-height: 60vh; overflow: auto; }
 .muted { opacity: 0.7; }
 .unsupported { opacity: 0.6; font-style: italic; }
@@ -55,7 +58,7 @@ table.docs { width: 100%; border-collapse: collapse; }
 table.docs td, table.docs th { padding: 4px 8px; border-bottom: 1px solid var(--border-color-primary);
                                text-align: left; }
 table.docs td.num { text-align: right; white-space: nowrap; }
-#open-ref, #open-btn, #conv-ref, #conv-btn { display: none !important; }
+#open-ref, #open-btn, #page-ready { display: none !important; }
 .progress-line { margin: 4px 0; }
 .progress-bar { height: 6px; border-radius: 3px; background: var(--background-fill-secondary); overflow: hidden; }
 .progress-bar > div { height: 100%; background: var(--color-accent); }

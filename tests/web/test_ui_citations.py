@@ -85,7 +85,7 @@ def open_page(browser, url: str, *, width: int = 1366, height: int = 900, theme:
     page.set_default_timeout(60_000)
     page.goto(f"{url}/?__theme={theme}", wait_until="load")
     page.wait_for_selector("#question textarea")
-    page.wait_for_function("() => document.querySelector('#sources') !== null")
+    page.wait_for_selector("#page-ready [data-ready]", state="attached")  # the saved conversation is shown
     return page
 
 
@@ -147,6 +147,10 @@ def test_a_pdf_source_opens_at_its_page_rendered_with_the_quote_highlighted(page
     assert quote > 500 and words > 50, (quote, words)  # the quote's line, and the answer words inside it
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-opened-pdf-citation.png"))
+    page.click("#viewer img.page-picture")  # zoom: the page at the window's height
+    assert page.locator("#viewer img.page-picture.zoomed").bounding_box()["height"] > 0.9 * 900
+    page.click("#viewer img.page-picture")
+    assert page.locator("#viewer img.page-picture.zoomed").count() == 0
     page.click("#viewer .viewer-close")
     assert page.locator("#viewer .viewer").count() == 0
 
