@@ -240,13 +240,17 @@ def _documents_tab(service: Service) -> dict:
     }
 
 
-def _chat_outputs(view: ChatView) -> tuple:
-    """question, chatbot, sources, chat state, conversation list, rename box."""
+def _chat_outputs(view: ChatView, *, title: bool = True) -> tuple:
+    """question, chatbot, sources, chat state, conversation list, rename box.
+
+    `title=False` leaves the rename box alone: an answer arriving must not overwrite a name being typed.
+    """
     import gradio as gr
 
     sources = gr.skip() if view.sources is None else view.sources
     listing = gr.skip() if view.choices is None else gr.update(choices=view.choices, value=view.conversation)
-    title = next((t for t, cid in view.choices or [] if cid == view.conversation), "") if view.choices else gr.skip()
+    name = next((t for t, cid in view.choices or [] if cid == view.conversation), "")
+    title = name if title and view.choices is not None else gr.skip()
     return view.question, view.messages, sources, ChatState(view.turns, view.conversation), listing, title
 
 
@@ -286,7 +290,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     def respond(question: str, state, generator: str, request: gr.Request):
         state = _state(state)
         for view in handlers.respond(question, state.turns, generator, _user(request), state.conversation):
-            yield *_chat_outputs(view), ""
+            yield *_chat_outputs(view, title=False), ""
 
     def new_chat(request: gr.Request):
         return *_chat_outputs(handlers.new(_user(request))), ""
@@ -314,12 +318,12 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
         path = handlers.export(_user(request), conversation, Path(tempfile.mkdtemp(dir=exports)))
         return str(path) if path else None
 
-    def rate(state, data: gr.LikeData, request: gr.Request):
+    def rate(state, data: gr.LikeData, request: gr.Request) -> None:
+        """Stored on the server only: returning the state could overwrite a newer one (a chat begun since)."""
         state = _state(state)
         index = data.index[0] if isinstance(data.index, list | tuple) else data.index
         liked = data.liked if data.liked in (True, False) else None  # anything else: the thumb taken back
         handlers.rate(_user(request), state.conversation, int(index), liked, state.turns)
-        return state
 
     def open_citation(ref: str, state):
         view = handlers.open(ref, _state(state).turns)
@@ -360,7 +364,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     w.rename.click(rename, inputs=[w.conversations, w.title], outputs=w.conversations, **private)
     w.delete.click(delete, inputs=w.conversations, outputs=chat_out, js=_CONFIRM_DELETE, **private)
     w.export.click(export, inputs=w.conversations, outputs=w.exported, **private)
-    w.chatbot.like(rate, inputs=w.state, outputs=w.state, **private)
+    w.chatbot.like(rate, inputs=w.state, **private)
     w.open_btn.click(open_citation, inputs=[w.open_ref, w.state], outputs=[w.sources, w.viewer], **private).then(
         None, js=REVEAL, **private
     )

@@ -250,7 +250,7 @@ def test_conversations_are_kept_across_a_restart_with_feedback_and_export(browse
         page.locator("#conversation-tools").click()
         page.fill("#conv-title textarea, #conv-title input", "Summit notes")
         page.click("#rename")
-        page.get_by_text("Summit notes").wait_for()
+        page.locator("#conversations").get_by_text("Summit notes").wait_for()
         page.close()
     with serve(index, seeds, log=base / "server2.log") as url:
         page = open_page(browser, url)
