@@ -11,7 +11,8 @@ from assistant.web.conversations import ConversationStore, SavedTurn
 
 def answer() -> Answer:
     text = "Intro. The apiary keeps 417 hives."
-    c = Citation(1, "/docs/apiary.pdf", text, "The apiary keeps 417 hives.", 0, 34, 2, 0.9, answer_start=24, answer_end=27)
+    quote = "The apiary keeps 417 hives."
+    c = Citation(1, "/docs/apiary.pdf", text, quote, 0, 34, 2, 0.9, answer_start=24, answer_end=27)
     return Answer("417 — The apiary keeps 417 hives. [1]", False, [c], generator="reader", short="417")
 
 
