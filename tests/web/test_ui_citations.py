@@ -102,6 +102,12 @@ def ask(page, question: str) -> str:
     return answers.last.inner_text()
 
 
+def new_chat(page) -> None:
+    """Start a new conversation and wait until the chat is empty."""
+    page.click("#new-chat")
+    page.wait_for_function("() => document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 0")
+
+
 def in_view(page, selector: str) -> bool:
     return page.evaluate(
         """s => { const r = document.querySelector(s).getBoundingClientRect();
@@ -185,7 +191,7 @@ def test_highlighted_quotes_are_readable_in_both_themes(browser, site, theme):
     page = open_page(browser, site[0], theme=theme)
     try:
         assert page.evaluate("() => document.body.classList.contains('dark')") == (theme == "dark")
-        page.click("#new-chat")
+        new_chat(page)
         ask(page, PDF_QUESTION)
         page.wait_for_selector("#sources mark strong.exact")
         assert contrast(page, "#sources mark") >= 4.5
@@ -198,8 +204,7 @@ def test_highlighted_quotes_are_readable_in_both_themes(browser, site, theme):
 def test_on_a_phone_the_sources_follow_the_answer(browser, site):
     page = open_page(browser, site[0], width=390, height=844)
     try:
-        page.click("#new-chat")
-        page.wait_for_function("() => document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 0")
+        new_chat(page)
         box = page.locator("#chat").bounding_box()
         assert box["height"] < 500  # the empty chat leaves the question box on screen
         ask(page, PDF_QUESTION)
@@ -244,11 +249,16 @@ def test_conversations_are_kept_across_a_restart_with_feedback_and_export(browse
         page = open_page(browser, url)
         ask(page, PDF_QUESTION)
         page.locator('#chat button[aria-label="Like"]').last.click()
-        page.click("#new-chat")
-        page.wait_for_function("() => document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 0")
+        new_chat(page)
         ask(page, "Where are Putin and Pezeshkian meeting?")
+        page.locator("#conversations").get_by_text("Where are Putin and Pezeshkian meeting?").wait_for()
+        page.wait_for_function("() => document.querySelectorAll('#conversations input:checked').length === 1")
         page.locator("#conversation-tools").click()
-        page.fill("#conv-title textarea, #conv-title input", "Summit notes")
+        name = page.locator("#conv-title textarea, #conv-title input")
+        name.fill("Summit notes")
+        page.wait_for_function(
+            "() => document.querySelector('#conv-title input, #conv-title textarea').value === 'Summit notes'"
+        )
         page.click("#rename")
         page.locator("#conversations").get_by_text("Summit notes").wait_for()
         page.close()
