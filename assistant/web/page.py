@@ -177,7 +177,7 @@ def _chat_tab(service: Service) -> dict:
                 sources = gr.HTML(render_sources(None), elem_id="sources")
                 open_ref = gr.Textbox(elem_id="open-ref", show_label=False, container=False)
                 open_btn = gr.Button("open", elem_id="open-btn")
-                ready = gr.HTML("", elem_id="page-ready")  # filled once the saved conversation is shown
+                ready = gr.HTML("", elem_id="page-ready")  # filled once the saved conversations are listed
         with gr.Row(equal_height=False, elem_id="settings-row"):  # under the chat: on a phone, after the sources
             generator = gr.Dropdown(
                 service.generators,
@@ -299,8 +299,9 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
         return *_chat_outputs(handlers.switch(_user(request), conversation)), ""
 
     def opening(request: gr.Request):
-        """The user's latest conversation; the question box is left alone (they may be typing already)."""
-        return *_chat_outputs(handlers.latest(_user(request)))[1:], '<span data-ready="1"></span>'
+        """A new chat beside the list of the user's saved conversations (one click brings one back); the
+        question box is left alone (they may be typing already)."""
+        return *_chat_outputs(handlers.new(_user(request)))[1:], '<span data-ready="1"></span>'
 
     def rename(conversation, title, request: gr.Request):
         try:
