@@ -142,7 +142,7 @@ def _chat_tab(service: Service) -> dict:
                 new_chat = gr.Button("+ New conversation", elem_id="new-chat", size="sm")
                 conversations = gr.Radio([], label="Conversations", elem_id="conversations", type="value")
                 with gr.Accordion("Rename, export, delete", open=False, elem_id="conversation-tools"):
-                    title = gr.Textbox(label="Name", elem_id="conv-title", max_lines=1)
+                    title = gr.Textbox(label="New name", elem_id="conv-title", max_lines=1)
                     rename = gr.Button("Rename", size="sm", elem_id="rename")
                     export = gr.Button("Export as Markdown", size="sm", elem_id="export")
                     exported = gr.File(label="Markdown", elem_id="exported", visible=True, interactive=False)
@@ -240,18 +240,17 @@ def _documents_tab(service: Service) -> dict:
     }
 
 
-def _chat_outputs(view: ChatView, *, title: bool = True) -> tuple:
-    """question, chatbot, sources, chat state, conversation list, rename box.
+def _chat_outputs(view: ChatView) -> tuple:
+    """question, chatbot, sources, chat state, conversation list.
 
-    `title=False` leaves the rename box alone: an answer arriving must not overwrite a name being typed.
+    The rename box is never written by these events: an event landing late (an answer, or the list's
+    own update) must not overwrite a name being typed.
     """
     import gradio as gr
 
     sources = gr.skip() if view.sources is None else view.sources
     listing = gr.skip() if view.choices is None else gr.update(choices=view.choices, value=view.conversation)
-    name = next((t for t, cid in view.choices or [] if cid == view.conversation), "")
-    title = name if title and view.choices is not None else gr.skip()
-    return view.question, view.messages, sources, ChatState(view.turns, view.conversation), listing, title
+    return view.question, view.messages, sources, ChatState(view.turns, view.conversation), listing
 
 
 def _documents_outputs(view: DocumentsView) -> tuple:
@@ -290,7 +289,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     def respond(question: str, state, generator: str, request: gr.Request):
         state = _state(state)
         for view in handlers.respond(question, state.turns, generator, _user(request), state.conversation):
-            yield *_chat_outputs(view, title=False), ""
+            yield *_chat_outputs(view), ""
 
     def new_chat(request: gr.Request):
         return *_chat_outputs(handlers.new(_user(request))), ""
@@ -312,7 +311,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
 
     def delete(conversation, request: gr.Request):
         if not conversation:  # none chosen, or the question was answered "Cancel"
-            return (gr.skip(),) * 7
+            return (gr.skip(),) * 6
         return *_chat_outputs(handlers.delete(_user(request), conversation)), ""
 
     def export(conversation, request: gr.Request):
@@ -353,7 +352,7 @@ def _wire(demo, w: Widgets, handlers: ChatHandlers) -> None:
     for fn in (respond, new_chat, switch, opening, rename, delete, export, rate):
         _resolve_annotations(fn, gr)
     private = {"api_visibility": "private"}
-    chat_out = [w.question, w.chatbot, w.sources, w.state, w.conversations, w.title, w.viewer]
+    chat_out = [w.question, w.chatbot, w.sources, w.state, w.conversations, w.viewer]
     chat_io = {"fn": respond, "inputs": [w.question, w.state, w.generator], "outputs": chat_out}
     w.question.submit(**chat_io, **private)
     w.ask.click(**chat_io, **private)

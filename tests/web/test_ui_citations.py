@@ -256,9 +256,7 @@ def test_conversations_are_kept_across_a_restart_with_feedback_and_export(browse
         page.locator("#conversation-tools").click()
         name = page.locator("#conv-title textarea, #conv-title input")
         name.fill("Summit notes")
-        page.wait_for_function(
-            "() => document.querySelector('#conv-title input, #conv-title textarea').value === 'Summit notes'"
-        )
+        assert name.input_value() == "Summit notes"
         page.click("#rename")
         page.locator("#conversations").get_by_text("Summit notes").wait_for()
         page.close()
