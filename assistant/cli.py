@@ -1,4 +1,4 @@
-"""The `assistant` command: index, ask, serve, eval.
+"""The `assistant` command: index, ask, serve, eval, feedback.
 
 Heavy parts are imported inside each command, so `assistant ask` never loads the web UI and
 `--help` is instant. Errors a user can cause are printed as one line, never a traceback.
@@ -18,18 +18,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assistant", description="Ask questions of your documents; answers cite their passages."
     )
-    parser.add_argument("--index-dir", type=Path, help="index folder (default ./index or ASSISTANT_INDEX_DIR)")
-    parser.add_argument("--chroma-url", help="use a Chroma server, e.g. http://127.0.0.1:8000 (ASSISTANT_CHROMA_URL)")
-    parser.add_argument("--collection", help="Chroma collection name (default: documents)")
+    _global_flags(parser, argparse.SUPPRESS)
+    # The same flags after the subcommand (`assistant ask "q" --index-dir X`): a parent parser whose
+    # defaults are suppressed, so a flag given before the subcommand is not reset by it.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
+    add = lambda name, **kw: sub.add_parser(name, parents=[common], **kw)  # noqa: E731
 
-    p = sub.add_parser("index", help="index files and folders (default: seeds/)")
+    p = add("index", help="index files and folders (default: seeds/)")
     p.add_argument("paths", nargs="*", type=Path)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--max-file-mb", type=float, help="skip files larger than this (default 25)")
     p.add_argument("--no-wait", action="store_true", help="fail instead of waiting for another indexing run")
 
-    p = sub.add_parser("ask", help="answer a question from the index")
+    p = add("ask", help="answer a question from the index")
     p.add_argument("question", help="the question; - reads it from standard input")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--stream", action="store_true", help="print the answer as it is produced")
@@ -39,19 +42,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     _generator_flags(p)
 
-    p = sub.add_parser("serve", help="the chat page and JSON API")
+    p = add("serve", help="the chat page and JSON API")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", help="USER:PASS required to use the page (ASSISTANT_AUTH)")
     p.add_argument("--insecure", action="store_true", help="allow binding a public address without --auth")
     _generator_flags(p)
 
-    p = sub.add_parser("eval", help="measure retrieval (BEIR folder) or answers (QA folder)")
+    p = add("eval", help="measure retrieval (BEIR folder) or answers (QA folder)")
     p.add_argument("path", type=Path)
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, help="evaluate a deterministic sample of this many questions")
     p.add_argument("-k", "--k", type=int, help="passages to retrieve")
+
+    p = add("feedback", help="the thumbs up/down given on the chat page, with question, answer and citations")
+    p.add_argument("--json", action="store_true", help="print one JSON object per line")
     return parser
+
+
+def _global_flags(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=default,
+        help="index folder (default: ASSISTANT_INDEX_DIR, else index/ in the project folder)",
+    )
+    parser.add_argument(
+        "--chroma-url",
+        default=default,
+        help="use a Chroma server, e.g. http://127.0.0.1:8000 (ASSISTANT_CHROMA_URL)",
+    )
+    parser.add_argument("--collection", default=default, help="Chroma collection name (default: documents)")
 
 
 def _generator_flags(p: argparse.ArgumentParser) -> None:
@@ -154,13 +175,28 @@ def _eval(args, settings: Settings) -> int:
     return 0
 
 
+def _feedback(args, settings: Settings) -> int:
+    from assistant.web.conversations import FILE_NAME, ConversationStore
+
+    path = Path(settings.index_dir) / FILE_NAME
+    records = ConversationStore(path).feedback() if path.exists() else []
+    for r in records:
+        if args.json:
+            print(json.dumps(r.to_dict(), ensure_ascii=False))
+        else:
+            print(f"{'👍' if r.rating > 0 else '👎'} {r.question}\n    {r.answer.get('answer', '')}")
+    if not args.json:
+        print(f"{len(records)} rated answer(s) in {path}", file=sys.stderr)
+    return 0
+
+
 def _debug() -> bool:
     import os
 
     return os.environ.get("ASSISTANT_DEBUG") == "1"
 
 
-_COMMANDS = {"index": _index, "ask": _ask, "serve": _serve, "eval": _eval}
+_COMMANDS = {"index": _index, "ask": _ask, "serve": _serve, "eval": _eval, "feedback": _feedback}
 
 
 if __name__ == "__main__":

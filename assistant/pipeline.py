@@ -187,9 +187,12 @@ class Assistant:
         return other
 
     # -- indexing ------------------------------------------------------------------------------
-    def index(self, paths: Sequence[str | Path] | None = None) -> IndexReport:
-        """Index files and folders (default: the seeds folder); unchanged files cost nothing."""
-        return self.indexer.index(list(paths) if paths else [self.settings.seeds_dir])
+    def index(self, paths: Sequence[str | Path] | None = None, *, progress=None) -> IndexReport:
+        """Index files and folders (default: the seeds folder); unchanged files cost nothing.
+
+        `progress`, if given, is called with an `IndexProgress` at each stage (pages read, passages embedded).
+        """
+        return self.indexer.index(list(paths) if paths else [self.settings.seeds_dir], progress=progress)
 
     def ensure_index(self) -> None:
         """Build the index from the seeds folder the first time it is used empty."""
@@ -386,5 +389,6 @@ def default_assistant() -> Assistant:
 
 
 def answer(question: str, *, history: History | None = None) -> Answer:
-    """Answer a question from the default index (`./index` or `ASSISTANT_INDEX_DIR`), built from seeds if empty."""
+    """Answer from the default index (ASSISTANT_INDEX_DIR, else `index/` in the project folder, wherever you
+    run from), built from `seeds/` the first time it is empty."""
     return default_assistant().answer(question, history=history)

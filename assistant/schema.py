@@ -33,6 +33,26 @@ class TextBox:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A heading's reach in a loaded text: `path` is the headings above it joined by " › "."""
+
+    path: str
+    start: int
+    end: int
+
+
+def section_at(sections: tuple[Section, ...], offset: int) -> str | None:
+    """The heading path of the section that holds `offset` (None before the first heading)."""
+    found = None
+    for s in sections:
+        if s.start <= offset:
+            found = s.path if offset < s.end else found
+        else:
+            break
+    return found
+
+
+@dataclass(frozen=True)
 class Document:
     """A loaded file.
 
@@ -41,6 +61,8 @@ class Document:
     `warnings` say what of the file could not be read (a PDF's undecodable font, say).
     `ocr_pages` are the pages whose text was read by OCR from their picture, and `boxes` where the
     words of those pages are on them.
+    `sections` are heading paths (docx, html, markdown); `slides` says each page is a slide, kept
+    as its own passage unless tiny.
     """
 
     source: str
@@ -53,6 +75,9 @@ class Document:
     def boxes_between(self, start: int, end: int) -> list[TextBox]:
         """The word boxes of `text[start:end]` (of OCR'd pages), for highlighting it on its page."""
         return [b for b in self.boxes if b.start < end and b.end > start]
+
+    sections: tuple[Section, ...] = ()
+    slides: bool = False
 
     def page_at(self, offset: int) -> int | None:
         for span in self.pages:
@@ -71,7 +96,12 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage of a document: `document.text[start:end] == text`."""
+    """A passage of a document: `document.text[start:end] == text`.
+
+    `page` is the page (or slide) it starts on; `pages` and `sections` are the document's page
+    spans and heading paths clipped to the passage (document offsets), so a quote inside it can
+    be located exactly (`page_at`, `section_at`).
+    """
 
     id: str
     source: str
@@ -80,6 +110,19 @@ class Chunk:
     end: int
     page: int | None = None
     ocr: bool = False  # its text was read by OCR from a picture of its page
+    pages: tuple[PageSpan, ...] = ()
+    sections: tuple[Section, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The page holding document offset `offset` (inside this passage); the start page if unknown."""
+        for span in self.pages:
+            if span.start <= offset < span.end:
+                return span.page
+        earlier = [span.page for span in self.pages if span.start <= offset]
+        return earlier[-1] if earlier else self.page
+
+    def section_at(self, offset: int) -> str | None:
+        return section_at(self.sections, offset)
 
 
 @dataclass(frozen=True)
@@ -136,6 +179,8 @@ class Citation:
     `answer_start`/`answer_end` locate the short answer's exact words in `text` (inside `quote`)
     when this passage holds them, None otherwise. `ocr` says the passage was read by OCR from a
     picture of its page (a scan or a photo), so its words may be misread.
+    when this passage holds them, None otherwise. `page` is the page (a .pptx's slide) the quote
+    starts on; `section` the heading path above the quote (docx, html, markdown), if any.
     """
 
     n: int
@@ -149,6 +194,7 @@ class Citation:
     answer_start: int | None = None
     answer_end: int | None = None
     ocr: bool = False
+    section: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -143,7 +143,7 @@ def test_cli_index_and_ask_json_have_the_documented_fields(tmp_path, seed_dir):
     assert out["citations"]
     assert set(out["citations"][0]) == {
         *("n", "source", "text", "quote", "start", "end", "page", "score"),
-        *("answer_start", "answer_end", "ocr"),
+        *("answer_start", "answer_end", "ocr", "section"),
     }
 
 

@@ -37,6 +37,7 @@ def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warni
         chunk = passages[n - 1].chunk
         quote = draft.quotes.get(n) or best_sentence(chunk.text, context[n])
         at = (short.start, short.end) if short is not None and short.passage == n else (None, None)
+        where = chunk.start + max(0, chunk.text.find(quote))  # the quote's page, not the passage's first
         citations.append(
             Citation(
                 n=number,
@@ -45,11 +46,12 @@ def build_answer(draft: Draft, passages: list[Passage], *, generator: str, warni
                 quote=quote,
                 start=chunk.start,
                 end=chunk.end,
-                page=chunk.page,
+                page=chunk.page_at(where),
                 score=passages[n - 1].score,
                 answer_start=at[0],
                 answer_end=at[1],
                 ocr=chunk.ocr,
+                section=chunk.section_at(where),
             )
         )
     unsupported = locate(draft.unsupported, text)

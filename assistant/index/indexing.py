@@ -9,17 +9,20 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from assistant.settings import MB
 from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
 from assistant.ingest.formats.ocr import OcrOptions
+from assistant.ingest.formats.pdf.glyphs import PAGE_READ
 from assistant.ingest.loading import check_file, iter_files, load_file, source_name
 from assistant.ingest.worker import ParseBounds
 from assistant.ingest.records import RECORD_VERSION, RecordBuilder
@@ -48,6 +51,20 @@ class PendingFile:
     record: str = ""
 
 
+@dataclass(frozen=True)
+class IndexProgress:
+    """Where an indexing run is: the file, the stage ("reading pages", "embedding passages", ...) and
+    the count done of the stage's total (0 of 0 when the stage has no count)."""
+
+    file: str
+    stage: str
+    done: int = 0
+    total: int = 0
+
+
+Progress = Callable[[IndexProgress], None]
+
+
 class Indexer:
     """Brings the store in line with a set of files and folders.
 
@@ -69,14 +86,22 @@ class Indexer:
             embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, limit=embedder.max_seq_length
         )
         tokens, overlap = settings.chunk_tokens, settings.chunk_overlap_tokens
+        self._tell: Progress = _silent
         self._fingerprint = f"chunker:{tokens}:{overlap}:v{CHUNKER_VERSION}:r{RECORD_VERSION}".encode()
         self.records = RecordBuilder()
 
-    def index(self, paths: Iterable[str | Path], *, wait: bool = True) -> IndexReport:
-        """Index files and folders; files gone from a given folder are removed from the index."""
+    def index(self, paths: Iterable[str | Path], *, wait: bool = True, progress: Progress | None = None) -> IndexReport:
+        """Index files and folders; files gone from a given folder are removed from the index.
+
+        `progress` is told each stage as it goes (pages read, passages embedded), for a long file.
+        """
         paths = [Path(p) for p in paths]
         with self._exclusive(wait=wait):
-            return self._index(paths)
+            self._tell = progress or _silent
+            try:
+                return self._index(paths)
+            finally:
+                self._tell = _silent
 
     def remove(self, source: str) -> int:
         """Drop a document from the index (waiting for a running indexing run); returns its chunk count."""
@@ -128,9 +153,14 @@ class Indexer:
             if old and old.content_hash == digest:
                 report.unchanged += 1
                 continue
-            loaded = load_file(
-                path, max_bytes=max_bytes, max_chars=self.settings.max_chars_per_file, bounds=bounds, ocr=ocr
-            )
+            self._tell(IndexProgress(path.name, "reading"))
+            token = PAGE_READ.set(lambda n, of, name=path.name: self._tell(IndexProgress(name, "reading pages", n, of)))
+            try:
+                loaded = load_file(
+                    path, max_bytes=max_bytes, max_chars=self.settings.max_chars_per_file, bounds=bounds, ocr=ocr
+                )
+            finally:
+                PAGE_READ.reset(token)
             if isinstance(loaded, Skipped):
                 report.skipped.append(loaded)
                 continue
@@ -160,6 +190,7 @@ class Indexer:
             with self._progress(sum(len(p.document.text) for p in todo)) as bar:
                 for group in self._groups(todo):
                     for pending in group:
+                        self._tell(IndexProgress(Path(pending.document.source).name, "cutting passages"))
                         pending.chunks = self.chunker.split(pending.document)
                     updates = self._updates(group, report)  # embedded while the previous group is written
                     if writing is not None:
@@ -175,7 +206,7 @@ class Indexer:
         old_ids = [set(p.previous.chunk_ids) if p.previous else set() for p in group]
         new = [c for p, old in zip(group, old_ids, strict=True) for c in p.chunks if c.id not in old]
         new = list({c.id: c for c in new}.values())
-        vectors = self.embedder.encode([c.text for c in new])
+        vectors = self._embed(new, Path(group[0].document.source).name if len(group) == 1 else f"{len(group)} files")
         report.embedded += len(new)
         row = {c.id: i for i, c in enumerate(new)}
         updates = []
@@ -193,6 +224,21 @@ class Indexer:
                 )
             )
         return updates
+
+    def _embed(self, chunks: list, name: str) -> np.ndarray:
+        """The chunks' vectors, a slice at a time (shortest first, as the embedder would) so progress can be told."""
+        if not chunks:
+            return self.embedder.encode([])
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].text))
+        step = 128
+        parts = []
+        for at in range(0, len(order), step):
+            self._tell(IndexProgress(name, "embedding passages", at, len(chunks)))
+            parts.append(self.embedder.encode([chunks[i].text for i in order[at : at + step]]))
+        self._tell(IndexProgress(name, "saving", len(chunks), len(chunks)))
+        vectors = np.empty_like(np.concatenate(parts))
+        vectors[order] = np.concatenate(parts)
+        return vectors
 
     def _groups(self, todo: list[PendingFile]) -> Iterator[list[PendingFile]]:
         group, size = [], 0
@@ -235,6 +281,10 @@ class Indexer:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _silent(_: IndexProgress) -> None:
+    pass
 
 
 def _under_any(source: str, paths: list[Path]) -> bool:

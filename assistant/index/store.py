@@ -35,7 +35,7 @@ import numpy as np
 from assistant.errors import IndexMismatchError, StoreError, first_line
 from assistant.index.edit import Edit
 from assistant.index.keyword import KeywordIndex
-from assistant.schema import Chunk, IndexStamp
+from assistant.schema import Chunk, IndexStamp, PageSpan, Section
 from assistant.settings import Settings
 
 _GENERATION_ID = "__generation__"
@@ -547,12 +547,31 @@ def _chunk_meta(c: Chunk) -> dict:
         meta["page"] = c.page
     if c.ocr:
         meta["ocr"] = True
+    if c.pages:  # where a passage crosses pages: "page:start:end;…" (Chroma keeps scalars only)
+        meta["pages"] = ";".join(f"{p.page}:{p.start}:{p.end}" for p in c.pages)
+    if c.sections:
+        meta["sections"] = json.dumps([[x.path, x.start, x.end] for x in c.sections], ensure_ascii=False)
     return meta
+
+
+def _spans(meta: dict) -> tuple[tuple[PageSpan, ...], tuple[Section, ...]]:
+    """A passage's page spans and heading paths from its metadata (none in an index from before them)."""
+    pages: tuple[PageSpan, ...] = ()
+    sections: tuple[Section, ...] = ()
+    try:
+        if raw := meta.get("pages"):
+            pages = tuple(PageSpan(*(int(v) for v in part.split(":"))) for part in str(raw).split(";"))
+        if raw := meta.get("sections"):
+            sections = tuple(Section(str(a), int(b), int(c)) for a, b, c in json.loads(raw))
+    except (ValueError, TypeError):
+        pass  # a malformed record: the passage keeps its start page only
+    return pages, sections
 
 
 def _chunk(chunk_id: str, text: str | None, meta: dict | None) -> Chunk:
     meta = meta or {}
     page = meta.get("page")
+    pages, sections = _spans(meta)
     return Chunk(
         id=chunk_id,
         source=str(meta.get("source", "")),
@@ -561,6 +580,8 @@ def _chunk(chunk_id: str, text: str | None, meta: dict | None) -> Chunk:
         end=int(meta.get("end", 0)),
         page=int(page) if page is not None else None,
         ocr=bool(meta.get("ocr", False)),
+        pages=pages,
+        sections=sections,
     )
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import sentencex
 
 from assistant.errors import InputError
-from assistant.schema import Chunk, Document
+from assistant.schema import Chunk, Document, PageSpan, Section
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _HAS_CONTENT = re.compile(r"\w")
@@ -33,6 +34,7 @@ _BEFORE_NUMBER = re.compile(
 _WORD_END = re.compile(r"(?<![\w.])(?:no|me|art|may|etc)\.(?=\s+[A-Z])")
 _ENUMERATION = re.compile(r"\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]")
 _CLOSING = "\"'”’)]}»"
+_S = TypeVar("_S", PageSpan, Section)
 TokenCounter = Callable[[list[str]], list[int]]
 # Bump when a change to this module cuts the same text into other passages: an index keeps the
 # version it was built with, and one built by another version is refused until rebuilt.
@@ -179,21 +181,31 @@ class Chunker:
         counts = self.count_tokens([text[u.start : u.end] for u in units])
         # Split sentences that alone exceed the budget at word boundaries.
         pieces: list[tuple[Span, int, int]] = []  # (span, tokens, paragraph number)
-        for (u, para), n in zip(units_with_paragraph(text, units), counts, strict=True):
+        paired = units_with_paragraph(text, units)
+        if document.slides:  # a slide is a passage of its own: the slide number stands for the paragraph
+            paired = ((u, document.page_at(u.start) or 0) for u, _ in paired)
+        for (u, para), n in zip(paired, counts, strict=True):
             if n <= self.max_tokens:
                 pieces.append((u, n, para))
             else:
                 for w in self._windows(text, u):
                     pieces.append((w, self.count_tokens([text[w.start : w.end]])[0], para))
-        return [self._make(document, s, e) for s, e in self._pack(pieces)]
+        return [self._make(document, s, e) for s, e in self._pack(pieces, hard=document.slides)]
 
-    def _pack(self, pieces: list[tuple[Span, int, int]]) -> list[tuple[int, int]]:
-        """Greedy packing: whole paragraphs while they fit, sentence cuts with overlap otherwise."""
+    def _pack(self, pieces: list[tuple[Span, int, int]], hard: bool = False) -> list[tuple[int, int]]:
+        """Greedy packing: whole paragraphs while they fit, sentence cuts with overlap otherwise.
+
+        With `hard`, a paragraph change ends the passage unless what it holds so far is tiny
+        (a title slide joins the slide after it).
+        """
         out: list[tuple[int, int]] = []
+        tiny = 8  # word pieces: a slide with a title alone
         i = 0
         while i < len(pieces):
             total, j = 0, i
             while j < len(pieces) and total + pieces[j][1] <= self.max_tokens:
+                if hard and j > i and pieces[j][2] != pieces[j - 1][2] and total >= tiny:
+                    break
                 total += pieces[j][1]
                 j += 1
             j = max(j, i + 1)
@@ -255,7 +267,15 @@ class Chunker:
             end=end,
             page=document.page_at(start),
             ocr=bool(document.ocr_pages) and document.page_at(start) in document.ocr_pages,
+            pages=_clip(document.pages, start, end) if len(document.pages) > 1 else (),
+            sections=_clip(document.sections, start, end),
         )
+
+
+def _clip(spans: tuple[_S, ...], start: int, end: int) -> tuple[_S, ...]:
+    """The spans (pages or sections) that overlap [start, end), cut to it."""
+    inside = (s for s in spans if s.start < end and s.end > start)
+    return tuple(replace(s, start=max(s.start, start), end=min(s.end, end)) for s in inside)
 
 
 def units_with_paragraph(text: str, units: list[Span]) -> Iterator[tuple[Span, int]]:

@@ -12,8 +12,9 @@ loads no web framework.
 from __future__ import annotations
 
 from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, read_json
+from assistant.web.conversations import ConversationStore, FeedbackRecord
 from assistant.web.guard import BodyLimits, GuardConfig, LoginThrottle, OriginPolicy, RequestGuard, escape_controls
-from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView
+from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView, OpenView
 from assistant.web.page import EXAMPLES, build_blocks
 from assistant.web.render import (
     CSS,
@@ -24,10 +25,20 @@ from assistant.web.render import (
     render_error,
     render_sources,
     render_text,
+    render_viewer,
     where,
 )
 from assistant.web.server import OneLineTracebacks, serve
-from assistant.web.service import ContextReader, Readiness, Service, SourceNames, Turn, parse_history, public_error
+from assistant.web.service import (
+    ContextReader,
+    DocumentInfo,
+    Readiness,
+    Service,
+    SourceNames,
+    Turn,
+    parse_history,
+    public_error,
+)
 from assistant.web.uploads import (
     UploadError,
     UploadGuard,
@@ -46,10 +57,14 @@ __all__ = [
     "ChatHandlers",
     "ChatView",
     "ContextReader",
+    "ConversationStore",
+    "DocumentInfo",
     "DocumentsView",
+    "FeedbackRecord",
     "GuardConfig",
     "LoginThrottle",
     "OneLineTracebacks",
+    "OpenView",
     "OriginPolicy",
     "Readiness",
     "RequestGuard",
@@ -75,6 +90,7 @@ __all__ = [
     "render_error",
     "render_sources",
     "render_text",
+    "render_viewer",
     "safe_name",
     "save_upload",
     "serve",

@@ -13,24 +13,43 @@ from pathlib import Path
 
 from assistant.grounding.citations import MARKER
 from assistant.schema import Answer, Citation, Unsupported
-from assistant.web.service import ContextReader, SourceNames, Turn
+from assistant.web.service import ContextReader, DocumentInfo, SourceNames, Turn
 
 CSS = """
+:root { --quote-bg: #fef08a; --quote-fg: #1c1917; --exact-bg: #f59e0b; --exact-fg: #1c1917;
+        --context-bg: rgba(250, 204, 21, 0.30); --warn-fg: #92400e; --focus: #f59e0b; }
+.dark { --quote-bg: #713f12; --quote-fg: #fef9c3; --exact-bg: #c2410c; --exact-fg: #ffffff;
+        --context-bg: rgba(250, 204, 21, 0.16); --warn-fg: #fcd34d; --focus: #fbbf24; }
 #chat .message { font-size: 15px; line-height: 1.5; }
-.cite { color: var(--color-accent); font-weight: 600; font-size: 0.8em; vertical-align: super; }
+.cite { color: var(--color-accent); font-weight: 600; font-size: 0.8em; vertical-align: super; cursor: pointer; }
+.cite:hover { text-decoration: underline; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.85em;
          background: #fde68a; color: #78350f; font-weight: 600; margin-right: 6px; }
-.llm-warning { margin-top: 6px; font-size: 0.9em; color: #92400e; }
+.llm-warning { margin-top: 6px; font-size: 0.9em; color: var(--warn-fg); }
 .source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
-          margin-bottom: 10px; }
+          margin-bottom: 10px; scroll-margin: 12px; }
+.source.focused { border-color: var(--focus); box-shadow: 0 0 0 2px var(--focus); }
 .source-head { display: flex; justify-content: space-between; gap: 8px; font-weight: 600; }
 .source-score { font-weight: 400; opacity: 0.75; white-space: nowrap; }
+.source-section { font-size: 0.85em; opacity: 0.8; }
 .passage { white-space: pre-wrap; margin: 6px 0; font-size: 0.92em; }
-.passage mark { background: #fef08a; color: inherit; padding: 0 1px; }
-.passage mark .exact { background: #fbbf24; border-radius: 2px; }
+.source mark, .viewer mark { background: var(--quote-bg); color: var(--quote-fg); padding: 0 1px; }
+.source mark .exact, .viewer mark .exact { background: var(--exact-bg); color: var(--exact-fg); border-radius: 2px; }
 .short-answer { font-weight: 700; }
 .context { white-space: pre-wrap; font-size: 0.88em; opacity: 0.85; }
-.context .passage-in-context { background: rgba(254, 240, 138, 0.35); }
+.context .passage-in-context { background: var(--context-bg); }
+.open-source { margin-top: 4px; font-size: 0.85em; padding: 2px 10px; border-radius: 6px; cursor: pointer;
+               border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
+               color: var(--body-text-color); }
+.viewer { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin-bottom: 10px;
+          scroll-margin: 12px; }
+.viewer-head { display: flex; justify-content: space-between; gap: 8px; font-weight: 600; margin-bottom: 6px; }
+.viewer-close { cursor: pointer; border: none; background: none; color: var(--body-text-color); font-size: 1.1em; }
+.viewer img { width: 100%; height: auto; border: 1px solid var(--border-color-primary); cursor: zoom-in; }
+.viewer img.zoomed { position: fixed; top: 2vh; left: 50%; transform: translateX(-50%); width: auto;
+                     height: 96vh; max-width: 98vw; z-index: 1000; cursor: zoom-out;
+                     box-shadow: 0 0 0 100vmax rgba(0, 0, 0, 0.55); }
+.viewer-text { white-space: pre-wrap; font-size: 0.9em; max-height: 60vh; overflow: auto; }
 .muted { opacity: 0.7; }
 .unsupported { opacity: 0.6; font-style: italic; }
 .unsupported-label { font-style: normal; font-size: 0.75em; margin-left: 4px; padding: 0 6px;
@@ -38,6 +57,17 @@ CSS = """
 table.docs { width: 100%; border-collapse: collapse; }
 table.docs td, table.docs th { padding: 4px 8px; border-bottom: 1px solid var(--border-color-primary);
                                text-align: left; }
+table.docs td.num { text-align: right; white-space: nowrap; }
+#open-ref, #open-btn, #page-ready { display: none !important; }
+.progress-line { margin: 4px 0; }
+.progress-bar { height: 6px; border-radius: 3px; background: var(--background-fill-secondary); overflow: hidden; }
+.progress-bar > div { height: 100%; background: var(--color-accent); }
+@media (max-width: 640px) {  /* a phone: the chat, then the sources of its answers, then the rest */
+  #chat { height: 50vh !important; min-height: 220px; max-height: 60vh; }
+  #chat-col { order: 1; }
+  #sources-col { order: 2; }
+  #conversations-col { order: 3; }
+}
 """
 
 
@@ -94,9 +124,17 @@ def render_error(message: str) -> str:
 
 
 def where(citation: Citation, show: Callable[[str], str] | None = None) -> str:
-    """The file (and page) of a citation as the page shows it; `show` maps a source to its shown name."""
+    """The file (and page or slide) of a citation as the page shows it; `show` maps a source to its shown name."""
     name = show(citation.source) if show else Path(citation.source).name or citation.source
-    return f"{name}, page {citation.page}" if citation.page is not None else name
+    if citation.page is None:
+        return name
+    unit = "slide" if citation.source.lower().endswith(".pptx") else "page"
+    return f"{name}, {unit} {citation.page}"
+
+
+def exact_words(c: Citation) -> tuple[int, int] | None:
+    """Where the short answer's words are in the passage, if this citation holds them."""
+    return (c.answer_start, c.answer_end) if c.answer_start is not None and c.answer_end is not None else None
 
 
 def highlight(passage: str, quote: str, exact: tuple[int, int] | None = None) -> str:
@@ -117,14 +155,22 @@ def highlight(passage: str, quote: str, exact: tuple[int, int] | None = None) ->
 
 
 def render_sources(
-    answer: Answer | None, reader: ContextReader | None = None, show: Callable[[str], str] | None = None
+    answer: Answer | None,
+    reader: ContextReader | None = None,
+    show: Callable[[str], str] | None = None,
+    *,
+    turn: int | None = None,
+    focus: int | None = None,
 ) -> str:
-    """The sources panel: number, file (and page), score, passage with the quote marked, context.
+    """The sources panel: number, file (and page or slide, heading path), score, passage with the
+    quote marked, context, and a button that opens the passage in its document.
 
     Args:
         answer: The answer whose citations to show (None: the empty panel).
         reader: Reads the text around each passage.
         show: Maps a source to the name clients see (default: the file name).
+        turn: The answer's position in the conversation (what the open button names).
+        focus: The citation number to bring forward (a clicked `[n]`).
     """
     if answer is None:
         return '<p class="muted">Ask a question: the passages the answer cites appear here.</p>'
@@ -134,12 +180,14 @@ def render_sources(
             "No passage in the indexed documents answers this question.</p>"
         )
     reader = reader or ContextReader()
-    return "".join(_source_card(c, reader, show) for c in answer.citations)
+    cards = "".join(_source_card(c, reader, show, turn, c.n == focus) for c in answer.citations)
+    return f'<div class="sources" data-turn="{"" if turn is None else turn}" data-focus="{focus or ""}">{cards}</div>'
 
 
-def _source_card(c: Citation, reader: ContextReader, show: Callable[[str], str] | None) -> str:
+def _source_card(
+    c: Citation, reader: ContextReader, show: Callable[[str], str] | None, turn: int | None, focused: bool
+) -> str:
     context = reader.around(c)
-    exact = (c.answer_start, c.answer_end) if c.answer_start is not None and c.answer_end is not None else None
     more = ""
     if context:
         before, after = context
@@ -149,24 +197,90 @@ def _source_card(c: Citation, reader: ContextReader, show: Callable[[str], str] 
             f'<span class="passage-in-context">{html.escape(c.text)}</span>{html.escape(after)}</div>'
             "</details>"
         )
+    section = f'<div class="source-section">{html.escape(c.section)}</div>' if c.section else ""
+    button = (
+        f'<button class="open-source" data-turn="{turn}" data-n="{c.n}">Open in document</button>'
+        if turn is not None
+        else ""
+    )
     return (
-        f'<div class="source" data-n="{c.n}">'
+        f'<div class="source{" focused" if focused else ""}" data-n="{c.n}">'
         f'<div class="source-head"><span>[{c.n}] {html.escape(where(c, show))}</span>'
-        f'<span class="source-score">relevance {c.score:.2f}</span></div>'
-        f'<div class="passage">{highlight(c.text, c.quote, exact)}</div>{more}</div>'
+        f'<span class="source-score">relevance {c.score:.2f}</span></div>{section}'
+        f'<div class="passage">{highlight(c.text, c.quote, exact_words(c))}</div>{more}{button}</div>'
     )
 
 
-def render_documents(docs: dict[str, int], names: SourceNames) -> str:
-    """The Documents table: each document by its shown name (never its server path), and its passages."""
+def render_viewer(
+    c: Citation,
+    show: Callable[[str], str] | None = None,
+    *,
+    picture: bytes | None = None,
+    context: tuple[str, str] | None = None,
+    note: str = "",
+) -> str:
+    """A cited passage opened at its place: the page picture (PDF) or the passage in its document's text.
+
+    Args:
+        c: The citation opened.
+        show: Maps a source to its shown name.
+        picture: The rendered page (JPEG) with the quote marked, for a PDF.
+        context: The document text before and after the passage, for other files.
+        note: A line saying why the document cannot be shown (changed or gone).
+    """
+    import base64
+
+    head = (
+        f'<div class="viewer-head"><span>[{c.n}] {html.escape(where(c, show))}</span>'
+        '<button class="viewer-close" title="Close">✕</button></div>'
+    )
+    section = f'<div class="source-section">{html.escape(c.section)}</div>' if c.section else ""
+    if picture is not None:
+        alt = html.escape(f"{where(c, show)} with the quoted sentence highlighted", quote=True)
+        data = base64.b64encode(picture).decode()
+        body = f'<img class="page-picture" alt="{alt}" src="data:image/jpeg;base64,{data}">'
+    elif context is not None:
+        before, after = context
+        body = (
+            f'<div class="viewer-text">{html.escape(before)}<span class="passage-in-context" id="viewer-passage">'
+            f"{highlight(c.text, c.quote, exact_words(c))}</span>{html.escape(after)}</div>"
+        )
+    else:
+        body = f'<div class="passage">{highlight(c.text, c.quote, exact_words(c))}</div>'
+    extra = f'<p class="muted">{html.escape(note)}</p>' if note else ""
+    return f'<div class="viewer" data-n="{c.n}">{head}{section}{extra}{body}</div>'
+
+
+def render_documents(docs: list[DocumentInfo], names: SourceNames) -> str:
+    """The Documents table: each document by its shown name (never its server path), its pages or
+    slides, passages, size and the date it was added (an upload) or last changed (an indexed folder)."""
     if not docs:
         return '<p class="muted">No documents indexed yet.</p>'
     rows = "".join(
-        f"<tr><td>{html.escape(names.show(s))}</td><td>{n}</td>"
-        f'<td class="muted">{"uploaded" if names.is_upload(s) else "indexed folder"}</td></tr>'
-        for s, n in docs.items()
+        f"<tr><td>{html.escape(names.show(d.source))}</td>"
+        f'<td class="num">{f"{d.pages} {d.unit}" if d.pages else "–"}</td><td class="num">{d.passages}</td>'
+        f'<td class="num">{_size(d.size)}</td><td class="num">{_date(d.added)}</td>'
+        f'<td class="muted">{"uploaded" if names.is_upload(d.source) else "indexed folder"}</td></tr>'
+        for d in docs
     )
-    return f'<table class="docs"><tr><th>Document</th><th>Passages</th><th>From</th></tr>{rows}</table>'
+    head = "<tr><th>Document</th><th>Pages</th><th>Passages</th><th>Size</th><th>Added</th><th>From</th></tr>"
+    return f'<table class="docs">{head}{rows}</table>'
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "–"
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return "–"
+
+
+def _date(when: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if when is not None else "–"
 
 
 def render_upload_status(done: list[str], refused: list[str]) -> str:

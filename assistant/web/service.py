@@ -19,6 +19,8 @@ from assistant.errors import InputError
 from assistant.ingest.loading import INDEX_UPLOADS
 from assistant.schema import Answer, Citation, Document, WarmUp
 from assistant.settings import MB, Settings
+from assistant.web.conversations import FILE_NAME as CONVERSATIONS_FILE
+from assistant.web.conversations import ConversationStore
 from assistant.web.uploads import UploadError, check_upload_source, remove_partial_uploads, safe_name, save_upload
 
 _CONTEXT_CHARS = 600  # neighbouring text shown around a cited passage
@@ -45,7 +47,22 @@ class ContextReader:
         self.max_bytes = int(max_mb * MB)
         self.max_chars = max_chars if max_chars is not None else Settings.max_chars_per_file
 
-    def around(self, c: Citation) -> tuple[str, str] | None:
+    def around(self, c: Citation, window: int | None = None) -> tuple[str, str] | None:
+        """The text before and after the passage (`window` characters each), or None if the file changed."""
+        window = self.window if window is None else window
+        doc = self.document(c)
+        if doc is None:
+            return None
+        before = doc.text[max(0, c.start - window) : c.start]
+        after = doc.text[c.end : c.end + window]
+        if c.start > window:
+            before = "…" + before.split(" ", 1)[-1]
+        if c.end + window < len(doc.text):
+            after = after.rsplit(" ", 1)[0] + "…"
+        return before, after
+
+    def document(self, c: Citation) -> Document | None:
+        """The cited document as loaded, if it still holds the passage where the citation says."""
         try:
             stat = Path(c.source).stat()
         except OSError:
@@ -53,13 +70,7 @@ class ContextReader:
         doc = _load_cached(c.source, stat.st_mtime_ns, stat.st_size, self.max_bytes, self.max_chars)
         if doc is None or doc.text[c.start : c.end] != c.text:
             return None
-        before = doc.text[max(0, c.start - self.window) : c.start]
-        after = doc.text[c.end : c.end + self.window]
-        if c.start > self.window:
-            before = "…" + before.split(" ", 1)[-1]
-        if c.end + self.window < len(doc.text):
-            after = after.rsplit(" ", 1)[0] + "…"
-        return before, after
+        return doc
 
 
 @lru_cache(maxsize=8)
@@ -130,11 +141,79 @@ class Readiness:
     failed: bool = False
 
 
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A row of the Documents table: the source, its passages, pages (or slides), size and date added."""
+
+    source: str
+    passages: int
+    pages: int | None = None
+    unit: str = "pages"  # "slides" for a presentation
+    size: int | None = None  # bytes
+    added: float | None = None  # seconds since the epoch: when the file was saved (an upload) or last changed
+
+
+def document_info(source: str, passages: int) -> DocumentInfo:
+    """What the Documents table shows of a source; the file is looked at, not loaded."""
+    try:
+        st = Path(source).stat()
+    except OSError:
+        return DocumentInfo(source, passages)
+    pages, unit = _page_count(source, st.st_mtime_ns, st.st_size)
+    return DocumentInfo(source, passages, pages, unit, st.st_size, st.st_mtime)
+
+
+@lru_cache(maxsize=512)
+def _page_count(source: str, mtime_ns: int, size: int) -> tuple[int | None, str]:
+    """Pages of a PDF (PDFium reads only its page tree) or slides of a .pptx (its zip's slide parts)."""
+    suffix = Path(source).suffix.lower()
+    try:
+        if suffix == ".pdf":
+            import pypdfium2 as pdfium
+
+            from assistant.ingest.formats.pdf.glyphs import PDFIUM
+
+            with PDFIUM:
+                pdf = pdfium.PdfDocument(source)
+                try:
+                    return len(pdf), "pages"
+                finally:
+                    pdf.close()
+        if suffix == ".pptx":
+            import zipfile
+
+            with zipfile.ZipFile(source) as z:
+                names = z.namelist()
+            return sum(1 for n in names if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)), "slides"
+    except Exception:  # an unreadable count is left blank
+        return None, "pages"
+    return None, "pages"
+
+
 @dataclass
 class Turn:
     question: str
     answer: str  # the raw answer text: what the pipeline sees as history
     shown: str  # the escaped HTML bubble
+    result: Answer | None = None  # the answer with its citations (None for an error)
+    feedback: int = 0  # +1 thumbs up, -1 thumbs down, 0 none
+
+
+def _progress_line(progress, i: int, files: int):
+    """An indexing progress callback that tells a Gradio-style `progress` the file, its stage and counts."""
+    if progress is None:
+        return None
+    of = f" (file {i + 1} of {files})" if files > 1 else ""
+
+    def tell(p) -> None:
+        desc = f"{p.file}{of}: {p.stage}"
+        if p.total:
+            unit = "pages" if "pages" in p.stage else "passages"
+            progress((p.done, p.total), desc=desc, unit=unit)
+        else:
+            progress(None, desc=desc)
+
+    return tell
 
 
 _MAX_HISTORY_TURNS = 20
@@ -176,6 +255,7 @@ class Service:
         self.base = Assistant(settings)
         self.uploads = Path(settings.index_dir) / INDEX_UPLOADS
         self.reader = ContextReader(max_mb=settings.max_file_mb, max_chars=settings.max_chars_per_file)
+        self.conversations = ConversationStore(Path(settings.index_dir) / CONVERSATIONS_FILE)
         self._variants: dict[str, object] = {self.base.settings.generator: self.base}
         self._lock = threading.Lock()
         self._names_lock = threading.Lock()
@@ -262,6 +342,10 @@ class Service:
     def documents(self) -> dict[str, int]:
         return self.base.documents()
 
+    def details(self) -> list[DocumentInfo]:
+        """The Documents table's rows: passages, pages or slides, size and date added of each document."""
+        return [document_info(s, n) for s, n in self.documents().items()]
+
     def names(self) -> SourceNames:
         """The shown names of the indexed sources, rebuilt only when the index changed."""
         stamp = self.base.store.generation()
@@ -301,7 +385,8 @@ class Service:
 
         Args:
             files: Paths of the uploaded files (as Gradio stored them).
-            progress: Called with ((done, total), desc=...) while indexing.
+            progress: Called as Gradio's progress is, `progress((done, total), desc=..., unit=...)`, at each
+                stage of indexing each file (pages read, passages embedded).
             folder / received: Gradio's upload folder and the paths its upload route wrote; when
                 given, any other path is refused (see `check_upload_source`).
         """
@@ -318,9 +403,7 @@ class Service:
             except OSError as exc:
                 refused.append(f"{safe_name(Path(f).name)}: could not be saved ({exc.strerror or exc}).")
         for i, (name, path) in enumerate(saved):
-            if progress is not None:
-                progress((i, len(saved)), desc=f"Indexing {path.name}")
-            report = self.base.index([path])
+            report = self.base.index([path], progress=_progress_line(progress, i, len(saved)))
             if report.skipped:
                 refused += [f"{path.name}: {s.reason}" for s in report.skipped]
                 path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from assistant.ingest.formats.text import BINARY, decode
+from assistant.ingest.headings import Heading, sections
 from assistant.schema import Document, Skipped
 
 # html: subtrees whose text is never shown, and elements that start a new line of text.
@@ -14,6 +15,7 @@ _BLOCKS = frozenset({
     "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
 })  # fmt: skip
 _CELLS = frozenset({"td", "th"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
@@ -21,14 +23,18 @@ def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
     text = decode(data, html=True)
     if text is None:
         return Skipped(name, BINARY)
-    text = html_to_text(text)
-    return Document(name, text) if text else Skipped(name, "no visible text")
+    headings: list[Heading] = []
+    text = html_to_text(text, headings)
+    if not text:
+        return Skipped(name, "no visible text")
+    return Document(name, text, sections=sections(headings, len(text)))
 
 
-def html_to_text(html: str) -> str:
+def html_to_text(html: str, headings: list[Heading] | None = None) -> str:
     """The visible text of an html page: one line per block element, whitespace collapsed.
 
     Table cells of a row stay on one line, separated by " | ", so a row reads as a fact.
+    `headings`, when given, receives the h1–h6 lines (offsets into the returned text).
     """
     from bs4 import BeautifulSoup, Comment, NavigableString, Tag
     from bs4.element import Declaration, Doctype, ProcessingInstruction
@@ -42,10 +48,16 @@ def html_to_text(html: str) -> str:
     lines: list[str] = []
     words: list[str] = []
     block = cell = None
+    at = 0
 
     def flush() -> None:
+        nonlocal at
         if words:
-            lines.append(" ".join(words))
+            line = " ".join(words)
+            if headings is not None and block is not None and block.name in _HEADINGS:
+                headings.append(Heading(int(block.name[1]), line, at))
+            lines.append(line)
+            at += len(line) + 1
             words.clear()
 
     # Depth first with each node's block and cell carried down (not looked up through every parent

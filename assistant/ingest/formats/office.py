@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 
+from assistant.ingest.headings import Heading, sections
 from assistant.schema import Document, Skipped
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -36,14 +37,31 @@ def load_docx(name: str, data: bytes, max_chars: int) -> Document | Skipped:
     try:
         document = docx.Document(io.BytesIO(data))
         blocks: list[str] = []
+        headings: list[Heading] = []
+        at = 0
         for item in document.iter_inner_content():  # paragraphs and tables in document order
             text = _table_text(item) if isinstance(item, Table) else item.text.strip()
             if text:
+                if (level := _heading_level(item)) is not None:
+                    headings.append(Heading(level, text, at))
                 blocks.append(text)
+                at += len(text) + 2
     except Exception:  # zip, xml, package and key errors alike
         return Skipped(name, "not a valid .docx file")
     text = "\n\n".join(blocks)
-    return Document(name, text) if text else Skipped(name, "no text in document")
+    if not text:
+        return Skipped(name, "no text in document")
+    return Document(name, text, sections=sections(headings, len(text)))
+
+
+def _heading_level(paragraph) -> int | None:
+    """1 for a "Title" or "Heading 1" paragraph, N for "Heading N"; None for other text."""
+    style = getattr(getattr(paragraph, "style", None), "name", "") or ""
+    if style == "Title":
+        return 1
+    if style.startswith("Heading ") and style[8:].strip().isdigit():
+        return int(style[8:])
+    return None
 
 
 def _table_text(table) -> str:

@@ -60,7 +60,7 @@ def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
     except Exception:  # zip, xml, package and key errors alike
         return Skipped(name, "not a valid .pptx file")
     text = "\n\n".join(parts)
-    return Document(name, text, tuple(pages)) if text else Skipped(name, "no text in presentation")
+    return Document(name, text, tuple(pages), slides=True) if text else Skipped(name, "no text in presentation")
 
 
 def _xml(deck: zipfile.ZipFile, part: str):

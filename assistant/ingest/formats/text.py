@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 
+from assistant.ingest.headings import markdown_headings, sections
 from assistant.schema import Document, Skipped
 
 BINARY = "binary file (not text)"
@@ -59,8 +60,11 @@ def _try_decode(data: bytes, encoding: str) -> str | None:
 
 
 def load(name: str, data: bytes, max_chars: int) -> Document | Skipped:
-    """A text file as it is (decoded); binary data is skipped."""
+    """A text file as it is (decoded); binary data is skipped. Markdown keeps its heading paths."""
     text = decode(data)
     if text is None:
         return Skipped(name, BINARY)
-    return Document(name, text) if text.strip() else Skipped(name, EMPTY)
+    if not text.strip():
+        return Skipped(name, EMPTY)
+    markdown = not name.lower().endswith(".txt")
+    return Document(name, text, sections=sections(markdown_headings(text), len(text)) if markdown else ())

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from assistant.errors import DocumentError
@@ -35,6 +37,8 @@ _LOST_SHARE = 0.01
 
 PDFIUM = threading.Lock()  # PDFium is not thread-safe, not even across documents
 _USABLE = 10  # a page drawing an image with fewer characters than this is a scan (a figure has a caption)
+# Told (page number, pages) as each page is read, when an indexing run wants to show its progress.
+PAGE_READ: ContextVar[Callable[[int, int], None] | None] = ContextVar("PAGE_READ", default=None)
 
 
 class PdfUnreadable(DocumentError):
@@ -152,8 +156,11 @@ def _read(document) -> PdfGlyphs:
     failed: list[int] = []
     images: list[int] = []
     lost = total = 0
+    report = PAGE_READ.get()
     for index in range(len(document)):
         step()
+        if report is not None:
+            report(index, len(document))
         try:
             page = document[index]
         except Exception:  # one broken page should not lose the others
