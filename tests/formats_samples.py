@@ -90,3 +90,16 @@ def encrypted_ooxml(source: Path, target: Path, password: str = "secret") -> Pat
         OOXMLFile(f).encrypt(password, out)
     target.write_bytes(out.getvalue())
     return target
+
+
+def pdf(path: Path, pages: list[list[str]]) -> Path:
+    """A PDF with a text layer: each page draws its lines top down (an empty page draws nothing)."""
+    from reportlab.pdfgen import canvas
+
+    out = canvas.Canvas(str(path))
+    for lines in pages:
+        for i, line in enumerate(lines):
+            out.drawString(72, 720 - 16 * i, line)
+        out.showPage()
+    out.save()
+    return path

@@ -195,7 +195,10 @@ def test_warm_up_says_what_failed_instead_of_swallowing_it(tmp_path):
     shutil.copytree(DEFAULT_MODEL_DIR, broken, ignore=shutil.ignore_patterns("*.onnx"))
     report = Assistant(index_dir=tmp_path / "index", cache_dir=blocked, reader_dir=broken).warm_up()
     assert not report.ok and set(report.failed) == {"embedding model", "generator"}
-    assert "ONNX export" in report.failed["embedding model"] and "torch" in report.failed["embedding model"]
+    assert (
+        "Cannot build the embedding model" in report.failed["embedding model"]
+        and str(blocked) in report.failed["embedding model"]
+    )
     assert "model.onnx" in report.failed["generator"] and "missing" in report.failed["generator"]
     assert all("\n" not in line and "Traceback" not in line for line in report.lines())
 

@@ -243,9 +243,10 @@ _YEAR_OR_DATE = (
     r"|(?:january|february|march|april|may|june|july|august|september|october|november|december)\b)"
 )
 _MONEY = r"[$€£¥]|\b(?:usd|eur|gbp|dollars?|euros?|pounds?|cents?|yen|francs?|marks?|rubles?|rupees?)\b"
-_NUMBER = (
-    r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty"
-    r"|hundreds?|thousands?|millions?|billions?|dozens?)\b"
+_NUMBER = (  # a count in digits or in words ("seventeen", "forty-two", "a dozen")
+    r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen"
+    r"|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+    r"|hundreds?|thousands?|millions?|billions?|dozens?|score)\b"
 )
 
 # What a question asks (a pattern on the question) → what a sentence must contain to say it.

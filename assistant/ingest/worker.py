@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from assistant.ingest.formats.ocr import OcrOptions
+from assistant.ingest.formats.pdf.glyphs import PAGE_READ
 from assistant.schema import Document, Skipped
 from assistant.settings import MB
 
@@ -103,6 +104,11 @@ class ParseWorker:
                 self._stop()
                 return self._crashed(name)
             if message == "step":
+                continue
+            if isinstance(message, list) and message[:1] == ["page"]:  # a page read: pass it on, as in-process
+                report = PAGE_READ.get()
+                if report is not None:
+                    report(int(message[1]), int(message[2]))
                 continue
             if message.get("memory"):  # the worker hit its limit: start a fresh one for the next file
                 self._stop()
@@ -226,6 +232,7 @@ def _serve(memory_bytes: int) -> None:
             send.send_bytes(b'"step"')
 
     limits.on_step(progressed)
+    PAGE_READ.set(lambda n, of: send.send_bytes(json.dumps(["page", n, of]).encode()))
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     send.send_bytes(b'"ready"')
     while True:

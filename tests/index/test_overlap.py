@@ -30,7 +30,7 @@ def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
 
     started = threading.Condition()
     encodes, writes, overlapped, threads = [0], [0], [], set()
-    encode, write_files = embedder.encode, store.write_files
+    encode, write_files = embedder.encode, store._write_files
 
     def tracked_encode(texts, **kwargs):
         with started:
@@ -46,7 +46,7 @@ def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
             overlapped.append(last or started.wait_for(lambda: encodes[0] > nth, timeout=120))
         return write_files(updates)
 
-    embedder.encode, store.write_files = tracked_encode, tracked_write
+    embedder.encode, store._write_files = tracked_encode, tracked_write
     report = indexer.index_documents(docs)
     assert report.added == len(TOPICS) and report.embedded == store.count() > 0
     assert len(overlapped) == len(TOPICS) and all(overlapped)

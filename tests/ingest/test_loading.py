@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import formats_samples as samples
 import pytest
 
 from assistant.ingest.loading import (
@@ -19,18 +20,6 @@ from assistant.schema import Document, Skipped
 
 PAGE_1 = "Alpha page one talks about apples."
 PAGE_2 = "Beta page two talks about bananas."
-
-
-def write_pdf(path: Path, pages: list[str]) -> Path:
-    from reportlab.pdfgen import canvas
-
-    pdf = canvas.Canvas(str(path))
-    for text in pages:
-        if text:
-            pdf.drawString(72, 720, text)
-        pdf.showPage()
-    pdf.save()
-    return path
 
 
 def encrypt_pdf(source: Path, target: Path, user: str, owner: str | None = None) -> Path:
@@ -124,7 +113,7 @@ def test_html_declared_charset_is_honoured(tmp_path):
 
 
 def test_pdf_pages_are_spans_of_the_text(tmp_path):
-    doc = load_file(write_pdf(tmp_path / "two.pdf", [PAGE_1, PAGE_2]))
+    doc = load_file(samples.pdf(tmp_path / "two.pdf", [[PAGE_1], [PAGE_2]]))
     assert isinstance(doc, Document)
     assert [span.page for span in doc.pages] == [1, 2]
     first, second = doc.pages
@@ -135,20 +124,20 @@ def test_pdf_pages_are_spans_of_the_text(tmp_path):
 
 
 def test_pdf_empty_page_keeps_page_numbers(tmp_path):
-    doc = load_file(write_pdf(tmp_path / "gap.pdf", [PAGE_1, "", PAGE_2]))
+    doc = load_file(samples.pdf(tmp_path / "gap.pdf", [[PAGE_1], [], [PAGE_2]]))
     assert [span.page for span in doc.pages] == [1, 3]
     assert doc.page_at(doc.text.index("bananas")) == 3
 
 
 def test_pdf_problems_are_reasons(tmp_path):
-    good = write_pdf(tmp_path / "good.pdf", [PAGE_1, PAGE_2])
+    good = samples.pdf(tmp_path / "good.pdf", [[PAGE_1], [PAGE_2]])
     locked = encrypt_pdf(good, tmp_path / "locked.pdf", user="secret")
     owner_only = encrypt_pdf(good, tmp_path / "owner.pdf", user="", owner="owner")
     truncated = tmp_path / "truncated.pdf"
     truncated.write_bytes(good.read_bytes()[:200])
     renamed = tmp_path / "renamed.pdf"
     renamed.write_text("I am not a PDF")
-    scanned = write_pdf(tmp_path / "scanned.pdf", ["", ""])
+    scanned = samples.pdf(tmp_path / "scanned.pdf", [[], []])
 
     assert reason(load_file(locked)) == "encrypted PDF"
     assert PAGE_2 in load_file(owner_only).text  # opens with the empty user password
@@ -158,7 +147,7 @@ def test_pdf_problems_are_reasons(tmp_path):
 
 
 def test_damaged_pdf_is_recovered_quietly(tmp_path, capsys, caplog):
-    data = write_pdf(tmp_path / "good.pdf", [PAGE_1, PAGE_2]).read_bytes()
+    data = samples.pdf(tmp_path / "good.pdf", [[PAGE_1], [PAGE_2]]).read_bytes()
     shifted = tmp_path / "shifted.pdf"  # every xref offset is now wrong: the reader recovers
     shifted.write_bytes(b"%PDF-1.4\n%junk junk\n" + data[data.index(b"\n") + 1 :])
     assert PAGE_2 in load_file(shifted).text

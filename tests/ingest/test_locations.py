@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import formats_samples as samples
 import pytest
 from formats_samples import pptx
 
@@ -18,18 +19,6 @@ PAGE_TWO = [
     "The Brindlemoor apiary keeps exactly 417 beehives in total.",
     "Its honey is sold every Thursday at the Quenby market.",
 ]
-
-
-def pdf_with_lines(path: Path, pages: list[list[str]]) -> Path:
-    from reportlab.pdfgen import canvas
-
-    pdf = canvas.Canvas(str(path))
-    for lines in pages:
-        for i, line in enumerate(lines):
-            pdf.drawString(72, 720 - 16 * i, line)
-        pdf.showPage()
-    pdf.save()
-    return path
 
 
 def docx_with_headings(path: Path) -> Path:
@@ -51,7 +40,7 @@ def assistant(tmp_path_factory):
     base = tmp_path_factory.mktemp("locations")
     docs = base / "docs"
     docs.mkdir()
-    pdf_with_lines(docs / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
+    samples.pdf(docs / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
     docx_with_headings(docs / "guide.docx")
     (docs / "notes.md").write_text(
         "# Harbour\n\nThe harbour is old.\n\n## Lighthouse\n\nThe Velmora lighthouse keeper is Ondrea Kasprzak.\n",

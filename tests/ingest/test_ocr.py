@@ -279,3 +279,15 @@ def test_an_indexed_scan_is_cited_with_its_page_and_as_ocr(tmp_path):
     cited = [c for c in answer.citations if "seventeen" in c.text]
     assert cited and all(c.page == 2 and c.ocr for c in cited)
     assert "(OCR)" in str(answer)
+
+
+def test_a_quote_on_a_scanned_page_is_marked_on_the_rendered_page(tmp_path):
+    """The viewer finds a quote on a page without a text layer among the page's OCR words."""
+    from assistant.ingest.formats.pdf.picture import render_page
+
+    pdf = image_only_pdf(tmp_path / "bakery.pdf", [FIRST, SECOND])
+    shown = render_page(pdf, 2, quote=SECOND[0], answer="seventeen")
+    assert shown.quote and shown.answer
+    top = min(b.y0 for b in shown.quote)
+    assert top < shown.height / 2  # the first line of the page, not the second
+    assert not render_page(pdf, 2, quote="The museum opens its winter exhibition").quote

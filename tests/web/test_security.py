@@ -322,7 +322,7 @@ class Gradio:
         files = [{"path": p, "orig_name": Path(p).name, "meta": {"_type": "gradio.FileData"}} for p in paths]
         ok, output, _ = self.run("upload", [files])
         assert ok, output
-        return output[2]
+        return output[-2]  # the status, before the emptied file box
 
 
 @pytest.fixture(scope="module")
@@ -412,16 +412,16 @@ def test_a_lone_surrogate_is_bad_text_not_a_crash(server, gradio):
     assert not ok and error == "Please ask a question: the text was empty."
     ok, output, _ = gradio.run("ask", ["\ud800" + S400_Q, [["\udfffWho?", "x"]], None])
     assert ok and output[0]["citations"]
-    ok, output, stream = gradio.run("respond", ["\ud800", None, "extractive"])  # the chat
+    ok, output, stream = gradio.run("respond", ["\ud800", None, "extractive", []])  # the chat
     assert ok and "Please ask a question: the text was empty." in json.dumps(output), stream
-    ok, output, stream = gradio.run("respond", [S400_Q + "\ud800", None, "extractive"])
+    ok, output, stream = gradio.run("respond", [S400_Q + "\ud800", None, "extractive", []])
     assert ok and "answer-done" in json.dumps(output) and "Cannot answer" not in json.dumps(output), stream
 
 
 def test_llm_credentials_are_never_shown(server, gradio, seed_assistant):
     body = ask(server, S400_Q, generator="openai").json()
     assert body["generator"] == "reader" and "127.0.0.1:9/v1?token=***" in body["warning"], body
-    ok, output, stream = gradio.run("respond", [S400_Q, None, "openai"])
+    ok, output, stream = gradio.run("respond", [S400_Q, None, "openai", []])
     assert ok and "127.0.0.1:9" in stream
     ok, output, _ = gradio.run("ask", [S400_Q, None, "openai"])
     assert ok and "127.0.0.1:9" in output[0]["warning"]
@@ -442,7 +442,7 @@ def test_clients_never_see_server_paths(server, gradio):
     body = ask(server, S400_Q).json()
     assert body["citations"][0]["source"] == "seeds/putin-pezeshkian-ashgabat-s400.txt"
     ok, via_gradio, _ = gradio.run("ask", [S400_Q, None, None])
-    ok, chat, _ = gradio.run("respond", [S400_Q, None, "extractive"])
+    ok, chat, _ = gradio.run("respond", [S400_Q, None, "extractive", []])
     session = uuid.uuid4().hex
     ok, docs, _ = gradio.run("documents", [], session)
     choices = [c[0] for c in docs[1]["choices"]]
@@ -451,7 +451,7 @@ def test_clients_never_see_server_paths(server, gradio):
     for shown in (json.dumps(body), json.dumps(via_gradio), json.dumps(chat), json.dumps(docs), *pages):
         assert root not in shown and str(server.gradio_tmp) not in shown, shown[:300]
     ok, removed, _ = gradio.run("remove", ["observatory notes.txt"], session)  # by shown name
-    assert ok and "Removed observatory notes.txt (1 passages)." in removed[2], removed
+    assert ok and "Removed observatory notes.txt (1 passages)." in removed[-1], removed
     assert not (server.uploads / "observatory notes.txt").exists()
 
 

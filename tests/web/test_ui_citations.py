@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import formats_samples as samples
 import pytest
 from servers import QUIET, copy_seeds, serve
 
@@ -39,18 +40,6 @@ NOTES = (
 PDF_QUESTION = "How many beehives does the Brindlemoor apiary keep?"
 
 
-def write_pdf(path: Path, pages: list[list[str]]) -> Path:
-    from reportlab.pdfgen import canvas
-
-    pdf = canvas.Canvas(str(path))
-    for lines in pages:
-        for i, line in enumerate(lines):
-            pdf.drawString(72, 720 - 16 * i, line)
-        pdf.showPage()
-    pdf.save()
-    return path
-
-
 def browser_or_skip():
     if not Path(CHROMIUM).exists():
         reason = f"chromium not found at {CHROMIUM}: the browser tests cannot run"
@@ -67,7 +56,7 @@ def site(tmp_path_factory):
     """A server over seeds + a two-page PDF + a markdown file with headings; yields (url, index, seeds, base)."""
     base = tmp_path_factory.mktemp("citations")
     seeds = copy_seeds(base, {"harbour.md": NOTES})
-    write_pdf(seeds / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
+    samples.pdf(seeds / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
     with serve(base / "index", seeds, log=base / "server.log") as url:
         yield url, base / "index", seeds, base
 
@@ -217,7 +206,7 @@ def test_on_a_phone_the_sources_follow_the_answer(browser, site):
 
 
 def test_dropping_files_indexes_them_and_removing_asks_first(page, tmp_path):
-    doc = write_pdf(
+    doc = samples.pdf(
         tmp_path / "orchard.pdf", [["The Quenby orchard grows 38 kinds of pear."], ["Page two."], ["Three."]]
     )
     page.get_by_role("tab", name="Documents").click()
@@ -243,7 +232,7 @@ def test_dropping_files_indexes_them_and_removing_asks_first(page, tmp_path):
 def test_conversations_are_kept_across_a_restart_with_feedback_and_export(browser, tmp_path):
     base = tmp_path
     seeds = copy_seeds(base)
-    write_pdf(seeds / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
+    samples.pdf(seeds / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
     index = base / "index"
     with serve(index, seeds, log=base / "server1.log") as url:
         page = open_page(browser, url)

@@ -46,6 +46,10 @@ class PagePicture:
         return bool(self.quote)
 
 
+_OCR_DPI = 300  # as indexing reads a scanned page
+_OCR_SECONDS = 60.0
+
+
 def render_page(path: str | Path, page: int, quote: str = "", answer: str = "", width: int = _WIDTH) -> PagePicture:
     """Render page `page` (1-based) of the PDF at `path`, the quote and the answer words marked.
 
@@ -71,13 +75,45 @@ def render_page(path: str | Path, page: int, quote: str = "", answer: str = "", 
             answer_idx = _find([c for c in chars if c[1] in inside], answer) if answer and inside else []
             quote_boxes = _boxes(text, quote_idx, scale, h_pt)
             answer_boxes = _boxes(text, answer_idx, scale, h_pt)
+            scan = None if chars or not quote else p.render(scale=_OCR_DPI / 72).to_pil()
         finally:
             pdf.close()
+    if scan is not None:  # a page without a text layer, indexed by OCR: find the quote among its words
+        quote_boxes, answer_boxes = _ocr_boxes(scan, quote, answer, image.width / scan.width)
     _draw(image, quote_boxes, _QUOTE)
     _draw(image, answer_boxes, _ANSWER)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=80, optimize=True)
     return PagePicture(out.getvalue(), image.width, image.height, quote_boxes, answer_boxes)
+
+
+def _ocr_boxes(scan, quote: str, answer: str, scale: float) -> tuple[list[Box], list[Box]]:
+    """Boxes of the quote and the answer words on a scanned page, from its OCR words (as indexing read
+    them), scaled to the rendered picture; none when OCR is not installed or fails."""
+    from assistant.ingest.formats import ocr
+
+    try:
+        words = ocr.engine().read(scan.convert("RGB"), _OCR_SECONDS)
+    except Exception:  # no Tesseract, or a page it cannot read: the page is shown unmarked
+        return [], []
+    chars = [(c, i) for i, w in enumerate(words) for c in _fold(w.text)]
+    quote_idx = _find(chars, quote)
+    inside = set(quote_idx)
+    answer_idx = _find([c for c in chars if c[1] in inside], answer) if answer and inside else []
+
+    def boxes(indices: list[int]) -> list[Box]:
+        pad = 3
+        return [
+            Box(
+                int((words[i].left - pad) * scale),
+                int((words[i].top - pad) * scale),
+                int((words[i].right + pad) * scale),
+                int((words[i].bottom + pad) * scale),
+            )
+            for i in indices
+        ]
+
+    return boxes(quote_idx), boxes(answer_idx)
 
 
 def _letters(textpage) -> list[tuple[str, int]]:
