@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from browser import ARGS, CHROMIUM
 from servers import copy_seeds, serve
 
 from assistant.errors import StoreError, describe, redact_url
@@ -33,9 +34,6 @@ from assistant.web.guard import BodyLimits, LoginThrottle, OriginPolicy, escape_
 from assistant.web.uploads import UploadError, UploadGuard, check_upload_source, save_upload
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]  # fmt: skip
 USER, PASSWORD = "alice", "correct-horse"
 SECRET = "The launch code of the Zephyr vault is 7741-ALPHA, kept by Marek Oslund.\n"
 SECRET_Q = "What is the launch code of the Zephyr vault?"

@@ -7,21 +7,18 @@ seeds and a hostile document, built once. Browser tests share one page in order,
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 import httpx
 import pytest
+from browser import chat_page
 from servers import copy_seeds, serve
 
 from assistant.schema import Answer, Citation
 from assistant.web import UploadError, highlight, render_answer, render_sources, render_text, safe_name, save_upload
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]  # fmt: skip
 SCRIPT = "<script>window.__xss=1</script>"
 IMG = '<img src=x onerror="window.__xss=2">'
 HOSTILE = (
@@ -101,21 +98,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    if not Path(CHROMIUM).exists():
-        reason = f"chromium not found at {CHROMIUM}: the browser tests cannot run"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page(viewport={"width": 1366, "height": 900})
-        tab.set_default_timeout(60_000)
-        tab.goto(server, wait_until="load")
-        tab.wait_for_selector("#question textarea")
+    with chat_page(server) as tab:
         yield tab
-        browser.close()
 
 
 def ask(page, question: str) -> tuple[str, str]:

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import formats_samples as samples
 import pytest
+from browser import chromium
 from servers import QUIET, copy_seeds, serve
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]  # fmt: skip
 ARTIFACTS = ROOT / "artifacts"
 PAGE_ONE = [
     "Notes from the Brindlemoor apiary, season report.",
@@ -40,17 +38,6 @@ NOTES = (
 PDF_QUESTION = "How many beehives does the Brindlemoor apiary keep?"
 
 
-def browser_or_skip():
-    if not Path(CHROMIUM).exists():
-        reason = f"chromium not found at {CHROMIUM}: the browser tests cannot run"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    return sync_playwright()
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A server over seeds + a two-page PDF + a markdown file with headings; yields (url, index, seeds, base)."""
@@ -63,10 +50,8 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(site):
-    with browser_or_skip() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def open_page(browser, url: str, *, width: int = 1366, height: int = 900, theme: str = "light"):

@@ -3,16 +3,12 @@ each document's record in the Documents tab, and a question limited to one chose
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from browser import chat_page
 from servers import copy_seeds, serve
 
 from assistant.web.records_view import example_questions
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 OWN = {
     "orchards.md": "# Orchard Pruning Guide\n\nBy Marta Kowalczyk\n\n"
     "Apple trees are pruned in late winter, before the buds open. "
@@ -40,20 +36,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"chromium not found at {CHROMIUM}")
-        pytest.skip(f"chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page(viewport={"width": 1366, "height": 900})
-        tab.set_default_timeout(60_000)
-        tab.goto(server, wait_until="load")
-        tab.wait_for_selector("#question textarea")
+    with chat_page(server) as tab:
         yield tab
-        browser.close()
 
 
 def test_examples_come_from_the_users_documents(page):

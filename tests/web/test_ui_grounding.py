@@ -15,15 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser import ARGS, CHROMIUM
 from servers import copy_seeds, serve
 
 from assistant.schema import Answer, Unsupported
 from assistant.web import render_answer
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]  # fmt: skip
 QUESTION = "Why might Russia not send S-400s to Iran?"
 SUPPORTED = "Russia wants to keep Israel away from funding Ukraine."
 INVENTED = "Stephen Hall said Russia would send 40 S-400 systems to Iran."
