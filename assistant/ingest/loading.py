@@ -5,7 +5,7 @@ act on ("encrypted PDF", "file too large ..."), so one odd file never stops an i
 
 Each format's loader lives in `formats/` (one registry); this module walks folders, applies the
 limits every format shares (size, zip containers, text length) and dispatches by suffix. Each
-file's bytes are parsed by `parse_bytes` inside a worker process bounded in memory and time
+file's bytes are parsed by `formats.parse` inside a worker process bounded in memory and time
 (`worker.py`), so no file, however it is built, can take the machine down.
 """
 
@@ -22,7 +22,6 @@ from assistant.errors import first_line
 from assistant.ingest import formats, worker
 from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.formats.text import EMPTY
-from assistant.ingest.limits import check_zip
 from assistant.ingest.worker import ParseBounds
 from assistant.schema import Document, Skipped
 from assistant.settings import MB, Settings
@@ -174,16 +173,6 @@ def _load(
     if not data.strip():
         return Skipped(name, EMPTY)
     return worker.parse(worker.ParseRequest(name, suffix, data, max_chars, ocr or OcrOptions.from_settings()), bounds)
-
-
-def parse_bytes(name: str, suffix: str, data: bytes, max_chars: int, ocr: OcrOptions) -> Document | Skipped:
-    """A file's bytes to a `Document` by the loader of its type (run inside the bounded worker)."""
-    fmt = formats.format_of(suffix)
-    if fmt is None:  # check_file refuses these; kept for a caller that skips it
-        return Skipped(name, f"unsupported file type '{suffix}'")
-    if fmt.container and (problem := check_zip(data)) is not None:
-        return Skipped(name, problem)
-    return fmt.load(name, data, max_chars, ocr)
 
 
 # -- folders -------------------------------------------------------------------------------------

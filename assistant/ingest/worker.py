@@ -7,7 +7,7 @@ sheet's rows, a chapter, a mail part: loaders call `limits.step()`) takes longer
 limit. Either way the file is skipped with a reason, and the next file gets a fresh worker.
 
 The worker is started on first use and reused for the following files (starting Python and the
-parsers for each of 5,000 small files would cost minutes). It runs whatever `parse_bytes` runs,
+parsers for each of 5,000 small files would cost minutes). It runs whatever `formats.parse` runs,
 so every loader of the registry is bounded alike. Results travel as JSON, not pickle: the parent
 never executes what a worker that read a hostile file sends back.
 """
@@ -156,9 +156,9 @@ _workers_lock = threading.Lock()
 def parse(request: ParseRequest, bounds: ParseBounds) -> Document | Skipped:
     """Parse one file's bytes within `bounds`: in the shared worker, or here when bounds are off."""
     if not bounds.enabled:
-        from assistant.ingest.loading import parse_bytes
+        from assistant.ingest.formats import parse
 
-        return parse_bytes(request.name, request.suffix, request.data, request.max_chars, request.ocr)
+        return parse(request.name, request.suffix, request.data, request.max_chars, request.ocr)
     with _workers_lock:
         worker = _workers.get(bounds) or _workers.setdefault(bounds, ParseWorker(bounds))
     return worker.parse(request)
@@ -220,7 +220,7 @@ def _serve(memory_bytes: int) -> None:
     import bs4  # noqa: F401  (html, e-books and mail all need it: not a step of the first such file)
 
     from assistant.ingest import limits
-    from assistant.ingest.loading import parse_bytes
+    from assistant.ingest.formats import parse
 
     last = 0.0
 
@@ -242,7 +242,7 @@ def _serve(memory_bytes: int) -> None:
         except EOFError:
             return
         try:
-            message = _message(parse_bytes(name, suffix, data, max_chars, OcrOptions(**ocr)))
+            message = _message(parse(name, suffix, data, max_chars, OcrOptions(**ocr)))
         except MemoryError:
             message = {"name": name, "memory": True, "reason": f"needs more than {memory_bytes // MB:,} MB of "
                        "memory to read (ASSISTANT_PARSE_MEMORY_MB)"}  # fmt: skip

@@ -70,3 +70,16 @@ SUFFIXES: tuple[str, ...] = tuple(BY_SUFFIX)
 def format_of(suffix: str) -> Format | None:
     """The format a (lower-case) suffix names, or None if it cannot be indexed."""
     return BY_SUFFIX.get(suffix)
+
+
+def parse(name: str, suffix: str, data: bytes, max_chars: int, ocr: OcrOptions | None = None) -> Document | Skipped:
+    """A file's bytes to a `Document` by the loader of its type; a zip container is checked for bombs
+    first (the bounded parse worker runs this)."""
+    from assistant.ingest.limits import check_zip
+
+    fmt = format_of(suffix)
+    if fmt is None:  # the walk refuses these; kept for a caller that skips it
+        return Skipped(name, f"unsupported file type '{suffix}'")
+    if fmt.container and (problem := check_zip(data)) is not None:
+        return Skipped(name, problem)
+    return fmt.load(name, data, max_chars, ocr)
