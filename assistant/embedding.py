@@ -110,8 +110,6 @@ class Embedder:
         """The variant documents are embedded in (`auto` resolved); the index stamp records it."""
         return AUTO_VARIANT if self.precision == "auto" else self.precision
 
-    bulk_precision = variant  # the name benches and older callers use
-
     def onnx_path(self, variant: str = "float32") -> Path:
         """A build's file, named after the weights, the graph version and the variant (a change rebuilds)."""
         from assistant.embedding_graph import GRAPH_VERSION

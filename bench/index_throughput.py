@@ -144,7 +144,7 @@ def main() -> int:
                 "textbook_chunks_per_s is the textbook's source chars/s divided by our mean chars per chunk; "
                 "models loaded before timing; *_cpu ratios use process CPU time"
             ),
-            "precision": embedder.bulk_precision,
+            "precision": embedder.variant,
             "textbook_precision": "float32",
             "scifact_documents": len(scifact),
             "cores": default_threads,
