@@ -246,8 +246,8 @@ class DocumentAnswerer:
         name = _name(record)
         cite = _Citer(self.chunk_at, record.source)
         if asked.kind == "author":
-            if not record.authors:
-                return None
+            if not record.authors:  # named, but it names no author: say so rather than quote whatever is near
+                return _unsaid(f"{name} does not say who wrote or presented it.", record)
             marks = [cite.add(a) for a in record.authors]
             names = _join([a.text for a in record.authors])
             verb = "presented" if asked.verb.startswith(("present", "speaker", "gave", "deliver")) else "written"
@@ -259,7 +259,7 @@ class DocumentAnswerer:
             text = f"It is called “{record.title.text}” {_marks([cite.add(record.title)])}"
         elif asked.kind == "date":
             if record.date is None:
-                return None
+                return _unsaid(f"{name} does not say when it was written.", record)
             text = f"{name} is dated {record.date.text} {_marks([cite.add(record.date)])}"
         elif asked.kind == "outline":
             if not record.outline:
@@ -284,6 +284,11 @@ class DocumentAnswerer:
             short = cite.short(record.authors[0])
         draft = Draft(text, quotes=dict(cite.quotes), short=short)
         return DocumentReply(draft, cite.passages, record.source)
+
+
+def _unsaid(text: str, record: DocumentRecord) -> DocumentReply:
+    """A decline that names what the document does not say (its record was read, the field is absent)."""
+    return DocumentReply(Draft(text, abstained=True), [], record.source)
 
 
 class _Citer:

@@ -170,6 +170,8 @@ def test_a_file_without_a_title(library):
     assert not answer.abstained
     assert {Path(c.source).name for c in answer.citations} == {"notes.txt"}
     assert "[1]" in answer.text
+    unsaid = a.answer("Who wrote it?", sources=["notes.txt"])  # named, but it names no author
+    assert unsaid.abstained and "does not say who wrote" in unsaid.text and not unsaid.citations
 
 
 def test_a_question_scoped_to_one_of_two_documents_that_both_match(library):
