@@ -137,13 +137,7 @@ def read_properties(data: bytes, pages: int = 1) -> tuple[dict[str, str], list[P
             for index in range(min(pages, len(document))):
                 page = document[index]
                 try:
-                    textpage = page.get_textpage()
-                    try:
-                        glyphs, _ = _page_glyphs(textpage)
-                    finally:
-                        textpage.close()
-                    width, height = page.get_size()
-                    read.append(_upright(index + 1, width, height, glyphs))
+                    read.append(_read_page(page, index + 1)[0])
                 finally:
                     page.close()
             return info, read
@@ -167,13 +161,8 @@ def _read(document) -> PdfGlyphs:
             failed.append(index + 1)
             continue
         try:
-            textpage = page.get_textpage()
-            try:
-                glyphs, page_lost = _page_glyphs(textpage)
-            finally:
-                textpage.close()
-            width, height = page.get_size()
-            unusable = len(glyphs) < _USABLE or page_lost > len(glyphs)
+            read, found, page_lost = _read_page(page, index + 1)
+            unusable = found < _USABLE or page_lost > found
             if unusable and _has_image(page):
                 images.append(index + 1)
         except Exception:
@@ -182,14 +171,26 @@ def _read(document) -> PdfGlyphs:
         finally:
             page.close()
         lost += page_lost
-        total += len(glyphs) + page_lost
-        pages.append(_upright(index + 1, width, height, glyphs))
+        total += found + page_lost
+        pages.append(read)
     notes = []
     if failed:
         notes.append(f"{_pages(failed)} could not be read; {'its' if len(failed) == 1 else 'their'} text is missing")
     if lost and lost >= _LOST_SHARE * total:
         notes.append(f"{lost} characters could not be decoded (a font without a Unicode map); that text is missing")
     return PdfGlyphs(pages, tuple(notes), tuple(images))
+
+
+def _read_page(page, number: int) -> tuple[PageGlyphs, int, int]:
+    """One page's glyphs turned upright, how many glyphs it has at any angle, and how many could not be
+    decoded."""
+    textpage = page.get_textpage()
+    try:
+        glyphs, lost = _page_glyphs(textpage)
+    finally:
+        textpage.close()
+    width, height = page.get_size()
+    return _upright(number, width, height, glyphs), len(glyphs), lost
 
 
 def _page_glyphs(textpage) -> tuple[list[tuple[Glyph, float]], int]:
