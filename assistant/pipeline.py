@@ -85,6 +85,7 @@ class Assistant:
         self._ready = threading.Lock()
         self._parts = threading.RLock()
         self._checked_empty = False
+        self._records: tuple[str | None, dict] = (None, {})  # (index generation, parsed records)
         self._warming: threading.Thread | None = None
         self.warmed: WarmUp | None = None  # the report of the warm-up the first question started
 
@@ -212,7 +213,11 @@ class Assistant:
         `ingest.records`), by source; only those of `sources` when given."""
         from assistant.ingest.records import DocumentRecord
 
-        found = {s: DocumentRecord.from_json(raw) for s, raw in self.store.records().items()}
+        generation = self.store.generation()  # one small read; the records are read again only after a change
+        seen, found = self._records
+        if generation is None or generation != seen:
+            found = {s: DocumentRecord.from_json(raw) for s, raw in self.store.records().items()}
+            self._records = (generation, found)
         wanted = set(sources) if sources is not None else None
         return {s: r for s, r in sorted(found.items()) if r is not None and (wanted is None or s in wanted)}
 
