@@ -154,13 +154,7 @@ def epub_utf16_entities(path: Path, depth: int = 6) -> Path:
         '<spine><itemref idref="c0"/></spine></package>'
     )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr(
-            "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
-            '<rootfiles><rootfile full-path="content.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>",
-        )
+        _epub_frame(z)
         z.writestr("content.opf", opf.encode("utf-16"))
         z.writestr("ch0.xhtml", '<html xmlns="http://www.w3.org/1999/xhtml"><body><p>Hi.</p></body></html>')
     return path
@@ -173,13 +167,7 @@ def nested_epub(path: Path, depth: int = 10_000, word: str | None = "w") -> Path
     """
     chapter = nested_html(depth, "b", word).replace("<html>", '<html xmlns="http://www.w3.org/1999/xhtml">')
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr(
-            "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
-            '<rootfiles><rootfile full-path="content.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>",
-        )
+        _epub_frame(z)
         z.writestr(
             "content.opf",
             '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata/>'
@@ -232,3 +220,14 @@ def big_pptx(path: Path, slides: int = 2500, shapes: int = 40) -> Path:
             out.writestr(f"ppt/slides/slide{n}.xml", xml)
             out.writestr(f"ppt/slides/_rels/slide{n}.xml.rels", rels)
     return path
+
+
+def _epub_frame(z: zipfile.ZipFile) -> None:
+    """An EPUB's mimetype and container, naming `content.opf` as its package file."""
+    z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+    z.writestr(
+        "META-INF/container.xml",
+        '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+        '<rootfiles><rootfile full-path="content.opf" media-type="application/oebps-package+xml"/>'
+        "</rootfiles></container>",
+    )
