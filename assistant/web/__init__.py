@@ -11,7 +11,8 @@ loads no web framework.
 
 from __future__ import annotations
 
-from assistant.web.api import BodyError, basic_auth_ok, build_app, parse_auth, read_json
+from assistant.web.api import build_app
+from assistant.web.checks import BodyError, basic_auth_ok, parse_auth, read_json
 from assistant.web.conversations import ConversationStore, FeedbackRecord
 from assistant.web.guard import BodyLimits, GuardConfig, LoginThrottle, OriginPolicy, RequestGuard, escape_controls
 from assistant.web.handlers import AskResult, ChatHandlers, ChatView, DocumentsView, OpenView

@@ -28,6 +28,8 @@ from starlette.routing import Route
 from assistant.documents import source_names
 from assistant.errors import InputError, QuestionError, SourceError
 from assistant.schema import Answer
+from assistant.web.checks import BodyError, basic_auth_ok, read_json
+from assistant.web.service import public_error
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ def openai_routes(service, *, auth: tuple[str, str] | None = None, api_key: str 
         except QuestionError as exc:
             return error(OpenAIError(400, str(exc)))
         except Exception as exc:
-            return error(OpenAIError(500, _public_error(exc), "server_error"))
+            return error(OpenAIError(500, public_error(exc), "server_error"))
         return JSONResponse(completion(public, answer, chat))
 
     return [
@@ -122,8 +124,6 @@ def _unauthorized() -> JSONResponse:
 
 
 def _authorizer(auth: tuple[str, str] | None, api_key: str | None) -> Callable[[str], bool]:
-    from assistant.web.api import basic_auth_ok
-
     def allowed(header: str) -> bool:
         if auth is None and not api_key:
             return True
@@ -136,19 +136,11 @@ def _authorizer(auth: tuple[str, str] | None, api_key: str | None) -> Callable[[
 
 
 async def _read_json(request: Request):
-    from assistant.web.api import BodyError, read_json
-
     try:
         return await read_json(request, limit=_MAX_BODY)
     except BodyError as exc:
         messages = {415: 'Send JSON with "Content-Type: application/json".', 400: "The body must be JSON."}
         raise OpenAIError(exc.status, messages.get(exc.status, str(exc))) from None
-
-
-def _public_error(exc: BaseException) -> str:
-    from assistant.web.service import public_error
-
-    return public_error(exc)
 
 
 # -- the request -----------------------------------------------------------------------------------
@@ -256,7 +248,7 @@ async def _stream(service, assistant, question: str, chat: ChatRequest, scope: l
     except QuestionError as exc:
         return error(OpenAIError(400, str(exc)))
     except Exception as exc:
-        return error(OpenAIError(500, _public_error(exc), "server_error"))
+        return error(OpenAIError(500, public_error(exc), "server_error"))
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
@@ -285,7 +277,7 @@ async def _stream(service, assistant, question: str, chat: ChatRequest, scope: l
         except StopAsyncIteration:
             pass
         except Exception as exc:  # the status line is gone: say it in the stream, in OpenAI's shape
-            message = _public_error(exc)
+            message = public_error(exc)
             logger.warning("/v1 stream ended with an error: %s", message)
             yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error', 'code': None}})}\n\n"
         yield "data: [DONE]\n\n"

@@ -9,7 +9,8 @@ import sys
 import threading
 
 from assistant.settings import MB, Settings
-from assistant.web.api import build_app, parse_auth
+from assistant.web.api import build_app
+from assistant.web.checks import parse_auth
 from assistant.web.guard import (
     BodyLimits,
     GuardConfig,
