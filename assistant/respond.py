@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from assistant.errors import GenerationError
-from assistant.generation import Generator
+from assistant.generation.base import Generator
 from assistant.grounding.citations import MarkerRenumberer
 from assistant.schema import Answer, Draft, Passage
 

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from assistant.embedding import Embedder
-from assistant.generation import DECLINE_TEXT, Generator
+from assistant.generation.base import DECLINE_TEXT, Generator
 from assistant.generation.decline import DEFAULT_THRESHOLDS, Thresholds, decide_on_evidence, no_answer_probability
 from assistant.grounding.claims import content_terms
 from assistant.index.keyword import tokenize

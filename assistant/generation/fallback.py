@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from assistant.errors import GenerationError, UnsupportedAnswerError
-from assistant.generation import Generator
+from assistant.generation.base import Generator
 from assistant.schema import Draft, Passage
 
 

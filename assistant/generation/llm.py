@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.errors import GenerationError, redact, redact_url
-from assistant.generation import Generator
+from assistant.generation.base import Generator
 from assistant.generation.local_server import LocalServer, smollm2_gguf_path
 from assistant.generation.prompts import (
     ABSTAIN_TEXT,

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from assistant.generation import DECLINE_TEXT as ABSTAIN_TEXT  # one wording for every generator
+from assistant.generation.base import DECLINE_TEXT as ABSTAIN_TEXT  # one wording for every generator
 from assistant.generation.decline import says_not_found
 from assistant.grounding.citations import MARKER
 from assistant.schema import Passage

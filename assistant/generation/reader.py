@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from assistant.generation import DECLINE_TEXT, Generator, standalone_query
+from assistant.generation.base import DECLINE_TEXT, Generator, standalone_query
 from assistant.generation.decline import (
     DEFAULT_THRESHOLDS,
     Thresholds,

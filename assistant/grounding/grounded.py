@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from assistant.errors import UnsupportedAnswerError
-from assistant.generation import Generator
+from assistant.generation.base import Generator
 from assistant.schema import Draft, Passage
 
 if TYPE_CHECKING:
