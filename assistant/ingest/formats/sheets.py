@@ -13,7 +13,6 @@ A1:XFD1048576 with two cells made a million rows of 16,384 empty cells (22 minut
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 from collections.abc import Iterable, Iterator
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from assistant.ingest.formats.office import not_ooxml
+from assistant.ingest.formats.text import decode
 from assistant.ingest.limits import step
 from assistant.schema import Document, Skipped
 
@@ -187,7 +187,7 @@ def load_csv(name: str, data: bytes, max_chars: int) -> Document | Skipped:
         data: The file's bytes.
         max_chars: The most text to extract; a larger file is read up to it, with a warning.
     """
-    text = _decode(data)
+    text = decode(data)
     if text is None:
         return Skipped(name, "binary file (not text)")
     try:
@@ -219,20 +219,3 @@ def _widest_line(text: str, delimiter: str) -> int:
 def _csv_rows(reader) -> Iterator[Row]:
     for row in reader:
         yield {i: cell for i, c in enumerate(row, 1) if (cell := " ".join(c.split()))}
-
-
-def _decode(data: bytes) -> str | None:
-    """UTF-8 (with or without BOM), UTF-16 with a BOM, else cp1252; None for binary data."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            return None
-    if b"\x00" in data[:_SNIFF_BYTES]:
-        return None
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
