@@ -92,6 +92,20 @@ def encrypted_ooxml(source: Path, target: Path, password: str = "secret") -> Pat
     return target
 
 
+# Two pages of a made-up apiary report: the count asked about is on page 2, below an unrelated page 1.
+APIARY_PAGES = [
+    [
+        "Notes from the Brindlemoor apiary, season report.",
+        "The apiary sits on the northern slope of Mount Tarrow",
+        "and its hives face the morning sun across the valley.",
+    ],
+    [
+        "The Brindlemoor apiary keeps exactly 417 beehives in total.",
+        "Its honey is sold every Thursday at the Quenby market.",
+    ],
+]
+
+
 def pdf(path: Path, pages: list[list[str]]) -> Path:
     """A PDF with a text layer: each page draws its lines top down (an empty page draws nothing)."""
     from reportlab.pdfgen import canvas

@@ -10,16 +10,6 @@ from formats_samples import pptx
 
 from assistant.ingest.loading import load_file
 
-PAGE_ONE = [
-    "Notes from the Brindlemoor apiary, season report.",
-    "The apiary sits on the northern slope of Mount Tarrow",
-    "and its hives face the morning sun across the valley.",
-]
-PAGE_TWO = [
-    "The Brindlemoor apiary keeps exactly 417 beehives in total.",
-    "Its honey is sold every Thursday at the Quenby market.",
-]
-
 
 def docx_with_headings(path: Path) -> Path:
     import docx
@@ -40,7 +30,7 @@ def assistant(tmp_path_factory):
     base = tmp_path_factory.mktemp("locations")
     docs = base / "docs"
     docs.mkdir()
-    samples.pdf(docs / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
+    samples.pdf(docs / "apiary.pdf", samples.APIARY_PAGES)
     docx_with_headings(docs / "guide.docx")
     (docs / "notes.md").write_text(
         "# Harbour\n\nThe harbour is old.\n\n## Lighthouse\n\nThe Velmora lighthouse keeper is Ondrea Kasprzak.\n",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser import ask as ask_in_browser
 from browser import chat_page
 from servers import copy_seeds, serve
 
@@ -104,17 +105,7 @@ def page(server):
 
 def ask(page, question: str) -> tuple[str, str]:
     """Type a question, wait for the finished answer; returns (latest answer text, sources text)."""
-    answers = page.locator('#chat [data-testid="bot"]')
-    before = answers.count()
-    page.fill("#question textarea", question)
-    page.click("#ask")
-    # a finished answer (and its sources, sent in the same update) carries .answer-done
-    page.wait_for_function(
-        """n => { const bots = document.querySelectorAll('#chat [data-testid="bot"]');
-                  return bots.length > n && bots[bots.length - 1].querySelector('.answer-done'); }""",
-        arg=before,
-    )
-    return answers.last.inner_text(), page.inner_text("#sources")
+    return ask_in_browser(page, question), page.inner_text("#sources")  # the sources come in the same update
 
 
 def test_cited_answer_shows_sources_with_highlighted_quote(page):

@@ -18,20 +18,11 @@ from pathlib import Path
 
 import formats_samples as samples
 import pytest
-from browser import chromium
+from browser import ask, chromium, open_chat
 from servers import QUIET, copy_seeds, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-PAGE_ONE = [
-    "Notes from the Brindlemoor apiary, season report.",
-    "The apiary sits on the northern slope of Mount Tarrow",
-    "and its hives face the morning sun across the valley.",
-]
-PAGE_TWO = [
-    "The Brindlemoor apiary keeps exactly 417 beehives in total.",
-    "Its honey is sold every Thursday at the Quenby market.",
-]
 NOTES = (
     "# Harbour\n\nThe harbour is old and busy.\n\n## Lighthouse\n\nThe Velmora lighthouse keeper is Ondrea Kasprzak.\n"
 )
@@ -43,7 +34,7 @@ def site(tmp_path_factory):
     """A server over seeds + a two-page PDF + a markdown file with headings; yields (url, index, seeds, base)."""
     base = tmp_path_factory.mktemp("citations")
     seeds = copy_seeds(base, {"harbour.md": NOTES})
-    samples.pdf(seeds / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
+    samples.pdf(seeds / "apiary.pdf", samples.APIARY_PAGES)
     with serve(base / "index", seeds, log=base / "server.log") as url:
         yield url, base / "index", seeds, base
 
@@ -52,28 +43,6 @@ def site(tmp_path_factory):
 def browser(site):
     with chromium() as b:
         yield b
-
-
-def open_page(browser, url: str, *, width: int = 1366, height: int = 900, theme: str = "light"):
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.set_default_timeout(60_000)
-    page.goto(f"{url}/?__theme={theme}", wait_until="load")
-    page.wait_for_selector("#question textarea")
-    page.wait_for_selector("#page-ready [data-ready]", state="attached")  # the saved conversations are listed
-    return page
-
-
-def ask(page, question: str) -> str:
-    answers = page.locator('#chat [data-testid="bot"]')
-    before = answers.count()
-    page.fill("#question textarea", question)
-    page.click("#ask")
-    page.wait_for_function(
-        """n => { const bots = document.querySelectorAll('#chat [data-testid="bot"]');
-                  return bots.length > n && bots[bots.length - 1].querySelector('.answer-done'); }""",
-        arg=before,
-    )
-    return answers.last.inner_text()
 
 
 def new_chat(page) -> None:
@@ -92,7 +61,7 @@ def in_view(page, selector: str) -> bool:
 
 @pytest.fixture(scope="module")
 def page(browser, site):
-    page = open_page(browser, site[0])
+    page = open_chat(browser, site[0], theme="light")
     yield page
     page.close()
 
@@ -162,7 +131,7 @@ def contrast(page, selector: str) -> float:
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_highlighted_quotes_are_readable_in_both_themes(browser, site, theme):
-    page = open_page(browser, site[0], theme=theme)
+    page = open_chat(browser, site[0], theme=theme)
     try:
         assert page.evaluate("() => document.body.classList.contains('dark')") == (theme == "dark")
         new_chat(page)
@@ -176,7 +145,7 @@ def test_highlighted_quotes_are_readable_in_both_themes(browser, site, theme):
 
 
 def test_on_a_phone_the_sources_follow_the_answer(browser, site):
-    page = open_page(browser, site[0], width=390, height=844)
+    page = open_chat(browser, site[0], width=390, height=844, theme="light")
     try:
         new_chat(page)
         box = page.locator("#chat").bounding_box()
@@ -217,10 +186,10 @@ def test_dropping_files_indexes_them_and_removing_asks_first(page, tmp_path):
 def test_conversations_are_kept_across_a_restart_with_feedback_and_export(browser, tmp_path):
     base = tmp_path
     seeds = copy_seeds(base)
-    samples.pdf(seeds / "apiary.pdf", [PAGE_ONE, PAGE_TWO])
+    samples.pdf(seeds / "apiary.pdf", samples.APIARY_PAGES)
     index = base / "index"
     with serve(index, seeds, log=base / "server1.log") as url:
-        page = open_page(browser, url)
+        page = open_chat(browser, url, theme="light")
         ask(page, PDF_QUESTION)
         page.locator('#chat button[aria-label="Like"]').last.click()
         new_chat(page)
@@ -235,7 +204,7 @@ def test_conversations_are_kept_across_a_restart_with_feedback_and_export(browse
         page.locator("#conversations").get_by_text("Summit notes").wait_for()
         page.close()
     with serve(index, seeds, log=base / "server2.log") as url:
-        page = open_page(browser, url)
+        page = open_chat(browser, url, theme="light")
         listing = page.locator("#conversations")
         listing.get_by_text("Summit notes").wait_for()
         assert page.locator('#chat [data-testid="bot"]').count() == 0  # a new chat, the saved ones listed
