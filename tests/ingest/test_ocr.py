@@ -136,19 +136,22 @@ def test_jpeg_and_webp_are_read(tmp_path):
         assert "seventeen kinds of apples" in doc.text
 
 
-def test_only_the_scanned_page_of_a_pdf_is_ocr_read_and_its_passages_say_so(tmp_path):
+def joined(path: Path, parts: list[bytes]) -> Path:
+    """One PDF of the pages of several PDFs (given as bytes), in order."""
     from pypdf import PdfReader, PdfWriter
 
-    scan = image_only_pdf(tmp_path / "scan.pdf", [SECOND])
     writer = PdfWriter()
-    for part in (typeset([FIRST]), scan.read_bytes(), typeset([THIRD])):
+    for part in parts:
         for page in PdfReader(io.BytesIO(part)).pages:
             writer.add_page(page)
-    path = tmp_path / "mixed.pdf"
     with path.open("wb") as fh:
         writer.write(fh)
+    return path
 
-    doc = load_file(path)
+
+def test_only_the_scanned_page_of_a_pdf_is_ocr_read_and_its_passages_say_so(tmp_path):
+    scan = image_only_pdf(tmp_path / "scan.pdf", [SECOND]).read_bytes()
+    doc = load_file(joined(tmp_path / "mixed.pdf", [typeset([FIRST]), scan, typeset([THIRD])]))
 
     assert isinstance(doc, Document), doc
     assert doc.ocr_pages == (2,)
@@ -200,18 +203,8 @@ def test_pages_past_the_limit_are_named_and_the_rest_is_kept(tmp_path, monkeypat
 
 def test_a_page_over_the_time_limit_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("ASSISTANT_OCR_PAGE_SECONDS", "0.001")  # Tesseract cannot even start in time
-    typed = typeset([FIRST])
     scan = image_only_pdf(tmp_path / "scan.pdf", [SECOND]).read_bytes()
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    for part in (typed, scan):
-        for page in PdfReader(io.BytesIO(part)).pages:
-            writer.add_page(page)
-    path = tmp_path / "mixed.pdf"
-    with path.open("wb") as fh:
-        writer.write(fh)
-    doc = load_file(path)
+    doc = load_file(joined(tmp_path / "mixed.pdf", [typeset([FIRST]), scan]))
     assert isinstance(doc, Document), doc
     assert "lighthouse" in doc.text and "apples" not in doc.text
     assert doc.warnings == ("OCR of page 2 took over 0.001 s (ASSISTANT_OCR_PAGE_SECONDS); not read",)
