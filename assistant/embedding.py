@@ -110,6 +110,14 @@ class Embedder:
         """The variant documents are embedded in (`auto` resolved); the index stamp records it."""
         return AUTO_VARIANT if self.precision == "auto" else self.precision
 
+    @property
+    def recorded_variant(self) -> str:
+        """What the index stamp records for `variant`: its name, with the graph's revision where a
+        graph change moved its vectors (an index of the older build is then refused, not mixed)."""
+        from assistant.embedding_graph import RECORDED
+
+        return RECORDED.get(self.variant, self.variant)
+
     def onnx_path(self, variant: str = "float32") -> Path:
         """A build's file, named after the weights, the graph version and the variant (a change rebuilds)."""
         from assistant.embedding_graph import GRAPH_VERSION
@@ -292,13 +300,17 @@ class OnnxEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        from assistant.embedding_graph import SESSION_DISABLED_OPTIMIZERS
+
         _before_loading()
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = 1  # parallel over texts instead (see the module docstring)
         options.inter_op_num_threads = 1
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=SESSION_DISABLED_OPTIMIZERS
+            )
         except Exception:  # onnxruntime's errors derive from Exception alone: a broken or foreign file
             return None
         tokenizer = Tokenizer.from_file(str(tokenizer_file))

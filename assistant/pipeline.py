@@ -106,7 +106,7 @@ class Assistant:
 
         s, e = self.settings, self.embedder
         stamp = IndexStamp(
-            e.model_name, e.dimension, CHUNKER_VERSION, s.chunk_tokens, s.chunk_overlap_tokens, e.variant
+            e.model_name, e.dimension, CHUNKER_VERSION, s.chunk_tokens, s.chunk_overlap_tokens, e.recorded_variant
         )
         return Store(self.settings, stamp=stamp)
 

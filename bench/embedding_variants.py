@@ -3,16 +3,18 @@
 For each variant (`assistant.embedding_graph.VARIANTS`, built from the packaged weights without
 torch) this prints, in one run on this CPU:
 
-* passages/s embedding SciFact abstracts (~240 word pieces each): wall time with the product's
-  threads, and per CPU-second on one thread (steadier on a shared machine);
+* passages/s embedding SciFact abstracts (~240 word pieces each) with the product's threads: wall
+  time, and per CPU-second of the process (steadier on a shared machine); the median of `--rounds`
+  rounds, every variant (and torch) timed once per round, in turn, so load hits them alike;
 * SciFact nDCG@10 (BEIR test queries, dense retrieval alone, questions in float32 as the product
   embeds them) on a corpus of every judged abstract plus the first `--limit` others;
 * whether the top-4 dense passages of the bundled article's questions are float32's (as a set,
   and in the same order);
-* with torch installed, sentence-transformers float32 (and bfloat16 where the CPU has it) as the
-  rate the product had before.
+* with `--torch`, sentence-transformers float32 (and bfloat16 where the CPU has it), padded
+  batches of 64, as the rate the product had before, in the same rounds; `vs_torch` is each
+  variant's rate over it.
 
-    python bench/embedding_variants.py --json [--limit 1000] [--speed-passages 64]
+    python bench/embedding_variants.py --json [--limit 1000] [--speed-passages 64] [--rounds 5] [--torch]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -96,15 +99,29 @@ def seed_top4(encoder, query_encoder) -> list[list[int]]:
     return [list(map(int, np.argsort(-(docs @ q))[:4])) for q in questions], len(chunks)
 
 
-def speed(encode, texts: list[str], threads_note: str) -> dict:
-    encode(texts[:8])
+def timed(encode, texts: list[str]) -> tuple[float, float]:
+    """One round: (passages per wall second, passages per CPU-second of the process)."""
     wall, cpu = time.perf_counter(), time.process_time()
     encode(texts)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return len(texts) / wall, len(texts) / cpu
+
+
+def speeds(encoders: dict, texts: list[str], rounds: int) -> dict:
+    """Each encoder timed once per round, in turn (after one warm-up call each); medians and rounds."""
+    for encode in encoders.values():
+        encode(texts[:8])
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in encoders}
+    for _ in range(rounds):
+        for name, encode in encoders.items():
+            runs[name].append(timed(encode, texts))
     return {
-        "passages_per_s": round(len(texts) / wall, 2),
-        "passages_per_cpu_s": round(len(texts) / cpu, 2),
-        "threads": threads_note,
+        name: {
+            "passages_per_s": round(statistics.median(w for w, _ in rows), 2),
+            "passages_per_cpu_s": round(statistics.median(c for _, c in rows), 2),
+            "rounds_per_cpu_s": [round(c, 2) for _, c in rows],
+        }
+        for name, rows in runs.items()
     }
 
 
@@ -113,6 +130,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--limit", type=int, default=1000, help="unjudged SciFact abstracts added to the judged ones")
     parser.add_argument("--speed-passages", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="speed rounds (the median is reported)")
+    parser.add_argument("--speed-only", action="store_true", help="skip the retrieval-quality part")
     parser.add_argument("--variants", default=None, help="comma-separated (default: all)")
     parser.add_argument("--torch", action="store_true", help="also time sentence-transformers (needs torch)")
     parser.add_argument("--cache", type=Path, default=None, help="where variants are built (default: a temp dir)")
@@ -128,13 +147,31 @@ def main() -> int:
     timing_texts = texts[: args.speed_passages]
     out: dict = {"cpu": cpu_flags(), "scifact_corpus": len(ids), "scifact_queries": len(query_ids), "variants": {}}
 
-    reference = Embedder(cache_dir=cache, precision="float32")
+    embedders = {v: Embedder(cache_dir=cache, precision=v) for v in variants}
+    encoders = {v: e.encode for v, e in embedders.items()}
+    if args.torch:
+        encoders.update(torch_encoders())
+    rates = speeds(encoders, timing_texts, args.rounds)
+    out["speed"] = {"passages": len(timing_texts), "threads": embedders[variants[0]].threads, "rounds": args.rounds}
+    out["torch"] = {}
+    for name, rate in rates.items():
+        for base, label in (("float32", "vs_float32"), ("torch-float32", "vs_torch")):
+            if base in rates:
+                rate[f"{label}_cpu"] = round(rate["passages_per_cpu_s"] / rates[base]["passages_per_cpu_s"], 2)
+                rate[f"{label}_wall"] = round(rate["passages_per_s"] / rates[base]["passages_per_s"], 2)
+        out["variants" if name in embedders else "torch"][name.removeprefix("torch-")] = {"speed": rate}
+    print(json.dumps({"speed": rates}), file=sys.stderr, flush=True)
+    if args.speed_only:
+        print(json.dumps(out) if args.json else json.dumps(out, indent=1))
+        return 0
+
+    reference = embedders.get("float32") or Embedder(cache_dir=cache, precision="float32")
     qvec = reference.encode_queries([queries[q] for q in query_ids])
     base_top4, n_chunks = seed_top4(reference, reference.query_encoder)
     out["seed_chunks"] = n_chunks
-    for variant in variants:
-        embedder = Embedder(cache_dir=cache, precision=variant)
-        row = {"speed": speed(embedder.encode, timing_texts, "product default")}
+    for variant, embedder in embedders.items():
+        row = out["variants"][variant]
+        row["recorded_as"] = embedder.recorded_variant
         start = time.perf_counter()
         vectors = embedder.encode(texts)
         row["scifact_encode_s"] = round(time.perf_counter() - start, 1)
@@ -146,34 +183,33 @@ def main() -> int:
         row["seed_top1_same"] = sum(a[0] == b[0] for a, b in zip(top4, base_top4, strict=True))
         row["seed_top4_same_order"] = sum(a == b for a, b in zip(top4, base_top4, strict=True))
         row["seed_questions"] = len(base_top4)
-        out["variants"][variant] = row
         print(json.dumps({variant: row}), file=sys.stderr, flush=True)
     f32 = out["variants"].get("float32")
     if f32:
         for row in out["variants"].values():
             row["ndcg_drop"] = round(f32["ndcg@10"] - row["ndcg@10"], 4)
-            row["speedup_cpu"] = round(row["speed"]["passages_per_cpu_s"] / f32["speed"]["passages_per_cpu_s"], 2)
             row["passes_gate"] = row["ndcg_drop"] <= 0.005 and row["seed_top4_same_passages"]
-    if args.torch:
-        out["torch"] = torch_rates(timing_texts)
     print(json.dumps(out) if args.json else json.dumps(out, indent=1))
     return 0
 
 
-def torch_rates(texts: list[str]) -> dict:
-    """sentence-transformers as the product ran it before (float32; bfloat16 where native)."""
+def torch_encoders() -> dict:
+    """sentence-transformers as the product ran it before: float32 (and bfloat16 where native),
+    padded batches of 64, torch's own threads (one per core)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     from assistant.embedding import default_model_path
 
-    model = SentenceTransformer(str(default_model_path()), device="cpu")
-    model.max_seq_length = 256
-    rates = {"float32": speed(lambda t: model.encode(t, batch_size=64), texts, f"torch {torch.get_num_threads()}")}
+    def loaded(dtype):
+        model = SentenceTransformer(str(default_model_path()), device="cpu").to(dtype)
+        model.max_seq_length = 256
+        return lambda texts: model.encode(texts, batch_size=64, show_progress_bar=False)
+
+    encoders = {"torch-float32": loaded(torch.float32)}
     if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
-        model.to(torch.bfloat16)
-        rates["bfloat16"] = speed(lambda t: model.encode(t, batch_size=64), texts, f"torch {torch.get_num_threads()}")
-    return rates
+        encoders["torch-bfloat16"] = loaded(torch.bfloat16)
+    return encoders
 
 
 if __name__ == "__main__":

@@ -138,6 +138,46 @@ def test_an_index_built_with_another_variant_is_refused(tmp_path, cache):
         other.store.count()
 
 
+def test_an_int8_index_of_the_older_graph_is_refused(tmp_path, cache):
+    """Graph 2 moved the int8 vectors (by rounding), so the stamp records the revision: an index
+    embedded by graph 1's int8 build (stamped plain `int8`) is refused, not mixed with new vectors."""
+    from assistant.errors import IndexMismatchError
+    from assistant.index.store import Store
+    from assistant.ingest.chunking import CHUNKER_VERSION
+    from assistant.pipeline import Assistant
+    from assistant.schema import IndexStamp
+
+    current = Assistant(index_dir=tmp_path / "index", cache_dir=cache, embed_precision="int8", progress=False)
+    assert current.embedder.variant == "int8" and current.embedder.recorded_variant == "int8/g2"
+    s = current.settings
+    older = IndexStamp(
+        current.embedder.model_name, 384, CHUNKER_VERSION, s.chunk_tokens, s.chunk_overlap_tokens, "int8"
+    )
+    assert Store(s, stamp=older).count() == 0  # an index made by the previous release
+    with pytest.raises(IndexMismatchError, match=r"int8\).*int8/g2.*rebuild"):
+        current.store.count()
+    # float32 moved by rounding only: its indexes stay valid.
+    assert Embedder(precision="float32").recorded_variant == "float32"
+
+
+def test_the_quantized_build_keeps_the_chosen_matmuls_in_float32(cache):
+    """Only the weight MatMuls named in FLOAT_MATMULS stay float32; the fused SkipLayerNormalization
+    (slow on CPU) is not written."""
+    import onnx
+
+    from assistant.embedding_graph import FLOAT_MATMULS
+
+    embedder = Embedder(cache_dir=cache, precision="int8")
+    _ = embedder.document_encoder
+    graph = onnx.load(str(embedder.onnx_path("int8"))).graph
+    ops = {n.op_type for n in graph.node}
+    assert "SkipLayerNormalization" not in ops and {"QAttention", "MatMulInteger"} <= ops
+    float_weights = sorted(n.input[1] for n in graph.node if n.op_type == "MatMul" and n.input[1].endswith("weight_t"))
+    assert float_weights == sorted(f"{p}.weight_t" for p in FLOAT_MATMULS)
+    quantized = [n for n in graph.node if n.op_type in ("QAttention", "MatMulInteger")]
+    assert len(quantized) == 6 * 4 - len(FLOAT_MATMULS)
+
+
 def test_answering_in_a_fresh_process_never_imports_torch(cache, seed_assistant):
     """Indexing and answering run on onnxruntime alone: torch is for training and tests."""
     code = (

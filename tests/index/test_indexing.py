@@ -326,7 +326,8 @@ def test_index_records_what_built_it_and_refuses_another_model_or_chunker(tmp_pa
     built = Assistant(index_dir=tmp_path / "index", progress=False)
     built.embedder = embedder
     assert built.store.count() == 0  # opening a new index stamps it
-    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, CHUNKER_VERSION, embedding_variant=embedder.variant)
+    variant = embedder.recorded_variant
+    ours = IndexStamp("sentence-transformers/all-MiniLM-L6-v2", 384, CHUNKER_VERSION, embedding_variant=variant)
     assert built.store.stamp == ours
     settings = built.settings
     assert Store(settings, stamp=ours).count() == 0
