@@ -17,18 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.settings import MB
-from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
+from assistant.index.store import FileRecord, FileUpdate, Store
+from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
 from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.formats.pdf.glyphs import PAGE_READ
 from assistant.ingest.loading import check_file, iter_files, load_file, source_name
-from assistant.ingest.worker import ParseBounds
 from assistant.ingest.records import RECORD_VERSION, RecordBuilder
+from assistant.ingest.worker import ParseBounds
 from assistant.schema import Chunk, Document, IndexReport, Skipped
-from assistant.settings import Settings
-from assistant.index.store import FileRecord, FileUpdate, Store
+from assistant.settings import MB, Settings
 
 __all__ = ["IndexBusyError", "Indexer"]
 
@@ -42,13 +41,15 @@ class PendingFile:
         digest: Hash of its bytes and the chunking settings (what the file record will hold).
         previous: Its record in the index, if it was indexed before.
         chunks: Its passages, once cut.
+        record: Its document record as JSON; None until built from the document when it is cut
+            (a file's record is built as it loads, from its bytes).
     """
 
     document: Document
     digest: str
     previous: FileRecord | None
     chunks: list[Chunk] = field(default_factory=list)
-    record: str = ""
+    record: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Indexer:
     # About this many chunks are embedded and stored per step: bounds memory and lost work, and small
     # enough that a run of a few hundred chunks already overlaps its writes with embedding.
     group_chunks = 256
+    first_group_chunks = 16
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings):
         self.store = store
@@ -120,7 +122,7 @@ class Indexer:
                 if old and old.content_hash == digest:
                     report.unchanged += 1
                 else:
-                    todo.append(PendingFile(doc, digest, old, record=self.records.build(doc).to_json()))
+                    todo.append(PendingFile(doc, digest, old))  # its record is built as it is cut
                     report.updated += old is not None
                     report.added += old is None
             self._write(todo, records, report)
@@ -177,29 +179,56 @@ class Indexer:
     def _write(
         self, todo: list[PendingFile], records: dict[str, FileRecord], report: IndexReport, gone: list[str] = ()
     ) -> None:
-        """Remove what is gone, then chunk, embed and store the pending files a group at a time.
+        """Remove what is gone, then cut, embed and store the pending files a group at a time.
 
-        A group's Chroma and keyword writes run on a writer thread while the next group is
-        embedded (onnxruntime and the tokenizers release the GIL), so indexing runs at about the
-        model's own rate; writes stay one at a time and in order, so the crash-safety order of
-        `Store.write_files` holds."""
-        with self.store.edit() as edit, ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer:
+        Three stages overlap so that the model, the bottleneck, never waits for the others: while a
+        group is embedded (on the "index-embed" thread, which hands its texts to the encoder's
+        runs), the next group is cut into passages here and the one before is written on the
+        "index-write" thread (onnxruntime, the tokenizers and Chroma release the GIL). Writes stay
+        one at a time and in order, so the crash-safety order of `Store._write_files` holds."""
+        with (
+            self.store.edit() as edit,
+            ThreadPoolExecutor(1, thread_name_prefix="index-embed") as embedder,
+            ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer,
+        ):
             edit.remove(list(gone), records)
             report.removed += len(gone)
+            embedding: Future | None = None
             writing: Future | None = None
+            chars = 0  # of the group being embedded, for the progress bar
             with self._progress(sum(len(p.document.text) for p in todo)) as bar:
                 for group in self._groups(todo):
-                    for pending in group:
-                        self._tell(IndexProgress(Path(pending.document.source).name, "cutting passages"))
-                        pending.chunks = self.chunker.split(pending.document)
-                    updates = self._updates(group, report)  # embedded while the previous group is written
-                    if writing is not None:
-                        writing.result()  # one write at a time, in order; its error stops the run here
-                    writing = writer.submit(edit.write, updates)
-                    writing.add_done_callback(lambda _, n=sum(len(p.document.text) for p in group): bar.update(n))
+                    self._cut(group)  # while the previous group is embedded
+                    if embedding is not None:
+                        writing = self._hand_over(embedding, writing, writer, edit.write, lambda n=chars: bar.update(n))
+                    embedding = embedder.submit(self._updates, group, report)
+                    chars = sum(len(p.document.text) for p in group)
+                if embedding is not None:
+                    writing = self._hand_over(embedding, writing, writer, edit.write, lambda n=chars: bar.update(n))
                 if writing is not None:
                     writing.result()
         report.chunks = self.store.count()
+
+    def _cut(self, group: list[PendingFile]) -> None:
+        """Cut a group's files into passages, and build the records not built as they loaded."""
+        for pending in group:
+            self._tell(IndexProgress(Path(pending.document.source).name, "cutting passages"))
+            pending.chunks = self.chunker.split(pending.document)
+            if pending.record is None:
+                pending.record = self.records.build(pending.document).to_json()
+
+    @staticmethod
+    def _hand_over(
+        embedding: Future, writing: Future | None, writer: ThreadPoolExecutor, write: Callable, written: Callable
+    ) -> Future:
+        """Pass an embedded group to the writer once the write before it is done (an error of
+        either stops the run here); `written` is called when it is stored."""
+        updates = embedding.result()
+        if writing is not None:
+            writing.result()
+        writing = writer.submit(write, updates)
+        writing.add_done_callback(lambda _: written())
+        return writing
 
     def _updates(self, group: list[PendingFile], report: IndexReport) -> list[FileUpdate]:
         """Embed the chunks a group's files did not have before, and pair each file with its new chunks."""
@@ -241,12 +270,18 @@ class Indexer:
         return vectors
 
     def _groups(self, todo: list[PendingFile]) -> Iterator[list[PendingFile]]:
+        """The files in groups of about `group_chunks` chunks (estimated from their length), smaller at
+        the start, so the model starts early, and at the end, so the last write (which no embedding
+        overlaps) is short: each group is at most as large as what came before it and half what is left."""
+        sizes = [max(1, len(p.document.text) // 800) for p in todo]
+        left, done = sum(sizes), 0
         group, size = [], 0
-        for item in todo:
+        for item, n in zip(todo, sizes, strict=True):
             group.append(item)
-            size += max(1, len(item.document.text) // 800)
-            if size >= self.group_chunks:
+            size += n
+            if size >= min(self.group_chunks, max(self.first_group_chunks, min(done, (left - done) // 2))):
                 yield group
+                done += size
                 group, size = [], 0
         if group:
             yield group
