@@ -20,7 +20,7 @@ import numpy as np
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
 from assistant.index.store import FileRecord, FileUpdate, Store
-from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
+from assistant.ingest.chunking import CHUNKER_VERSION, Chunker, Passage
 from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.formats.pdf.glyphs import PAGE_READ
 from assistant.ingest.loading import check_file, iter_files, load_file, source_name
@@ -40,7 +40,7 @@ class PendingFile:
         document: The loaded text.
         digest: Hash of its bytes and the chunking settings (what the file record will hold).
         previous: Its record in the index, if it was indexed before.
-        chunks: Its passages, once cut.
+        passages: Its chunks (with their word pieces), once cut.
         record: Its document record as JSON; None until built from the document when it is cut
             (a file's record is built as it loads, from its bytes).
     """
@@ -48,8 +48,12 @@ class PendingFile:
     document: Document
     digest: str
     previous: FileRecord | None
-    chunks: list[Chunk] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
     record: str | None = None
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return [p.chunk for p in self.passages]
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,11 @@ class Indexer:
         self.embedder = embedder
         self.settings = settings
         self.chunker = Chunker(
-            embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, limit=embedder.max_seq_length
+            embedder.count_tokens,
+            settings.chunk_tokens,
+            settings.chunk_overlap_tokens,
+            limit=embedder.max_seq_length,
+            word_pieces=embedder.word_pieces if embedder.joins_word_pieces else None,  # tokenised once
         )
         tokens, overlap = settings.chunk_tokens, settings.chunk_overlap_tokens
         self._tell: Progress = _silent
@@ -213,7 +221,7 @@ class Indexer:
         """Cut a group's files into passages, and build the records not built as they loaded."""
         for pending in group:
             self._tell(IndexProgress(Path(pending.document.source).name, "cutting passages"))
-            pending.chunks = self.chunker.split(pending.document)
+            pending.passages = self.chunker.cut(pending.document)
             if pending.record is None:
                 pending.record = self.records.build(pending.document).to_json()
 
@@ -233,11 +241,11 @@ class Indexer:
     def _updates(self, group: list[PendingFile], report: IndexReport) -> list[FileUpdate]:
         """Embed the chunks a group's files did not have before, and pair each file with its new chunks."""
         old_ids = [set(p.previous.chunk_ids) if p.previous else set() for p in group]
-        new = [c for p, old in zip(group, old_ids, strict=True) for c in p.chunks if c.id not in old]
-        new = list({c.id: c for c in new}.values())
+        new = [c for p, old in zip(group, old_ids, strict=True) for c in p.passages if c.chunk.id not in old]
+        new = list({c.chunk.id: c for c in new}.values())
         vectors = self._embed(new, Path(group[0].document.source).name if len(group) == 1 else f"{len(group)} files")
         report.embedded += len(new)
-        row = {c.id: i for i, c in enumerate(new)}
+        row = {c.chunk.id: i for i, c in enumerate(new)}
         updates = []
         for p in group:
             mine = [c for c in p.chunks if c.id in row]
@@ -254,17 +262,19 @@ class Indexer:
             )
         return updates
 
-    def _embed(self, chunks: list, name: str) -> np.ndarray:
-        """The chunks' vectors, a slice at a time (shortest first, as the embedder would) so progress can be told."""
-        if not chunks:
+    def _embed(self, passages: list[Passage], name: str) -> np.ndarray:
+        """The passages' vectors, a slice at a time (shortest first, as the embedder would) so progress
+        can be told; their word pieces go along, so the model does not tokenise them again."""
+        if not passages:
             return self.embedder.encode([])
-        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].text))
+        order = sorted(range(len(passages)), key=lambda i: len(passages[i].chunk.text))
         step = 128
         parts = []
         for at in range(0, len(order), step):
-            self._tell(IndexProgress(name, "embedding passages", at, len(chunks)))
-            parts.append(self.embedder.encode([chunks[i].text for i in order[at : at + step]]))
-        self._tell(IndexProgress(name, "saving", len(chunks), len(chunks)))
+            self._tell(IndexProgress(name, "embedding passages", at, len(passages)))
+            part = [passages[i] for i in order[at : at + step]]
+            parts.append(self.embedder.encode([p.chunk.text for p in part], word_pieces=[p.word_pieces for p in part]))
+        self._tell(IndexProgress(name, "saving", len(passages), len(passages)))
         vectors = np.empty_like(np.concatenate(parts))
         vectors[order] = np.concatenate(parts)
         return vectors
