@@ -60,3 +60,34 @@ def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
     assert [i for i, _ in store.keyword.search("volcanoes studied", 1)] == [
         i for i, (c, _) in stored.items() if c.source == "notes/volcanoes.txt"
     ][:1]
+
+
+def test_groups_start_and_end_small_and_every_document_gets_its_record(tmp_path):
+    """Small groups at the start (the model starts early) and at the end (the last write, which no
+    embedding overlaps, is short); records of loaded documents are built as they are cut, the same
+    as building them directly."""
+    from assistant.ingest.records import RecordBuilder
+
+    settings = Settings(index_dir=tmp_path / "index", progress=False)
+    store = Store(settings)
+    indexer = Indexer(store, Embedder(), settings)
+    indexer.group_chunks, indexer.first_group_chunks = 8, 2
+    docs = [
+        Document(source=f"notes/{n}-{t}.txt", text=f"Notes on {t}, part {n}. {t.capitalize()} are studied here.")
+        for n in range(5)
+        for t in TOPICS
+    ]
+    sizes, write_files = [], store._write_files
+
+    def tracked_write(updates):
+        sizes.append(len(updates))
+        return write_files(updates)
+
+    store._write_files = tracked_write
+    report = indexer.index_documents(docs)
+    assert report.added == len(docs) == sum(sizes) and store.count() == report.embedded
+    assert sizes[0] <= 2 and sizes[-1] <= 2 and max(sizes) == 8
+    top = sizes.index(max(sizes))
+    assert sizes[: top + 1] == sorted(sizes[: top + 1]) and sizes[top:] == sorted(sizes[top:], reverse=True)
+    builder = RecordBuilder()
+    assert store.records() == {d.source: builder.build(d).to_json() for d in docs}
