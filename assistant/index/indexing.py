@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
 from assistant.index.store import FileRecord, FileUpdate, Store
@@ -83,6 +81,7 @@ class Indexer:
     # enough that a run of a few hundred chunks already overlaps its writes with embedding.
     group_chunks = 256
     first_group_chunks = 16
+    slice_passages = 64  # embedded, then handed to the writer, at a time (a long file's too)
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings):
         self.store = store
@@ -191,30 +190,28 @@ class Indexer:
 
         Three stages overlap so that the model, the bottleneck, never waits for the others: while a
         group is embedded (on the "index-embed" thread, which hands its texts to the encoder's
-        runs), the next group is cut into passages here and the one before is written on the
-        "index-write" thread (onnxruntime, the tokenizers and Chroma release the GIL). Writes stay
-        one at a time and in order, so the crash-safety order of `Store._write_files` holds."""
+        runs), the next group is cut into passages here, and what is embedded is written on the
+        "index-write" thread a slice at a time, a long file's first passages while its last are
+        embedded (onnxruntime, the tokenizers and Chroma release the GIL). Writes stay one at a
+        time and in order, so the crash-safety order of `Store._write_files` holds."""
         with (
             self.store.edit() as edit,
-            ThreadPoolExecutor(1, thread_name_prefix="index-embed") as embedder,
             ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer,
+            ThreadPoolExecutor(1, thread_name_prefix="index-embed") as embedder,  # stops before the writer
         ):
             edit.remove(list(gone), records)
             report.removed += len(gone)
-            embedding: Future | None = None
-            writing: Future | None = None
-            chars = 0  # of the group being embedded, for the progress bar
             with self._progress(sum(len(p.document.text) for p in todo)) as bar:
+                writes = _Writes(writer, edit.write, bar.update)
+                embedding: Future | None = None
                 for group in self._groups(todo):
                     self._cut(group)  # while the previous group is embedded
                     if embedding is not None:
-                        writing = self._hand_over(embedding, writing, writer, edit.write, lambda n=chars: bar.update(n))
-                    embedding = embedder.submit(self._updates, group, report)
-                    chars = sum(len(p.document.text) for p in group)
+                        embedding.result()  # its error, or its writes', stops the run here
+                    embedding = embedder.submit(self._embed_group, group, report, writes)
                 if embedding is not None:
-                    writing = self._hand_over(embedding, writing, writer, edit.write, lambda n=chars: bar.update(n))
-                if writing is not None:
-                    writing.result()
+                    embedding.result()
+                writes.drain()
         report.chunks = self.store.count()
 
     def _cut(self, group: list[PendingFile]) -> None:
@@ -225,59 +222,55 @@ class Indexer:
             if pending.record is None:
                 pending.record = self.records.build(pending.document).to_json()
 
-    @staticmethod
-    def _hand_over(
-        embedding: Future, writing: Future | None, writer: ThreadPoolExecutor, write: Callable, written: Callable
-    ) -> Future:
-        """Pass an embedded group to the writer once the write before it is done (an error of
-        either stops the run here); `written` is called when it is stored."""
-        updates = embedding.result()
-        if writing is not None:
-            writing.result()
-        writing = writer.submit(write, updates)
-        writing.add_done_callback(lambda _: written())
-        return writing
-
-    def _updates(self, group: list[PendingFile], report: IndexReport) -> list[FileUpdate]:
-        """Embed the chunks a group's files did not have before, and pair each file with its new chunks."""
-        old_ids = [set(p.previous.chunk_ids) if p.previous else set() for p in group]
-        new = [c for p, old in zip(group, old_ids, strict=True) for c in p.passages if c.chunk.id not in old]
-        new = list({c.chunk.id: c for c in new}.values())
-        vectors = self._embed(new, Path(group[0].document.source).name if len(group) == 1 else f"{len(group)} files")
-        report.embedded += len(new)
-        row = {c.chunk.id: i for i, c in enumerate(new)}
-        updates = []
-        for p in group:
-            mine = [c for c in p.chunks if c.id in row]
-            updates.append(
-                FileUpdate(
-                    p.document.source,
-                    p.digest,
-                    list(dict.fromkeys(c.id for c in p.chunks)),
-                    mine,
-                    vectors[[row[c.id] for c in mine]] if mine else vectors[:0],
-                    previous=p.previous.chunk_ids if p.previous else (),
-                    record=p.record,
-                )
+    def _embed_group(self, group: list[PendingFile], report: IndexReport, writes: _Writes) -> None:
+        """Embed the chunks a group's files did not have before, `slice_passages` at a time (their
+        word pieces go along, so the model does not tokenise them again), and hand each slice to
+        the writer: a file is written whole with the slice its last new chunk is in, and the chunks
+        of a file that goes on into the next slice are stored ahead of it (`FileUpdate.partial`)."""
+        work: list[tuple[int, Passage]] = []  # (the file's place in the group, a new passage), file by file
+        seen: set[str] = set()
+        for k, pending in enumerate(group):
+            old = set(pending.previous.chunk_ids) if pending.previous else set()
+            for passage in pending.passages:
+                if passage.chunk.id not in old and passage.chunk.id not in seen:
+                    seen.add(passage.chunk.id)
+                    work.append((k, passage))
+        ends = {k: at + 1 for at, (k, _) in enumerate(work)}  # where each file's new chunks end
+        name = Path(group[0].document.source).name if len(group) == 1 else f"{len(group)} files"
+        written: set[int] = set()
+        for at in range(0, max(1, len(work)), self.slice_passages):
+            part = work[at : at + self.slice_passages]
+            self._tell(IndexProgress(name, "embedding passages", at, len(work)))
+            vectors = self.embedder.encode(
+                [p.chunk.text for _, p in part], word_pieces=[p.word_pieces for _, p in part]
             )
-        return updates
-
-    def _embed(self, passages: list[Passage], name: str) -> np.ndarray:
-        """The passages' vectors, a slice at a time (shortest first, as the embedder would) so progress
-        can be told; their word pieces go along, so the model does not tokenise them again."""
-        if not passages:
-            return self.embedder.encode([])
-        order = sorted(range(len(passages)), key=lambda i: len(passages[i].chunk.text))
-        step = 128
-        parts = []
-        for at in range(0, len(order), step):
-            self._tell(IndexProgress(name, "embedding passages", at, len(passages)))
-            part = [passages[i] for i in order[at : at + step]]
-            parts.append(self.embedder.encode([p.chunk.text for p in part], word_pieces=[p.word_pieces for p in part]))
-        self._tell(IndexProgress(name, "saving", len(passages), len(passages)))
-        vectors = np.empty_like(np.concatenate(parts))
-        vectors[order] = np.concatenate(parts)
-        return vectors
+            report.embedded += len(part)
+            rows: dict[int, list[int]] = {}
+            for r, (k, _) in enumerate(part):
+                rows.setdefault(k, []).append(r)
+            updates, chars = [], 0
+            for k, pending in enumerate(group):
+                whole = ends.get(k, 0) <= at + len(part)  # all its new chunks are embedded by now
+                if k in written or not (whole or k in rows):
+                    continue
+                mine = rows.get(k, [])
+                updates.append(
+                    FileUpdate(
+                        pending.document.source,
+                        pending.digest,
+                        list(dict.fromkeys(c.id for c in pending.chunks)),
+                        [part[r][1].chunk for r in mine],
+                        vectors[mine],
+                        previous=pending.previous.chunk_ids if pending.previous else (),
+                        record=(pending.record or "") if whole else "",
+                        partial=not whole,
+                    )
+                )
+                if whole:
+                    written.add(k)
+                    chars += len(pending.document.text)
+            self._tell(IndexProgress(name, "saving", at + len(part), len(work)))
+            writes.put(updates, chars)
 
     def _groups(self, todo: list[PendingFile]) -> Iterator[list[PendingFile]]:
         """The files in groups of about `group_chunks` chunks (estimated from their length), smaller at
@@ -326,6 +319,26 @@ class Indexer:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class _Writes:
+    """The writer thread's queue: one write at a time, in order, and the caller waits for the write
+    before to end (so at most one waits, and its error stops the run there)."""
+
+    def __init__(self, writer: ThreadPoolExecutor, write: Callable[[list[FileUpdate]], object], done: Callable):
+        self.writer = writer
+        self.write = write
+        self.done = done  # told the characters of the files each write stored whole
+        self._last: Future | None = None
+
+    def put(self, updates: list[FileUpdate], chars: int) -> None:
+        self.drain()
+        self._last = self.writer.submit(self.write, updates)
+        self._last.add_done_callback(lambda f: f.exception() is None and self.done(chars))
+
+    def drain(self) -> None:
+        if self._last is not None:
+            self._last.result()
 
 
 def _silent(_: IndexProgress) -> None:

@@ -91,3 +91,49 @@ def test_groups_start_and_end_small_and_every_document_gets_its_record(tmp_path)
     assert sizes[: top + 1] == sorted(sizes[: top + 1]) and sizes[top:] == sorted(sizes[top:], reverse=True)
     builder = RecordBuilder()
     assert store.records() == {d.source: builder.build(d).to_json() for d in docs}
+
+
+def test_a_long_file_is_stored_a_slice_at_a_time_and_a_crash_midway_leaves_no_trace(tmp_path):
+    """A long file's first passages are written while its last are embedded; its record (and the
+    removal of chunks it no longer has) comes with the last slice, so a run that fails midway
+    leaves only unlisted chunks, which the next run removes."""
+    import pytest
+
+    settings = Settings(index_dir=tmp_path / "index", progress=False)
+    store = Store(settings)
+    embedder = Embedder()
+    indexer = Indexer(store, embedder, settings)
+    indexer.slice_passages = 4
+    paragraph = "Glaciers carve valleys as they move, grinding rock into fine silt over many centuries. " * 9
+    text = "\n\n".join(f"Part {n}. {paragraph}" for n in range(14))
+    writes, write_files, encode = [], store._write_files, embedder.encode
+
+    def tracked_write(updates):
+        writes.append([(u.source, len(u.new), u.partial, bool(u.record)) for u in updates])
+        return write_files(updates)
+
+    calls = [0]
+
+    def failing_encode(texts, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("the model failed midway")
+        return encode(texts, **kwargs)
+
+    store._write_files, embedder.encode = tracked_write, failing_encode
+    with pytest.raises(RuntimeError, match="midway"):
+        indexer.index_documents([Document("glaciers.txt", text)])
+    assert writes and all(partial and not record for w in writes for _, _, partial, record in w)
+    assert store.count() > 0 and "glaciers.txt" not in store.files()  # stored ahead, listed by no record
+
+    embedder.encode, writes[:] = encode, []
+    report = indexer.index_documents([Document("glaciers.txt", text)])
+    assert report.embedded == report.chunks == store.count() > 3 * indexer.slice_passages
+    assert len(writes) > 3 and [w[0][2:] for w in writes] == [(True, False)] * (len(writes) - 1) + [(False, True)]
+    listed = store.files()["glaciers.txt"].chunk_ids
+    assert len(store.get_with_vectors(list(listed))) == len(listed) == store.count()
+
+    changed = text.replace("Part 13.", "Last part.")
+    report = indexer.index_documents([Document("glaciers.txt", changed)])
+    ids = store.files()["glaciers.txt"].chunk_ids
+    assert report.updated == 1 and store.count() == len(ids) and store._orphans(store.files()) == []
