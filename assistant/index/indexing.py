@@ -236,6 +236,7 @@ class Indexer:
                     seen.add(passage.chunk.id)
                     work.append((k, passage))
         ends = {k: at + 1 for at, (k, _) in enumerate(work)}  # where each file's new chunks end
+        chunk_ids = [list(dict.fromkeys(c.id for c in pending.chunks)) for pending in group]
         name = Path(group[0].document.source).name if len(group) == 1 else f"{len(group)} files"
         written: set[int] = set()
         for at in range(0, max(1, len(work)), self.slice_passages):
@@ -258,7 +259,7 @@ class Indexer:
                     FileUpdate(
                         pending.document.source,
                         pending.digest,
-                        list(dict.fromkeys(c.id for c in pending.chunks)),
+                        chunk_ids[k],
                         [part[r][1].chunk for r in mine],
                         vectors[mine],
                         previous=pending.previous.chunk_ids if pending.previous else (),
