@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,7 +209,8 @@ class Indexer:
                     self._cut(group)  # while the previous group is embedded
                     if embedding is not None:
                         embedding.result()  # its error, or its writes', stops the run here
-                    embedding = embedder.submit(self._embed_group, group, report, writes)
+                    # in this thread's context: a progress callback may rely on it (Gradio's does)
+                    embedding = embedder.submit(copy_context().run, self._embed_group, group, report, writes)
                 if embedding is not None:
                     embedding.result()
                 writes.drain()

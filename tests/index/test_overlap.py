@@ -137,3 +137,27 @@ def test_a_long_file_is_stored_a_slice_at_a_time_and_a_crash_midway_leaves_no_tr
     report = indexer.index_documents([Document("glaciers.txt", changed)])
     ids = store.files()["glaciers.txt"].chunk_ids
     assert report.updated == 1 and store.count() == len(ids) and store._orphans(store.files()) == []
+
+
+def test_progress_is_told_in_the_callers_context(tmp_path):
+    """Embedding runs on its own thread, but tells progress in the caller's context: a web
+    framework finds its request's progress bar through a context variable."""
+    import contextvars
+
+    request = contextvars.ContextVar("request", default=None)
+    seen = []
+
+    def progress(p):
+        seen.append((p.stage, request.get()))
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for t in TOPICS[:3]:
+        (folder / f"{t}.txt").write_text(f"Notes on {t}. " + f"{t.capitalize()} are studied. " * 5)
+    settings = Settings(index_dir=tmp_path / "index", progress=False)
+    indexer = Indexer(Store(settings), Embedder(), settings)
+    request.set("upload-1")
+    assert indexer.index([folder], progress=progress).added == 3
+    stages = {stage for stage, _ in seen}
+    assert {"cutting passages", "embedding passages", "saving"} <= stages
+    assert all(value == "upload-1" for _, value in seen)
