@@ -12,7 +12,10 @@ two cores, and a passage's vector never depends on what it was batched with (dyn
 one activation scale per run). Texts are spread over one single-threaded run per core.
 
 Word pieces are counted with the model's own fast tokenizer, so chunking never waits for the
-model. The vector length and the most word pieces the model reads come from the model's files.
+model. A passage's word pieces, once counted, can be handed back to `encode`, which then does not
+tokenise the passage again: only for a BERT tokenizer, whose pieces of texts joined by whitespace
+are the pieces of each text in turn, so the model reads exactly what tokenising the passage gives.
+The vector length and the most word pieces the model reads come from the model's files.
 
 Importing this module changes nothing global and loads no model. Loading a tokenizer sets
 TOKENIZERS_PARALLELISM to false unless the application set it (the library warns at every fork).
@@ -26,6 +29,7 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -218,16 +222,39 @@ class Embedder:
     # -- encoding ------------------------------------------------------------------------------
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, without the two special tokens the model adds."""
+        return [len(ids) for ids in self.word_pieces(texts)]
+
+    def word_pieces(self, texts: list[str]) -> list[list[int]]:
+        """Each text's word piece ids, without the special tokens the model adds."""
         if not texts:
             return []
-        return [len(e.ids) for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
 
-    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        """Embed documents in the `variant`: float32 unit vectors, in the order given."""
+    @cached_property
+    def joins_word_pieces(self) -> bool:
+        """Whether the word pieces of texts joined by whitespace are each text's pieces in turn, so a
+        passage's pieces can be put together from its sentences' (see `encode`): true of a BERT
+        tokenizer (per-character normalising, words split at whitespace and punctuation)."""
+        config = _json(self.tokenizer_file)
+        kinds = [(config.get(k) or {}).get("type") for k in ("normalizer", "pre_tokenizer", "model")]
+        return kinds == ["BertNormalizer", "BertPreTokenizer", "WordPiece"]
+
+    def encode(
+        self, texts: list[str], *, progress: bool = False, word_pieces: list[list[int] | None] | None = None
+    ) -> np.ndarray:
+        """Embed documents in the `variant`: float32 unit vectors, in the order given.
+
+        `word_pieces`, aligned with `texts`, are the texts' pieces as `word_pieces` gives them (None
+        where unknown): those texts are not tokenised again, and get the very same vectors.
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encoder = self.document_encoder
-        parts = [encoder.encode(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        pieces = word_pieces or [None] * len(texts)
+        parts = [
+            encoder.encode(texts[i : i + self.batch_size], pieces[i : i + self.batch_size])
+            for i in range(0, len(texts), self.batch_size)
+        ]
         return np.concatenate(parts)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
@@ -293,6 +320,7 @@ class OnnxEncoder:
         self.threads = threads
         self.inputs = {i.name for i in session.get_inputs()}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="embed") if threads > 1 else None
+        self._frame = _Frame.of(tokenizer)
 
     @classmethod
     def load(cls, path: Path, tokenizer_file: Path, max_length: int, dimension: int, threads: int = 1):
@@ -318,23 +346,76 @@ class OnnxEncoder:
         tokenizer.no_padding()
         return cls(session, tokenizer, dimension, threads)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], word_pieces: list[list[int] | None] | None = None) -> np.ndarray:
+        """Vectors of `texts`; where `word_pieces` gives a text's pieces (see `Embedder.encode`) and
+        they fit the model, they are framed with the special tokens instead of tokenising the text."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        encoded = self.tokenizer.encode_batch(list(texts))
+        frame = self._frame
+        use = word_pieces if frame is not None and word_pieces else [None] * len(texts)
+        pieces = [p if p is not None and frame.fits(p) else None for p in use]
+        todo = [t for t, p in zip(texts, pieces, strict=True) if p is None]
+        encoded = iter(self.tokenizer.encode_batch(todo) if todo else [])
+        feeds = [frame.around(p) if p is not None else _Feed.of(next(encoded)) for p in pieces]
         if self._pool is None or len(texts) == 1:
-            rows = [self._run(e) for e in encoded]
+            rows = [self._run(f) for f in feeds]
         else:
-            rows = list(self._pool.map(self._run, encoded))
+            rows = list(self._pool.map(self._run, feeds))
         return _unit(np.stack(rows).astype(np.float32, copy=False))
 
-    def _run(self, encoding) -> np.ndarray:
-        feed = {
-            "input_ids": np.array([encoding.ids], dtype=np.int64),
-            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+    def _run(self, feed: _Feed) -> np.ndarray:
+        inputs = {
+            "input_ids": np.array([feed.ids], dtype=np.int64),
+            "attention_mask": np.array([feed.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([feed.type_ids], dtype=np.int64),
         }
-        return self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0][0]
+        return self.session.run(None, {k: v for k, v in inputs.items() if k in self.inputs})[0][0]
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """One text as the model reads it."""
+
+    ids: list[int]
+    attention_mask: list[int]
+    type_ids: list[int]
+
+    @classmethod
+    def of(cls, encoding) -> _Feed:
+        return cls(encoding.ids, encoding.attention_mask, encoding.type_ids)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """What the tokenizer puts around a text's word pieces (the special tokens), and the most it keeps."""
+
+    before: list[int]
+    after: list[int]
+    type_ids: tuple[list[int], int, list[int]]
+    max_length: int
+
+    @classmethod
+    def of(cls, tokenizer) -> _Frame | None:
+        """Read off from tokenising a probe with and without special tokens; None if that shows no frame."""
+        probe = "frame"
+        bare = tokenizer.encode(probe, add_special_tokens=False)
+        full = tokenizer.encode(probe)
+        n = len(bare.ids)
+        at = next((i for i in range(len(full.ids) - n + 1) if full.ids[i : i + n] == bare.ids), None)
+        truncation = tokenizer.truncation or {}
+        if at is None or not n or set(full.attention_mask) != {1} or not truncation.get("max_length"):
+            return None
+        types = full.type_ids
+        framing = (types[:at], types[at], types[at + n :])
+        return cls(full.ids[:at], full.ids[at + n :], framing, truncation["max_length"])
+
+    def fits(self, pieces: list[int]) -> bool:
+        return len(self.before) + len(pieces) + len(self.after) <= self.max_length
+
+    def around(self, pieces: list[int]) -> _Feed:
+        ids = [*self.before, *pieces, *self.after]
+        before, inside, after = self.type_ids
+        return _Feed(ids, [1] * len(ids), [*before, *[inside] * len(pieces), *after])
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -246,3 +246,39 @@ def test_the_grounding_check_works_past_the_cache_size(cache):
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_passages_tokenised_once_get_the_same_word_pieces_and_vectors(cache, seed_dir):
+    """The chunker's word pieces, handed to the encoder, stand for tokenising each passage again:
+    same ids, bit-identical vectors; where something other than whitespace lies between its
+    sentences (a rule of stars), a passage has none and is tokenised as before."""
+    from assistant.ingest.chunking import Chunker
+    from assistant.schema import Document
+
+    embedder = Embedder(cache_dir=cache, precision="int8")
+    assert embedder.joins_word_pieces
+    once = Chunker(embedder.count_tokens, 48, 12, limit=embedder.max_seq_length, word_pieces=embedder.word_pieces)
+    plain = Chunker(embedder.count_tokens, 48, 12, limit=embedder.max_seq_length)
+    crafted = (
+        "Café naïve résumé in Zürich.\tThe 東京 office opened in 1999 (see Fig. 3).\n"
+        "It grew fast.\r\nCosts rose by 12.5%; profits didn't.\n\n"
+        "A first point.\n\n***\n\nA second point after a rule.\n\n"
+        + "A very long sentence about rivers and their deltas, "
+        + "and the sediment they carry " * 12
+        + ".\n\nStart. "
+        + "Qz7" * 32  # a giant word, cut at characters
+        + " end."
+    )
+    docs = [Document(str(p), p.read_text(encoding="utf-8")) for p in seed_dir.iterdir()]
+    docs.append(Document("crafted.txt", crafted))
+    passages = [p for d in docs for p in once.cut(d)]
+    assert [p.chunk for p in passages] == [c for d in docs for c in plain.split(d)]
+    known = [p for p in passages if p.word_pieces is not None]
+    assert 0 < len(known) < len(passages)
+    for p in known:
+        assert p.word_pieces == embedder.word_pieces([p.chunk.text])[0]
+    unknown = [p.chunk.text for p in passages if p.word_pieces is None]
+    assert len(unknown) == 1 and "point.\n\n***\n\nA second point" in unknown[0]
+    texts = [p.chunk.text for p in passages]
+    given = embedder.encode(texts, word_pieces=[p.word_pieces for p in passages])
+    assert np.array_equal(given, embedder.encode(texts))

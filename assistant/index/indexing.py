@@ -12,23 +12,21 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from assistant.settings import MB
-from assistant.ingest.chunking import CHUNKER_VERSION, Chunker
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
+from assistant.index.store import FileRecord, FileUpdate, Store
+from assistant.ingest.chunking import CHUNKER_VERSION, Chunker, Passage
 from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.formats.pdf.glyphs import PAGE_READ
 from assistant.ingest.loading import check_file, iter_files, load_file, source_name
-from assistant.ingest.worker import ParseBounds
 from assistant.ingest.records import RECORD_VERSION, RecordBuilder
+from assistant.ingest.worker import ParseBounds
 from assistant.schema import Chunk, Document, IndexReport, Skipped
-from assistant.settings import Settings
-from assistant.index.store import FileRecord, FileUpdate, Store
+from assistant.settings import MB, Settings
 
 __all__ = ["IndexBusyError", "Indexer"]
 
@@ -41,14 +39,20 @@ class PendingFile:
         document: The loaded text.
         digest: Hash of its bytes and the chunking settings (what the file record will hold).
         previous: Its record in the index, if it was indexed before.
-        chunks: Its passages, once cut.
+        passages: Its chunks (with their word pieces), once cut.
+        record: Its document record as JSON; None until built from the document when it is cut
+            (a file's record is built as it loads, from its bytes).
     """
 
     document: Document
     digest: str
     previous: FileRecord | None
-    chunks: list[Chunk] = field(default_factory=list)
-    record: str = ""
+    passages: list[Passage] = field(default_factory=list)
+    record: str | None = None
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return [p.chunk for p in self.passages]
 
 
 @dataclass(frozen=True)
@@ -77,13 +81,19 @@ class Indexer:
     # About this many chunks are embedded and stored per step: bounds memory and lost work, and small
     # enough that a run of a few hundred chunks already overlaps its writes with embedding.
     group_chunks = 256
+    first_group_chunks = 16
+    slice_passages = 64  # embedded, then handed to the writer, at a time (a long file's too)
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings):
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.chunker = Chunker(
-            embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, limit=embedder.max_seq_length
+            embedder.count_tokens,
+            settings.chunk_tokens,
+            settings.chunk_overlap_tokens,
+            limit=embedder.max_seq_length,
+            word_pieces=embedder.word_pieces if embedder.joins_word_pieces else None,  # tokenised once
         )
         tokens, overlap = settings.chunk_tokens, settings.chunk_overlap_tokens
         self._tell: Progress = _silent
@@ -120,7 +130,7 @@ class Indexer:
                 if old and old.content_hash == digest:
                     report.unchanged += 1
                 else:
-                    todo.append(PendingFile(doc, digest, old, record=self.records.build(doc).to_json()))
+                    todo.append(PendingFile(doc, digest, old))  # its record is built as it is cut
                     report.updated += old is not None
                     report.added += old is None
             self._write(todo, records, report)
@@ -177,76 +187,107 @@ class Indexer:
     def _write(
         self, todo: list[PendingFile], records: dict[str, FileRecord], report: IndexReport, gone: list[str] = ()
     ) -> None:
-        """Remove what is gone, then chunk, embed and store the pending files a group at a time.
+        """Remove what is gone, then cut, embed and store the pending files a group at a time.
 
-        A group's Chroma and keyword writes run on a writer thread while the next group is
-        embedded (onnxruntime and the tokenizers release the GIL), so indexing runs at about the
-        model's own rate; writes stay one at a time and in order, so the crash-safety order of
-        `Store.write_files` holds."""
-        with self.store.edit() as edit, ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer:
+        Three stages overlap so that the model, the bottleneck, never waits for the others: while a
+        group is embedded (on the "index-embed" thread, which hands its texts to the encoder's
+        runs), the next group is cut into passages here, and what is embedded is written on the
+        "index-write" thread a slice at a time, a long file's first passages while its last are
+        embedded (onnxruntime, the tokenizers and Chroma release the GIL). Writes stay one at a
+        time and in order, so the crash-safety order of `Store._write_files` holds."""
+        with (
+            self.store.edit() as edit,
+            ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer,
+            ThreadPoolExecutor(1, thread_name_prefix="index-embed") as embedder,  # stops before the writer
+        ):
             edit.remove(list(gone), records)
             report.removed += len(gone)
-            writing: Future | None = None
             with self._progress(sum(len(p.document.text) for p in todo)) as bar:
+                writes = _Writes(writer, edit.write, bar.update)
+                embedding: Future | None = None
                 for group in self._groups(todo):
-                    for pending in group:
-                        self._tell(IndexProgress(Path(pending.document.source).name, "cutting passages"))
-                        pending.chunks = self.chunker.split(pending.document)
-                    updates = self._updates(group, report)  # embedded while the previous group is written
-                    if writing is not None:
-                        writing.result()  # one write at a time, in order; its error stops the run here
-                    writing = writer.submit(edit.write, updates)
-                    writing.add_done_callback(lambda _, n=sum(len(p.document.text) for p in group): bar.update(n))
-                if writing is not None:
-                    writing.result()
+                    self._cut(group)  # while the previous group is embedded
+                    if embedding is not None:
+                        embedding.result()  # its error, or its writes', stops the run here
+                    # in this thread's context: a progress callback may rely on it (Gradio's does)
+                    embedding = embedder.submit(copy_context().run, self._embed_group, group, report, writes)
+                if embedding is not None:
+                    embedding.result()
+                writes.drain()
         report.chunks = self.store.count()
 
-    def _updates(self, group: list[PendingFile], report: IndexReport) -> list[FileUpdate]:
-        """Embed the chunks a group's files did not have before, and pair each file with its new chunks."""
-        old_ids = [set(p.previous.chunk_ids) if p.previous else set() for p in group]
-        new = [c for p, old in zip(group, old_ids, strict=True) for c in p.chunks if c.id not in old]
-        new = list({c.id: c for c in new}.values())
-        vectors = self._embed(new, Path(group[0].document.source).name if len(group) == 1 else f"{len(group)} files")
-        report.embedded += len(new)
-        row = {c.id: i for i, c in enumerate(new)}
-        updates = []
-        for p in group:
-            mine = [c for c in p.chunks if c.id in row]
-            updates.append(
-                FileUpdate(
-                    p.document.source,
-                    p.digest,
-                    list(dict.fromkeys(c.id for c in p.chunks)),
-                    mine,
-                    vectors[[row[c.id] for c in mine]] if mine else vectors[:0],
-                    previous=p.previous.chunk_ids if p.previous else (),
-                    record=p.record,
-                )
-            )
-        return updates
+    def _cut(self, group: list[PendingFile]) -> None:
+        """Cut a group's files into passages, and build the records not built as they loaded."""
+        for pending in group:
+            self._tell(IndexProgress(Path(pending.document.source).name, "cutting passages"))
+            pending.passages = self.chunker.cut(pending.document)
+            if pending.record is None:
+                pending.record = self.records.build(pending.document).to_json()
 
-    def _embed(self, chunks: list, name: str) -> np.ndarray:
-        """The chunks' vectors, a slice at a time (shortest first, as the embedder would) so progress can be told."""
-        if not chunks:
-            return self.embedder.encode([])
-        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].text))
-        step = 128
-        parts = []
-        for at in range(0, len(order), step):
-            self._tell(IndexProgress(name, "embedding passages", at, len(chunks)))
-            parts.append(self.embedder.encode([chunks[i].text for i in order[at : at + step]]))
-        self._tell(IndexProgress(name, "saving", len(chunks), len(chunks)))
-        vectors = np.empty_like(np.concatenate(parts))
-        vectors[order] = np.concatenate(parts)
-        return vectors
+    def _embed_group(self, group: list[PendingFile], report: IndexReport, writes: _Writes) -> None:
+        """Embed the chunks a group's files did not have before, `slice_passages` at a time (their
+        word pieces go along, so the model does not tokenise them again), and hand each slice to
+        the writer: a file is written whole with the slice its last new chunk is in, and the chunks
+        of a file that goes on into the next slice are stored ahead of it (`FileUpdate.partial`)."""
+        work: list[tuple[int, Passage]] = []  # (the file's place in the group, a new passage), file by file
+        seen: set[str] = set()
+        for k, pending in enumerate(group):
+            old = set(pending.previous.chunk_ids) if pending.previous else set()
+            for passage in pending.passages:
+                if passage.chunk.id not in old and passage.chunk.id not in seen:
+                    seen.add(passage.chunk.id)
+                    work.append((k, passage))
+        ends = {k: at + 1 for at, (k, _) in enumerate(work)}  # where each file's new chunks end
+        chunk_ids = [list(dict.fromkeys(c.id for c in pending.chunks)) for pending in group]
+        name = Path(group[0].document.source).name if len(group) == 1 else f"{len(group)} files"
+        written: set[int] = set()
+        for at in range(0, max(1, len(work)), self.slice_passages):
+            part = work[at : at + self.slice_passages]
+            self._tell(IndexProgress(name, "embedding passages", at, len(work)))
+            vectors = self.embedder.encode(
+                [p.chunk.text for _, p in part], word_pieces=[p.word_pieces for _, p in part]
+            )
+            report.embedded += len(part)
+            rows: dict[int, list[int]] = {}
+            for r, (k, _) in enumerate(part):
+                rows.setdefault(k, []).append(r)
+            updates, chars = [], 0
+            for k, pending in enumerate(group):
+                whole = ends.get(k, 0) <= at + len(part)  # all its new chunks are embedded by now
+                if k in written or not (whole or k in rows):
+                    continue
+                mine = rows.get(k, [])
+                updates.append(
+                    FileUpdate(
+                        pending.document.source,
+                        pending.digest,
+                        chunk_ids[k],
+                        [part[r][1].chunk for r in mine],
+                        vectors[mine],
+                        previous=pending.previous.chunk_ids if pending.previous else (),
+                        record=(pending.record or "") if whole else "",
+                        partial=not whole,
+                    )
+                )
+                if whole:
+                    written.add(k)
+                    chars += len(pending.document.text)
+            self._tell(IndexProgress(name, "saving", at + len(part), len(work)))
+            writes.put(updates, chars)
 
     def _groups(self, todo: list[PendingFile]) -> Iterator[list[PendingFile]]:
+        """The files in groups of about `group_chunks` chunks (estimated from their length), smaller at
+        the start, so the model starts early, and at the end, so the last write (which no embedding
+        overlaps) is short: each group is at most as large as what came before it and half what is left."""
+        sizes = [max(1, len(p.document.text) // 800) for p in todo]
+        left, done = sum(sizes), 0
         group, size = [], 0
-        for item in todo:
+        for item, n in zip(todo, sizes, strict=True):
             group.append(item)
-            size += max(1, len(item.document.text) // 800)
-            if size >= self.group_chunks:
+            size += n
+            if size >= min(self.group_chunks, max(self.first_group_chunks, min(done, (left - done) // 2))):
                 yield group
+                done += size
                 group, size = [], 0
         if group:
             yield group
@@ -281,6 +322,26 @@ class Indexer:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class _Writes:
+    """The writer thread's queue: one write at a time, in order, and the caller waits for the write
+    before to end (so at most one waits, and its error stops the run there)."""
+
+    def __init__(self, writer: ThreadPoolExecutor, write: Callable[[list[FileUpdate]], object], done: Callable):
+        self.writer = writer
+        self.write = write
+        self.done = done  # told the characters of the files each write stored whole
+        self._last: Future | None = None
+
+    def put(self, updates: list[FileUpdate], chars: int) -> None:
+        self.drain()
+        self._last = self.writer.submit(self.write, updates)
+        self._last.add_done_callback(lambda f: f.exception() is None and self.done(chars))
+
+    def drain(self) -> None:
+        if self._last is not None:
+            self._last.result()
 
 
 def _silent(_: IndexProgress) -> None:

@@ -53,7 +53,9 @@ class FileRecord:
 class FileUpdate:
     """A file to (re)write: its full chunk id list, the chunks to store, and their vectors.
 
-    `previous` is the chunk ids the file had (from its record); None means look them up.
+    `previous` is the chunk ids the file had (from its record); None means look them up. A
+    `partial` update stores chunks ahead of the rest of the file's: its record, and the removal of
+    the chunks it no longer has, come with its last (whole) update.
     """
 
     source: str
@@ -63,6 +65,7 @@ class FileUpdate:
     vectors: np.ndarray
     previous: tuple[str, ...] | None = None
     record: str = ""  # the document's record as JSON (`ingest.records.DocumentRecord`), kept with the file
+    partial: bool = False
 
 
 class _Gate:
@@ -308,12 +311,13 @@ class Store:
                 documents=[c.text for c in new],
                 metadatas=[_chunk_meta(c) for c in new],
             )
+        whole = [u for u in updates if not u.partial]
         stale: list[str] = []
-        for u in updates:
+        for u in whole:
             keep = set(u.chunk_ids)
             before = self._ids_of_source(u.source) if u.previous is None else u.previous
             stale += [i for i in before if i not in keep]
-        self._upsert_records(files_col, updates)
+        self._upsert_records(files_col, whole)
         self._delete(chunks_col, stale)
         return stale
 

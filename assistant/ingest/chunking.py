@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import TypeVar
 
 import sentencex
@@ -36,6 +37,8 @@ _ENUMERATION = re.compile(r"\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]")
 _CLOSING = "\"'”’)]}»"
 _S = TypeVar("_S", PageSpan, Section)
 TokenCounter = Callable[[list[str]], list[int]]
+WordPieces = Callable[[list[str]], list[list[int]]]
+_JOINS = frozenset(" \t\n\r")  # what may separate two pieces whose word pieces are joined (see `Passage`)
 # Bump when a change to this module cuts the same text into other passages: an index keeps the
 # version it was built with, and one built by another version is refused until rebuilt.
 CHUNKER_VERSION = "2"  # 2: sentences by sentencex, not line breaks
@@ -45,6 +48,16 @@ CHUNKER_VERSION = "2"  # 2: sentences by sentencex, not line breaks
 class Span:
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk and, when the chunker was given the tokenizer's word pieces, the chunk's own: its
+    sentences' pieces in turn, kept only where plain whitespace separates them (so tokenising the
+    chunk text gives the same, see `Embedder.joins_word_pieces`), else None."""
+
+    chunk: Chunk
+    word_pieces: list[int] | None = None
 
 
 def paragraphs(text: str) -> Iterator[Span]:
@@ -162,41 +175,69 @@ class Chunker:
         max_tokens: Budget per chunk, without the two special tokens the model adds.
         overlap_tokens: How much of the end of a cut paragraph is repeated at the next chunk's start.
         limit: The most word pieces the model reads (special tokens included); the budget must fit.
+        word_pieces: The same tokenizer's piece ids per text; given, sentences are counted with it and
+            `cut` hands each chunk's pieces on, so the model need not tokenise the chunk again.
     """
 
-    def __init__(self, count_tokens: TokenCounter, max_tokens: int = 200, overlap_tokens: int = 40, *, limit: int):
+    def __init__(
+        self,
+        count_tokens: TokenCounter,
+        max_tokens: int = 200,
+        overlap_tokens: int = 40,
+        *,
+        limit: int,
+        word_pieces: WordPieces | None = None,
+    ):
         if not 16 <= max_tokens <= limit - 2:
             raise InputError(
                 f"The chunk size must be between 16 and {limit - 2} word pieces (the model reads {limit})."
             )
         self.count_tokens = count_tokens
+        self.word_pieces = word_pieces
         self.max_tokens = max_tokens
         self.overlap_tokens = max(0, min(overlap_tokens, max_tokens // 2))
 
     def split(self, document: Document) -> list[Chunk]:
+        return [p.chunk for p in self.cut(document)]
+
+    def cut(self, document: Document) -> list[Passage]:
+        """The document's chunks, each with its word pieces where they are known (see `Passage`)."""
         text = document.text
         units = [s for p in paragraphs(text) for s in sentences(text, p.start, p.end)]
         if not units:
             return []
-        counts = self.count_tokens([text[u.start : u.end] for u in units])
+        ids = self._pieces([text[u.start : u.end] for u in units])
+        counts = [len(i) for i in ids] if ids is not None else self.count_tokens([text[u.start : u.end] for u in units])
         # Split sentences that alone exceed the budget at word boundaries.
         pieces: list[tuple[Span, int, int]] = []  # (span, tokens, paragraph number)
+        piece_ids: list[list[int] | None] = []
         paired = units_with_paragraph(text, units)
         if document.slides:  # a slide is a passage of its own: the slide number stands for the paragraph
             paired = ((u, document.page_at(u.start) or 0) for u, _ in paired)
-        for (u, para), n in zip(paired, counts, strict=True):
+        for k, ((u, para), n) in enumerate(zip(paired, counts, strict=True)):
             if n <= self.max_tokens:
                 pieces.append((u, n, para))
+                piece_ids.append(ids[k] if ids is not None else None)
             else:
                 for w in self._windows(text, u):
-                    pieces.append((w, self.count_tokens([text[w.start : w.end]])[0], para))
-        return [self._make(document, s, e) for s, e in self._pack(pieces, hard=document.slides)]
+                    window = self._pieces([text[w.start : w.end]])
+                    n = len(window[0]) if window is not None else self.count_tokens([text[w.start : w.end]])[0]
+                    pieces.append((w, n, para))
+                    piece_ids.append(window[0] if window is not None else None)
+        out = []
+        for i, j in self._pack(pieces, hard=document.slides):
+            chunk = self._make(document, pieces[i][0].start, pieces[j - 1][0].end)
+            out.append(Passage(chunk, _joined(text, [p[0] for p in pieces[i:j]], piece_ids[i:j])))
+        return out
+
+    def _pieces(self, texts: list[str]) -> list[list[int]] | None:
+        return self.word_pieces(texts) if self.word_pieces is not None else None
 
     def _pack(self, pieces: list[tuple[Span, int, int]], hard: bool = False) -> list[tuple[int, int]]:
         """Greedy packing: whole paragraphs while they fit, sentence cuts with overlap otherwise.
 
         With `hard`, a paragraph change ends the passage unless what it holds so far is tiny
-        (a title slide joins the slide after it).
+        (a title slide joins the slide after it). Returns each passage's range of pieces [i, j).
         """
         out: list[tuple[int, int]] = []
         tiny = 8  # word pieces: a slide with a title alone
@@ -217,7 +258,7 @@ class Chunker:
                     k -= 1
                 if sum(n for _, n, _ in pieces[i : k + 1]) >= self.max_tokens // 2:
                     j = k + 1
-            out.append((pieces[i][0].start, pieces[j - 1][0].end))
+            out.append((i, j))
             if j >= len(pieces):
                 break
             # Overlap only when a paragraph was cut: repeat its last sentence(s) within budget.
@@ -270,6 +311,18 @@ class Chunker:
             pages=_clip(document.pages, start, end) if len(document.pages) > 1 else (),
             sections=_clip(document.sections, start, end),
         )
+
+
+def _joined(text: str, spans: list[Span], ids: list[list[int] | None]) -> list[int] | None:
+    """The word pieces of the text from the first span to the last: the spans' own in turn, when
+    each is known and only plain whitespace lies between them; else None (tokenise the text)."""
+    if any(i is None for i in ids):
+        return None
+    for before, after in pairwise(spans):
+        gap = text[before.end : after.start]
+        if not gap or not _JOINS.issuperset(gap):
+            return None
+    return [t for i in ids for t in i]
 
 
 def _clip(spans: tuple[_S, ...], start: int, end: int) -> tuple[_S, ...]:

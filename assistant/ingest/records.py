@@ -297,6 +297,8 @@ class RecordBuilder:
             keep = np.linspace(0, len(spans) - 1, _MAX_SENTENCES).astype(int)
             spans = [spans[i] for i in keep]
         tokens = tokenize_many([text[s.start : s.end] for s in spans])
+        # TF-IDF rows as (row, term, weight) triples in row order: plain numpy, since a document
+        # has few sentences and sparse-matrix overhead per call was most of indexing's own CPU time.
         vocab: dict[str, int] = {}
         rows, cols = [], []
         for r, toks in enumerate(tokens):
@@ -305,28 +307,28 @@ class RecordBuilder:
                 cols.append(vocab.setdefault(t, len(vocab)))
         if not vocab:
             return []
-        from scipy.sparse import csr_matrix
-
-        m = csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(spans), len(vocab)))
-        df = np.asarray(m.sum(axis=0)).ravel()
-        idf = np.log((1 + len(spans)) / (1 + df)) + 1.0
-        m = m.multiply(idf).tocsr()
-        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel()) + 1e-9
-        m = csr_matrix(m.multiply(1.0 / norms[:, None]))
-        centroid = np.asarray(m.mean(axis=0)).ravel()
+        n, rows, cols = len(spans), np.asarray(rows), np.asarray(cols)
+        df = np.bincount(cols, minlength=len(vocab))
+        weights = (np.log((1 + n) / (1 + df)) + 1.0)[cols]
+        weights /= (np.sqrt(np.bincount(rows, weights=weights * weights, minlength=n)) + 1e-9)[rows]
+        centroid = np.bincount(cols, weights=weights, minlength=len(vocab)) / n
         if title is not None:  # the title says what the document is about: weigh its words in
             for t in tokenize_many([title.text])[0]:
                 if t in vocab:
                     centroid[vocab[t]] += 1.0 / max(1, len(title.text.split()))
-        score = m @ centroid
+        score = np.bincount(rows, weights=weights * centroid[cols], minlength=n)
         position = np.array([s.start / max(1, len(text)) for s in spans])
         score = score * (1.0 + 0.3 * (position < 0.1))  # what comes first tends to say what it is
+        bounds = np.searchsorted(rows, np.arange(n + 1))
         chosen: list[int] = []
+        seen = np.zeros((self.overview_sentences, len(vocab)))  # the chosen sentences' rows
         for i in np.argsort(-score):
             if len(chosen) >= self.overview_sentences:
                 break
-            if any(float(m[i].multiply(m[j]).sum()) > 0.5 for j in chosen):
+            terms, w = cols[bounds[i] : bounds[i + 1]], weights[bounds[i] : bounds[i + 1]]
+            if len(chosen) and float(np.max(seen[: len(chosen), terms] @ w)) > 0.5:
                 continue  # the same thing said twice
+            seen[len(chosen), terms] = w
             chosen.append(int(i))
         picked = [spans[i] for i in sorted(chosen)]
         return [Located(text[s.start : s.end], s.start, s.end, "central") for s in picked]
