@@ -50,6 +50,15 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
+class GenerationRecord:
+    """The index's generation stamp, and whether the edit that set it closed: an edit that stopped
+    half-way (a crash) may have left chunks no file record lists, which the next edit looks for."""
+
+    value: str | None
+    clean: bool
+
+
+@dataclass(frozen=True)
 class FileUpdate:
     """A file to (re)write: its full chunk id list, the chunks to store, and their vectors.
 
@@ -427,12 +436,20 @@ class Store:
 
     @_using
     def generation(self) -> str | None:
-        _, files_col = self._collections()
-        got = self._call("Reading the index", files_col.get, ids=[_GENERATION_ID], include=["metadatas"])
-        return str(got["metadatas"][0]["value"]) if got["ids"] else None
+        return self._generation_record().value
 
     @_using
-    def _bump_generation(self) -> str:
+    def _generation_record(self) -> GenerationRecord:
+        _, files_col = self._collections()
+        got = self._call("Reading the index", files_col.get, ids=[_GENERATION_ID], include=["metadatas"])
+        if not got["ids"]:
+            return GenerationRecord(None, False)
+        meta = got["metadatas"][0] or {}
+        return GenerationRecord(str(meta["value"]), bool(meta.get("clean", False)))
+
+    @_using
+    def _bump_generation(self, *, clean: bool) -> str:
+        """A new stamp; `clean` says the edit that sets it closed (so no chunk lacks a record)."""
         _, files_col = self._collections()
         value = uuid.uuid4().hex
         self._call(
@@ -440,7 +457,7 @@ class Store:
             files_col.upsert,
             ids=[_GENERATION_ID],
             embeddings=[[1.0]],
-            metadatas=[{"value": value}],
+            metadatas=[{"value": value, "clean": clean}],
         )
         return value
 
