@@ -114,13 +114,27 @@ for q in SEED_QUESTIONS * {repeat}:
     times.append((time.perf_counter() - t) * 1000); cpu.append((time.process_time() - c) * 1000)
     cited += any("article" in c.source for c in r.citations)
 times.sort(); cpu.sort()
+import numpy as np
+def pct(xs):
+    xs = sorted(xs); return round(xs[len(xs) // 2], 1), round(xs[int(len(xs) * 0.95) - 1], 1)
+def timed(fn):
+    t = time.perf_counter(); fn(); return (time.perf_counter() - t) * 1000
+rng = np.random.default_rng(1); parts = {{"retrieve": [], "keyword": [], "keyword_scoped": [], "dense": []}}
+article = [s for s in a.documents() if "article" in s]
+for q in SEED_QUESTIONS * {repeat}:
+    v = rng.standard_normal(a.embedder.dimension).astype(np.float32); v /= np.linalg.norm(v)
+    parts["retrieve"].append(timed(lambda: a.retrieve(q)))
+    parts["keyword"].append(timed(lambda: a.store.keyword_search(q, 40)))
+    parts["keyword_scoped"].append(timed(lambda: a.store.keyword_search(q, 40, sources=article)))
+    parts["dense"].append(timed(lambda: a.store.dense_search(v, 40)))
+parts = {{f"{{k}}_p50_p95_ms": pct(v) for k, v in parts.items()}}
 rss = int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) // 1024
 print(json.dumps({{"count": count, "keyword_passages": n_keyword, "open_s": round(open_s, 2),
     "add_one_file_s": round(add_s, 2), "reindex_changed_file_s": round(reindex_s, 2),
     "reindex_embedded": again.embedded, "answers": len(times), "answers_citing_article": cited,
     "answer_p50_ms": round(times[len(times) // 2], 1), "answer_p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
     "answer_cpu_p50_ms": round(cpu[len(cpu) // 2], 1), "answer_cpu_p95_ms": round(cpu[int(len(cpu) * 0.95) - 1], 1),
-    "rss_mb": rss, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}}))
+    "rss_mb": rss, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}} | parts))
 """
 
 
