@@ -23,6 +23,7 @@ import re
 import shutil
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,25 +82,27 @@ class _Columns:
         return cls(np.zeros(0, dtype="S1"), z, [], z, z, z)
 
     @classmethod
-    def from_tokens(cls, ids: list[str], token_lists: list[list[str]]) -> _Columns:
+    def from_tokens(cls, ids: list[str], token_lists: Iterable[list[str]]) -> _Columns:
+        """Columns of passages given in any order; each token list is dropped once counted (a million
+        passages' token lists at once would take gigabytes)."""
         if not ids:
             return cls.empty()
-        order = sorted(range(len(ids)), key=ids.__getitem__)
         vocab: dict[str, int] = {}
-        per_doc = [
-            np.fromiter((vocab.setdefault(t, len(vocab)) for t in token_lists[d]), np.int32, len(token_lists[d]))
-            for d in order
-        ]
-        lengths = np.array([max(len(a), 1) for a in per_doc], dtype=np.int32)  # bm25s counts an empty text as 1
+        per_doc = [np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int32) for tokens in token_lists]
+        counts = np.array([len(a) for a in per_doc], dtype=np.int64)
+        term = np.concatenate(per_doc)
+        del per_doc
+        names = _as_bytes(ids)
+        order = np.argsort(names, kind="stable")
+        new_row = np.empty(len(ids), dtype=np.int64)
+        new_row[order] = np.arange(len(ids))
         terms = sorted(vocab)
         rank = np.empty(len(vocab), dtype=np.int64)
         rank[[vocab[t] for t in terms]] = np.arange(len(terms))
-        term = np.concatenate(per_doc) if per_doc else np.zeros(0, dtype=np.int32)
-        row = np.repeat(np.arange(len(ids), dtype=np.int64), [len(a) for a in per_doc])
-        keys, tf = np.unique(rank[term] * len(ids) + row, return_counts=True)
+        keys, tf = np.unique(rank[term] * len(ids) + np.repeat(new_row, counts), return_counts=True)
         return cls(
-            _as_bytes([ids[d] for d in order]),
-            lengths,
+            names[order],
+            np.maximum(counts, 1).astype(np.int32)[order],  # bm25s counts an empty text as one token
             terms,
             (keys // len(ids)).astype(np.int32),
             (keys % len(ids)).astype(np.int32),
@@ -277,7 +280,7 @@ class KeywordIndex:
         """Rebuild from the store's full contents (first use, or another process changed it)."""
         with self._lock:
             self._adds, self._removes = {}, set()
-            self._save(_Columns.from_tokens(ids, tokenize_many(texts)), None, None, generation)
+            self._save(_Columns.from_tokens(ids, (tokenize(t) for t in texts)), None, None, generation)
 
     def update(self, add_ids: list[str], add_texts: list[str], remove_ids: list[str]) -> None:
         """Note changes (tokenised now); `commit` saves them."""
