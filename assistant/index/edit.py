@@ -27,8 +27,9 @@ class Edit:
 
     def __init__(self, store: Store):
         self.store = store
-        generation = store.generation()
-        self.in_sync = generation is not None and store.keyword.generation == generation
+        record = store._generation_record()
+        self.in_sync = record.value is not None and store.keyword.generation == record.value
+        self.after_clean = record.clean  # the edit before closed: no chunk lacks a record
         self.changed = False
         self.added: list[Chunk] = []
         self.removed: list[str] = []
@@ -54,14 +55,15 @@ class Edit:
 
     def close(self) -> None:
         store = self.store
-        orphans = store._orphans(store.files()) if self.changed or not self.in_sync else []
+        check = (self.changed or not self.in_sync) and not self.after_clean
+        orphans = store._orphans(store.files()) if check else []
         if orphans:
             store._delete_chunks(orphans)
             self.removed += orphans
             self.changed = True
         if not (self.changed or not self.in_sync):
             return
-        generation = store._bump_generation()
+        generation = store._bump_generation(clean=True)
         if self.in_sync:
             store.keyword.update([], [], self.removed)  # the added chunks' tokens went in with each write
             store.keyword.commit(generation)
@@ -70,5 +72,5 @@ class Edit:
 
     def _stamp(self) -> None:
         if not self.changed:
-            self.store._bump_generation()
+            self.store._bump_generation(clean=False)
             self.changed = True

@@ -266,7 +266,7 @@ def test_killed_run_then_rerun_matches_a_clean_run(tmp_path, embedder):
 
 
 def test_keyword_scores_are_bm25s_scores(corpus):
-    """Questions read the saved BM25 matrix with numpy alone; the scores must be bm25s's own."""
+    """The segmented keyword index scores as bm25s ("lucene" BM25) does over the same tokens."""
     import bm25s
     import numpy as np
     from bm25s.stopwords import STOPWORDS_EN
@@ -274,14 +274,21 @@ def test_keyword_scores_are_bm25s_scores(corpus):
     from assistant.index.keyword import STOPWORDS, tokenize
 
     assert frozenset(STOPWORDS_EN) == STOPWORDS
-    keyword = corpus[1].store.keyword
-    reference = bm25s.BM25.load(str(keyword.folder / "bm25"), load_corpus=False, show_progress=False)
+    store = corpus[1].store
+    chunks = {
+        i: t
+        for page, texts in store._scan(store._collections()[0], ["documents"])
+        for i, t in zip(page, texts, strict=True)
+    }
+    ids = sorted(chunks)
+    reference = bm25s.BM25()
+    reference.index([tokenize(chunks[i]) or ["\x00empty"] for i in ids], show_progress=False)
     for query in ("volcanoes erupt molten rock", "the coral reefs and comets", "observation details"):
-        ids = [reference.vocab_dict[t] for t in tokenize(query) if t in reference.vocab_dict]
-        expected = reference.get_scores(ids)
-        assert np.allclose(keyword._load_bm25().scores(ids), expected)
-        best = {keyword._ids[i] for i in np.flatnonzero(expected == expected.max())}
-        assert keyword.search(query, 1)[0][0] in best
+        expected = reference.get_scores([reference.vocab_dict[t] for t in tokenize(query) if t in reference.vocab_dict])
+        got = dict(store.keyword.search(query, len(ids)))
+        assert np.allclose([got.get(i, 0.0) for i in ids], expected, atol=1e-5)
+        best = {ids[i] for i in np.flatnonzero(expected == expected.max())}
+        assert store.keyword.search(query, 1)[0][0] in best
 
 
 def test_other_process_change_is_reloaded_not_rebuilt(corpus, monkeypatch):
@@ -332,9 +339,15 @@ def test_index_records_what_built_it_and_refuses_another_model_or_chunker(tmp_pa
     settings = built.settings
     assert Store(settings, stamp=ours).count() == 0
     another_model = IndexStamp("BAAI/bge-base-en-v1.5", 768, CHUNKER_VERSION)
-    another_chunker = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION + "-next", embedding_variant=embedder.variant)
-    another_size = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_tokens=120, embedding_variant=embedder.variant)
-    another_overlap = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_overlap=0, embedding_variant=embedder.variant)
+    another_chunker = IndexStamp(
+        ours.embedding_model, ours.dimension, CHUNKER_VERSION + "-next", embedding_variant=embedder.variant
+    )
+    another_size = IndexStamp(
+        ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_tokens=120, embedding_variant=embedder.variant
+    )
+    another_overlap = IndexStamp(
+        ours.embedding_model, ours.dimension, CHUNKER_VERSION, chunk_overlap=0, embedding_variant=embedder.variant
+    )
     another_variant = IndexStamp(ours.embedding_model, ours.dimension, CHUNKER_VERSION, embedding_variant="int8-u8u8")
     for other in (another_model, another_chunker, another_size, another_overlap, another_variant):
         with pytest.raises(IndexMismatchError) as err:
@@ -368,7 +381,9 @@ def test_index_from_before_stamps_is_stamped_when_first_opened(corpus, tmp_path)
     settings = Settings(index_dir=tmp_path / "old", progress=False)
     old = Indexer(Store(settings), indexer.embedder, settings)  # no stamp: as the previous release wrote it
     assert old.index([folder]).added == len(TOPICS)
-    stamp = IndexStamp(indexer.embedder.model_name, indexer.embedder.dimension, CHUNKER_VERSION, embedding_variant="float32")
+    stamp = IndexStamp(
+        indexer.embedder.model_name, indexer.embedder.dimension, CHUNKER_VERSION, embedding_variant="float32"
+    )
     reopened = Indexer(Store(settings, stamp=stamp), indexer.embedder, settings)
     assert reopened.index([folder]).unchanged == len(TOPICS)  # nothing rebuilt
     with pytest.raises(IndexMismatchError):
