@@ -11,6 +11,7 @@ import math
 import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -145,7 +146,7 @@ class Reader:
         model_dir: folder with model.onnx, tokenizer.json and config.json (default: the shipped model).
         max_length: window length in word pieces (question included); ``stride``: overlap between windows.
         max_answer_tokens: longest span considered, in word pieces.
-        threads: onnxruntime intra-op threads (None: up to 4, never more than the CPU count).
+        threads: windows read at once, each on one thread (None: up to 4, never more than the CPU count).
     """
 
     def __init__(
@@ -163,6 +164,7 @@ class Reader:
         self.threads = threads or min(4, os.cpu_count() or 1)
         self._session = None
         self._tokenizer = None
+        self._pool: ThreadPoolExecutor | None = None
         self._calibration = (1.0, 0.0)
         self._signed = False
         self._lock = threading.Lock()
@@ -181,6 +183,8 @@ class Reader:
             session = self._load(self.model_dir / MODEL_FILE, self._open_session)
             cal = config.get("calibration", {})
             self._calibration = (float(cal.get("scale", 1.0)), float(cal.get("bias", 0.0)))
+            if self.threads > 1:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="reader")
             self._tokenizer, self._session = tokenizer, session
 
     @staticmethod
@@ -205,7 +209,7 @@ class Reader:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = 1  # windows run in parallel instead (see `_score`)
         opts.inter_op_num_threads = 1
         model: str | bytes = str(path)
         if self._signed:
@@ -257,13 +261,19 @@ class Reader:
         Not in batches: the int8 model quantizes activations with one scale per call, so windows batched
         together (and their padding) shift each other's scores ("Stephen Hall" 0.44 read alone, another
         span when read beside three other passages; measured again for issue #22 in docs/cpus.md); one at
-        a time is as fast on CPU, with no padding.
+        a time is as fast on CPU, with no padding. Windows run side by side, each on one thread: a window
+        of ~70 word pieces is too small to split over threads (two threads per run took twice the CPU
+        of one on a 2-core AVX2 machine, for less than half the time back), and each window's result is
+        the same whichever thread reads it.
         """
-        out = []
-        for window in windows:
+
+        def read(window: Window) -> _WindowBest:
             start, end = self._session.run(["start_logits", "end_logits"], pad_batch([window]))
-            out.append(self._best_in_window(start[0], end[0], window.offsets))
-        return out
+            return self._best_in_window(start[0], end[0], window.offsets)
+
+        if self._pool is None or len(windows) == 1:
+            return [read(w) for w in windows]
+        return list(self._pool.map(read, windows))
 
     def _best_in_window(self, start: np.ndarray, end: np.ndarray, offsets: np.ndarray) -> _WindowBest:
         n = len(offsets)
