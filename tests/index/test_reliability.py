@@ -179,10 +179,13 @@ def test_sigkill_at_random_moments_then_resume_matches_a_clean_index(tmp_path):
     from assistant.embedding import Embedder
 
     Embedder().encode(["warm up the cache"])
-    started = time.monotonic()
-    clean = run_index(tmp_path / "clean", folder)
-    duration = time.monotonic() - started
-    assert clean.returncode == 0, clean.stderr
+    durations = []
+    for where in ("clean", "clean-again"):  # the first run of a process tree pays cold caches: time a second too
+        started = time.monotonic()
+        clean = run_index(tmp_path / where, folder)
+        durations.append(time.monotonic() - started)
+        assert clean.returncode == 0, clean.stderr
+    duration = min(durations)
     expected = snapshot(tmp_path / "clean")
     assert_consistent(expected)
     assert len(expected["records"]) == 152
@@ -229,7 +232,9 @@ def test_sigkill_at_random_moments_then_resume_matches_a_clean_index(tmp_path):
     assert sorted(final["ids"]) == sorted(expected["ids"]) and final["count"] == expected["count"]
     again = run_index(crashed, folder)
     assert again.returncode == 0 and json.loads(again.stdout)["embedded"] == 0
-    print(f"\nclean run {duration:.1f}s, {expected['count']} chunks; kill-and-resume cycles: {outcomes}")
+    print(
+        f"\nclean runs {durations[0]:.1f}s, {durations[1]:.1f}s, {expected['count']} chunks; kill-and-resume cycles: {outcomes}"
+    )
     assert sum(o["killed"] for o in outcomes) >= 2, outcomes  # a loaded machine may finish a run early
 
 
