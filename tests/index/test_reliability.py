@@ -233,7 +233,8 @@ def test_sigkill_at_random_moments_then_resume_matches_a_clean_index(tmp_path):
     again = run_index(crashed, folder)
     assert again.returncode == 0 and json.loads(again.stdout)["embedded"] == 0
     print(
-        f"\nclean runs {durations[0]:.1f}s, {durations[1]:.1f}s, {expected['count']} chunks; kill-and-resume cycles: {outcomes}"
+        f"\nclean runs {durations[0]:.1f}s, {durations[1]:.1f}s, {expected['count']} chunks;",
+        f"kill-and-resume cycles: {outcomes}",
     )
     assert sum(o["killed"] for o in outcomes) >= 2, outcomes  # a loaded machine may finish a run early
 
