@@ -487,13 +487,26 @@ class Store:
                 self._reopen()  # another process wrote the embedded store: this client's view is stale
             self.keyword.reload()
             if current != self.keyword.generation:
-                chunks_col, _ = self._collections()
-                ids: list[str] = []
-                texts: list[str] = []
-                for page_ids, docs in self._scan(chunks_col, include=["documents"]):
-                    ids.extend(page_ids)
-                    texts.extend(d or "" for d in docs)
+                ids, texts = self._listed_texts()
                 self.keyword.replace_all(ids, texts, current)
+
+    @_using
+    def _listed_texts(self) -> tuple[list[str], list[str]]:
+        """The ids and texts of every chunk a file record lists, read by id a page at a time.
+
+        Not by offset: Chroma pages by offset in time that grows with the offset (at 875,000 chunks a
+        page took 0.3 s at the start and 4 s past 400,000: a 45-minute scan), by id in constant time.
+        Chunks no record lists are what an interrupted run left; the next edit deletes them.
+        """
+        chunks_col, _ = self._collections()
+        listed = [i for record in self.files().values() for i in record.chunk_ids]
+        ids: list[str] = []
+        texts: list[str] = []
+        for lo in range(0, len(listed), _PAGE):
+            got = self._call("Reading the index", chunks_col.get, ids=listed[lo : lo + _PAGE], include=["documents"])
+            ids.extend(got["ids"])
+            texts.extend(d or "" for d in got["documents"])
+        return ids, texts
 
     # -- queries -------------------------------------------------------------------------------
     @_using
