@@ -13,7 +13,7 @@ fresh process (what a restarted server pays):
 
     python bench/scale.py --json --passages 100000 [--keep DIR]
 
-1M passages take hours of a shared 2-core machine; run 100k/200k and extrapolate (docs/scale.md).
+1M passages take about 75 minutes of Chroma writes on a 2-core machine (docs/scale.md: built and probed).
 """
 
 from __future__ import annotations
