@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from assistant.schema import Draft, Passage
@@ -66,3 +67,17 @@ def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     if _FOLLOW_UP.search(question) or len(question.split()) <= 4:
         return f"{last} {question}"
     return question
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a passage that may go into an answer, with the scores that chose it."""
+
+    passage: int  # 1-based position in the passage list
+    index: int  # sentence position inside its passage
+    start: int
+    end: int
+    text: str
+    cosine: float
+    overlap: float
+    score: float

@@ -22,10 +22,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 
 from assistant.embedding import Embedder
-from assistant.generation.base import DECLINE_TEXT, Generator
+from assistant.generation.base import DECLINE_TEXT, Candidate, Generator
 from assistant.generation.decline import DEFAULT_THRESHOLDS, Thresholds, decide_on_evidence, no_answer_probability
 from assistant.grounding.claims import content_terms
 from assistant.index.keyword import tokenize
@@ -39,18 +38,6 @@ SECOND_SENTENCE_RATIO = 0.6
 THIRD_SENTENCE_RATIO = 0.8  # a third sentence must be nearly as good: it lengthens every answer
 
 _NAME = re.compile(r"\b(?:[A-Z][\w'-]*[A-Za-z0-9]|[A-Z]|\d[\d,.]*)\b")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    passage: int  # 1-based position in the passage list
-    index: int  # sentence position inside its passage
-    start: int
-    end: int
-    text: str
-    cosine: float
-    overlap: float
-    score: float
 
 
 class ExtractiveGenerator(Generator):

@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from assistant.generation.base import DECLINE_TEXT, Generator, standalone_query
+from assistant.generation.base import DECLINE_TEXT, Candidate, Generator, standalone_query
 from assistant.generation.decline import (
     DEFAULT_THRESHOLDS,
     Thresholds,
@@ -36,7 +36,7 @@ from assistant.generation.decline import (
     no_answer_probability,
     usable_probability,
 )
-from assistant.generation.extractive import Candidate, ExtractiveGenerator, one_line
+from assistant.generation.extractive import ExtractiveGenerator, one_line
 from assistant.ingest.chunking import sentences
 from assistant.reading import AnswerSpan, Reader
 from assistant.schema import Draft, Passage, ShortAnswer

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from assistant.schema import Passage
 
 if TYPE_CHECKING:
-    from assistant.generation.extractive import Candidate
+    from assistant.generation.base import Candidate
 
 __all__ = ["RELEVANCE_FLOOR", "arrange", "gives_reason"]
 

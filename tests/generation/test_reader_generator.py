@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from assistant.generation import standalone_query
+from assistant.generation.base import Candidate
 from assistant.generation.decline import Thresholds, decide, usable_probability
-from assistant.generation.extractive import Candidate
 from assistant.generation.reader import (
     SEPARATOR,
     compose_short,

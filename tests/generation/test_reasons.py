@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.generation.extractive import Candidate
+from assistant.generation.base import Candidate
 from assistant.generation.reasons import arrange, gives_reason
 from assistant.schema import Chunk, Passage
 
