@@ -1,6 +1,6 @@
 """Build a `bench/scale.py` index's keyword index from the generator's own texts, not a store scan.
 
-At 875k passages the store scan (`Store._follow` reading documents in offset pages) would take
+At 875k passages the store scan (`Store.follow` reading documents in offset pages) would take
 ~45 minutes (docs/scale.md); the generator gives the same ids and texts in seconds.
 
     python bench/scale_keyword.py DIR/index

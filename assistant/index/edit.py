@@ -21,13 +21,13 @@ class Edit:
     index stale (and rebuilt on its next use). On close, chunks no record lists are deleted (what
     an interrupted run leaves), the stamp is bumped again, and this process's keyword index takes
     the changes: incrementally when it was in step before, rebuilt from the store otherwise.
-    `Store.edit()` opens and closes it under the store's lock; it uses the store's write methods,
-    which are the index package's own.
+    `Store.edit()` opens and closes it under the store's lock; it uses the store's public write
+    methods, in the order their docstrings give.
     """
 
     def __init__(self, store: Store):
         self.store = store
-        record = store._generation_record()
+        record = store.generation_record()
         self.in_sync = record.value is not None and store.keyword.generation == record.value
         self.after_clean = record.clean  # the edit before closed: no chunk lacks a record
         self.changed = False
@@ -35,10 +35,10 @@ class Edit:
         self.removed: list[str] = []
 
     def write(self, updates: list[FileUpdate]) -> None:
-        """Store files' new chunks and records (see `Store._write_files`)."""
+        """Store files' new chunks and records (see `Store.write_files`)."""
         if updates:
             self._stamp()
-            self.removed += self.store._write_files(updates)
+            self.removed += self.store.write_files(updates)
             added = [c for u in updates for c in u.new]
             if self.in_sync:  # tokenised now, on the writer's time (see `Indexer._write`), not at close
                 self.store.keyword.update([c.id for c in added], [c.text for c in added], [])
@@ -49,28 +49,28 @@ class Edit:
         if not sources:
             return []
         self._stamp()
-        removed = self.store._remove_files(sources, records)
+        removed = self.store.remove_files(sources, records)
         self.removed += removed
         return removed
 
     def close(self) -> None:
         store = self.store
         check = (self.changed or not self.in_sync) and not self.after_clean
-        orphans = store._orphans(store.files()) if check else []
+        orphans = store.orphans(store.files()) if check else []
         if orphans:
-            store._delete_chunks(orphans)
+            store.delete_chunks(orphans)
             self.removed += orphans
             self.changed = True
         if not (self.changed or not self.in_sync):
             return
-        generation = store._bump_generation(clean=True)
+        generation = store.bump_generation(clean=True)
         if self.in_sync:
             store.keyword.update([], [], self.removed)  # the added chunks' tokens went in with each write
             store.keyword.commit(generation)
         else:
-            store._follow()
+            store.follow()
 
     def _stamp(self) -> None:
         if not self.changed:
-            self.store._bump_generation(clean=False)
+            self.store.bump_generation(clean=False)
             self.changed = True

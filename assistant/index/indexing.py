@@ -194,7 +194,7 @@ class Indexer:
         runs), the next group is cut into passages here, and what is embedded is written on the
         "index-write" thread a slice at a time, a long file's first passages while its last are
         embedded (onnxruntime, the tokenizers and Chroma release the GIL). Writes stay one at a
-        time and in order, so the crash-safety order of `Store._write_files` holds."""
+        time and in order, so the crash-safety order of `Store.write_files` holds."""
         with (
             self.store.edit() as edit,
             ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer,

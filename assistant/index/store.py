@@ -13,7 +13,9 @@ one lock: an edit's last step (the stamp, then the keyword index) and a query th
 with another process's changes (`sync_keyword`) never interleave, and while this process edits, a
 query does not try to catch up with the edit's own changes. Reopening the embedded client (to see
 another process's rows) waits for the Chroma calls in flight and holds new ones back (`_Gate`).
-Its write methods are the index package's own: outside it, changes go through `Store.edit()`.
+Its write methods (`write_files`, `remove_files`, `delete_chunks`, `bump_generation`) are public for
+`Edit`, which calls them in the order crash safety needs; everything else changes the index through
+`Store.edit()`, never by calling them directly.
 """
 
 from __future__ import annotations
@@ -300,7 +302,7 @@ class Store:
         return out
 
     @_using
-    def _write_files(self, updates: list[FileUpdate]) -> list[str]:
+    def write_files(self, updates: list[FileUpdate]) -> list[str]:
         """Write several files in a few batched calls (for `Edit`). Returns the chunk ids that were removed.
 
         Order matters for crash safety: chunks first, then the records that list them, then the
@@ -347,8 +349,8 @@ class Store:
         )
 
     @_using
-    def _remove_files(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
-        """Forget files: their records first, then their chunks (see `_write_files` on order)."""
+    def remove_files(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]:
+        """Forget files: their records first, then their chunks (see `write_files` on order)."""
         if not sources:
             return []
         chunks_col, files_col = self._collections()
@@ -362,10 +364,10 @@ class Store:
         return ids
 
     @_using
-    def _orphans(self, records: dict[str, FileRecord]) -> list[str]:
+    def orphans(self, records: dict[str, FileRecord]) -> list[str]:
         """Chunks no file record lists: what a crash between writing chunks and records leaves.
 
-        Every recorded chunk exists (see `_write_files`), so equal counts mean no orphans and
+        Every recorded chunk exists (see `write_files`), so equal counts mean no orphans and
         the common case costs one count instead of a scan.
         """
         listed = {i for r in records.values() for i in r.chunk_ids}
@@ -375,7 +377,7 @@ class Store:
         return [i for ids, _ in self._scan(chunks_col, include=[]) for i in ids if i not in listed]
 
     @_using
-    def _delete_chunks(self, ids: list[str]) -> None:
+    def delete_chunks(self, ids: list[str]) -> None:
         chunks_col, _ = self._collections()
         self._delete(chunks_col, ids)
 
@@ -440,10 +442,10 @@ class Store:
 
     @_using
     def generation(self) -> str | None:
-        return self._generation_record().value
+        return self.generation_record().value
 
     @_using
-    def _generation_record(self) -> GenerationRecord:
+    def generation_record(self) -> GenerationRecord:
         _, files_col = self._collections()
         got = self._call("Reading the index", files_col.get, ids=[_GENERATION_ID], include=["metadatas"])
         if not got["ids"]:
@@ -452,7 +454,7 @@ class Store:
         return GenerationRecord(str(meta["value"]), bool(meta.get("clean", False)))
 
     @_using
-    def _bump_generation(self, *, clean: bool) -> str:
+    def bump_generation(self, *, clean: bool) -> str:
         """A new stamp; `clean` says the edit that sets it closed (so no chunk lacks a record)."""
         _, files_col = self._collections()
         value = uuid.uuid4().hex
@@ -474,10 +476,10 @@ class Store:
             return  # an edit of this process brings the keyword index along when it closes
         with self._lock:
             if not self._editing:
-                self._follow()
+                self.follow()
             self._checked_at = time.monotonic()
 
-    def _follow(self) -> None:
+    def follow(self) -> None:
         """Catch up with the store's generation (under the lock): reopen, reload or rebuild."""
         with self._lock:
             current = self.generation()

@@ -99,7 +99,7 @@ def test_a_reindexed_file_goes_to_the_delta_through_the_store(tmp_path: Path, mo
     base = sorted(p.name for p in store.keyword.folder.glob("base-*"))
     (folder / "note3.txt").write_text("Note 3 now tells of a zeppelin over the harbour.\n")
     checks = []
-    monkeypatch.setattr(store, "_orphans", lambda records: checks.append(len(records)) or [])
+    monkeypatch.setattr(store, "orphans", lambda records: checks.append(len(records)) or [])
     indexer.index([folder])
     assert checks == []
     assert sorted(p.name for p in store.keyword.folder.glob("base-*")) == base

@@ -30,7 +30,7 @@ def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
 
     started = threading.Condition()
     encodes, writes, overlapped, threads = [0], [0], [], set()
-    encode, write_files = embedder.encode, store._write_files
+    encode, write_files = embedder.encode, store.write_files
 
     def tracked_encode(texts, **kwargs):
         with started:
@@ -46,7 +46,7 @@ def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
             overlapped.append(last or started.wait_for(lambda: encodes[0] > nth, timeout=120))
         return write_files(updates)
 
-    embedder.encode, store._write_files = tracked_encode, tracked_write
+    embedder.encode, store.write_files = tracked_encode, tracked_write
     report = indexer.index_documents(docs)
     assert report.added == len(TOPICS) and report.embedded == store.count() > 0
     assert len(overlapped) == len(TOPICS) and all(overlapped)
@@ -77,13 +77,13 @@ def test_groups_start_and_end_small_and_every_document_gets_its_record(tmp_path)
         for n in range(5)
         for t in TOPICS
     ]
-    sizes, write_files = [], store._write_files
+    sizes, write_files = [], store.write_files
 
     def tracked_write(updates):
         sizes.append(len(updates))
         return write_files(updates)
 
-    store._write_files = tracked_write
+    store.write_files = tracked_write
     report = indexer.index_documents(docs)
     assert report.added == len(docs) == sum(sizes) and store.count() == report.embedded
     assert sizes[0] <= 2 and sizes[-1] <= 2 and max(sizes) == 8
@@ -106,7 +106,7 @@ def test_a_long_file_is_stored_a_slice_at_a_time_and_a_crash_midway_leaves_no_tr
     indexer.slice_passages = 4
     paragraph = "Glaciers carve valleys as they move, grinding rock into fine silt over many centuries. " * 9
     text = "\n\n".join(f"Part {n}. {paragraph}" for n in range(14))
-    writes, write_files, encode = [], store._write_files, embedder.encode
+    writes, write_files, encode = [], store.write_files, embedder.encode
 
     def tracked_write(updates):
         writes.append([(u.source, len(u.new), u.partial, bool(u.record)) for u in updates])
@@ -120,7 +120,7 @@ def test_a_long_file_is_stored_a_slice_at_a_time_and_a_crash_midway_leaves_no_tr
             raise RuntimeError("the model failed midway")
         return encode(texts, **kwargs)
 
-    store._write_files, embedder.encode = tracked_write, failing_encode
+    store.write_files, embedder.encode = tracked_write, failing_encode
     with pytest.raises(RuntimeError, match="midway"):
         indexer.index_documents([Document("glaciers.txt", text)])
     assert writes and all(partial and not record for w in writes for _, _, partial, record in w)
@@ -136,7 +136,7 @@ def test_a_long_file_is_stored_a_slice_at_a_time_and_a_crash_midway_leaves_no_tr
     changed = text.replace("Part 13.", "Last part.")
     report = indexer.index_documents([Document("glaciers.txt", changed)])
     ids = store.files()["glaciers.txt"].chunk_ids
-    assert report.updated == 1 and store.count() == len(ids) and store._orphans(store.files()) == []
+    assert report.updated == 1 and store.count() == len(ids) and store.orphans(store.files()) == []
 
 
 def test_progress_is_told_in_the_callers_context(tmp_path):
