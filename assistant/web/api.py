@@ -10,7 +10,6 @@ import logging
 
 from assistant.documents import source_names
 from assistant.web.checks import BodyError, basic_auth_ok, read_json
-from assistant.web.openai import openai_routes
 from assistant.web.service import Service, parse_history, public_error
 
 logger = logging.getLogger(__name__)
@@ -74,5 +73,7 @@ def build_app(service: Service, *, auth: tuple[str, str] | None = None):
 
     app.router.add_route("/api/health", health, methods=["GET"])
     app.router.add_route("/api/ask", ask, methods=["POST"])
+    from assistant.web.openai import openai_routes  # imports starlette: only when an app is built
+
     app.router.routes.extend(openai_routes(service, auth=auth, api_key=service.settings.api_key))
     return app
