@@ -1,7 +1,8 @@
 """Build a `bench/scale.py` index's keyword index from the generator's own texts, not a store scan.
 
-At 875k passages the store scan (`Store.follow` reading documents in offset pages) would take
-~45 minutes (docs/scale.md); the generator gives the same ids and texts in seconds.
+Made when the store scan read documents in offset pages (~45 minutes at 875k passages); the store
+now reads them by id (280 s at 1M, `bench/scale.py` times it). This stays to build the keyword index
+apart from Chroma, for comparing the two (docs/scale.md).
 
     python bench/scale_keyword.py DIR/index
 """
