@@ -40,8 +40,8 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-# bm25s's English stop words (`bm25s.stopwords.STOPWORDS_EN`), copied so a question never imports
-# bm25s (and scipy): that import alone costs about a second of a first answer.
+# bm25s's English stop words (`bm25s.stopwords.STOPWORDS_EN`): the index scores as bm25s does (a test
+# compares them), without depending on it.
 STOPWORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there "  # noqa: SIM905
     "these they this to was will with".split()
@@ -49,13 +49,9 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
-def _stopwords() -> frozenset[str]:
-    return STOPWORDS
-
-
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stop-word free, Snowball-stemmed word tokens."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in _stopwords()]
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
     return _stemmer().stemWords(words)
 
 
