@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser import ask as ask_in_browser
+from browser import chat_page
 from servers import copy_seeds, serve
 
 from assistant.schema import Answer, Citation
@@ -94,6 +95,12 @@ def server(tmp_path_factory):
     seeds = copy_seeds(base, {"harbour-notes.txt": HOSTILE})
     with serve(base / "index", seeds, log=base / "server.log") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with chat_page(server) as tab:
+        yield tab
 
 
 def ask(page, question: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ each document's record in the Documents tab, and a question limited to one chose
 from __future__ import annotations
 
 import pytest
+from browser import chat_page
 from servers import copy_seeds, serve
 
 from assistant.web.records_view import example_questions
@@ -31,6 +32,12 @@ def server(tmp_path_factory):
     Assistant(index_dir=base / "index", seeds_dir=seeds, progress=False).index([seeds, own])
     with serve(base / "index", seeds, log=base / "server.log") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with chat_page(server) as tab:
+        yield tab
 
 
 def test_examples_come_from_the_users_documents(page):
