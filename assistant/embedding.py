@@ -7,9 +7,9 @@ sentence-transformers to 1e-6, which the answer thresholds were calibrated on). 
 embedded in the `precision` variant: `auto` is the int8 build where it kept retrieval quality
 (docs/speed.md has the figures), which computes the same on AVX2, VNNI and AMX CPUs.
 
-Every text is run alone (a batch of one): no padding, about a third faster than padded batches on
-two cores, and a passage's vector never depends on what it was batched with (dynamic int8 picks
-one activation scale per run). Texts are spread over one single-threaded run per core.
+Documents go to `assistant.encoder` (a build run a text at a time) in this process, or in
+worker processes once `start_workers` is called (`assistant.embedding_workers`: what an indexing
+run does besides embedding then cannot stall the model); the vectors are the same either way.
 
 Word pieces are counted with the model's own fast tokenizer, so chunking never waits for the
 model. A passage's word pieces, once counted, can be handed back to `encode`, which then does not
@@ -27,26 +27,26 @@ import hashlib
 import json
 import os
 import threading
+import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from assistant.encoder import OnnxEncoder, before_loading
 from assistant.errors import EmbeddingError, InputError
 from assistant.settings import PRECISIONS, Precision
 from assistant.settings import _default_cache_dir as default_cache_dir
 
+if TYPE_CHECKING:
+    from assistant.embedding_workers import EncoderWorkers
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # What `auto` embeds documents with: chosen by bench/embedding_variants.py (docs/speed.md).
 AUTO_VARIANT = "int8"
-
-
-def _before_loading() -> None:
-    """What loading a tokenizer needs from the process (see the module docstring)."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _json(path: Path) -> dict:
@@ -107,6 +107,9 @@ class Embedder:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._jobs: ThreadPoolExecutor | None = None  # runs `submit`'s jobs in order, in this process
+        self._workers: EncoderWorkers | None = None
+        self._stop_workers = None
 
     # -- loading -------------------------------------------------------------------------------
     @property
@@ -192,7 +195,7 @@ class Embedder:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
-            _before_loading()
+            before_loading()
             tok = Tokenizer.from_file(str(self.tokenizer_file))
             tok.no_truncation()
             tok.no_padding()
@@ -247,15 +250,62 @@ class Embedder:
         `word_pieces`, aligned with `texts`, are the texts' pieces as `word_pieces` gives them (None
         where unknown): those texts are not tokenised again, and get the very same vectors.
         """
+        return self.submit(texts, word_pieces=word_pieces).result()
+
+    def submit(self, texts: list[str], *, word_pieces: list[list[int] | None] | None = None) -> Future[np.ndarray]:
+        """`encode`, queued: returns at once, and the future gives the vectors once the texts
+        submitted before are done. An indexing run queues the next passages while it stores the
+        last ones, so the model never waits for it; cancelling the future drops texts not yet run.
+        """
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            done: Future[np.ndarray] = Future()
+            done.set_result(np.zeros((0, self.dimension), dtype=np.float32))
+            return done
         encoder = self.document_encoder
-        pieces = word_pieces or [None] * len(texts)
+        workers = self._workers
+        if workers is not None and workers.alive:
+            return workers.submit(encoder.feeds(texts, word_pieces))
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = ThreadPoolExecutor(1, thread_name_prefix="embed-jobs")
+        return self._jobs.submit(self._encode_here, encoder, texts, word_pieces or [None] * len(texts))
+
+    def _encode_here(self, encoder: OnnxEncoder, texts: list[str], pieces: list[list[int] | None]) -> np.ndarray:
         parts = [
             encoder.encode(texts[i : i + self.batch_size], pieces[i : i + self.batch_size])
             for i in range(0, len(texts), self.batch_size)
         ]
         return np.concatenate(parts)
+
+    def start_workers(self) -> bool:
+        """Embed documents in worker processes from now on (one per thread; see
+        `assistant.embedding_workers`), until `close`. For long runs: a worker takes about a
+        second to start. Returns whether they run: where they cannot start (a sandbox without
+        subprocesses), documents go on being embedded in this process."""
+        if self.threads < 2:
+            return False
+        encoder = self.document_encoder  # built (and checked) here first: the workers load the file
+        with self._lock:
+            if self._workers is None or not self._workers.alive:
+                from assistant.embedding_workers import EncoderWorkers
+
+                try:
+                    self._workers = EncoderWorkers(
+                        self.onnx_path(self.variant), self.tokenizer_file, self.max_seq_length, encoder.dimension,
+                        self.threads,
+                    )  # fmt: skip
+                except EmbeddingError:
+                    self._workers = None
+                    return False
+                self._stop_workers = weakref.finalize(self, self._workers.close)
+        return True
+
+    def close(self) -> None:
+        """Stop the worker processes, if started (they also end with this process)."""
+        with self._lock:
+            if self._workers is not None:
+                self._stop_workers()
+                self._workers = None
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Embed the few texts a question needs (the question, an answer's candidate sentences), in float32."""
@@ -301,122 +351,3 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """One question's vector (see `encode_queries`)."""
         return self.encode_queries([text])[0]
-
-
-class OnnxEncoder:
-    """One build of the model (pooling included), run by onnxruntime a text at a time.
-
-    Args:
-        session: An `onnxruntime.InferenceSession` of a build made by `assistant.embedding_graph`.
-        tokenizer: The model's `tokenizers.Tokenizer`, truncating as the model does, not padding.
-        dimension: The vectors' length.
-        threads: Texts run at once, each on one thread (onnxruntime releases the GIL).
-    """
-
-    def __init__(self, session, tokenizer, dimension: int, threads: int = 1):
-        self.session = session
-        self.tokenizer = tokenizer
-        self.dimension = dimension
-        self.threads = threads
-        self.inputs = {i.name for i in session.get_inputs()}
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="embed") if threads > 1 else None
-        self._frame = _Frame.of(tokenizer)
-
-    @classmethod
-    def load(cls, path: Path, tokenizer_file: Path, max_length: int, dimension: int, threads: int = 1):
-        """The encoder for a build, or None if onnxruntime cannot load the file."""
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        from assistant.embedding_graph import SESSION_DISABLED_OPTIMIZERS
-
-        _before_loading()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = 1  # parallel over texts instead (see the module docstring)
-        options.inter_op_num_threads = 1
-        try:
-            session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=SESSION_DISABLED_OPTIMIZERS
-            )
-        except Exception:  # onnxruntime's errors derive from Exception alone: a broken or foreign file
-            return None
-        tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        tokenizer.enable_truncation(max_length)
-        tokenizer.no_padding()
-        return cls(session, tokenizer, dimension, threads)
-
-    def encode(self, texts: list[str], word_pieces: list[list[int] | None] | None = None) -> np.ndarray:
-        """Vectors of `texts`; where `word_pieces` gives a text's pieces (see `Embedder.encode`) and
-        they fit the model, they are framed with the special tokens instead of tokenising the text."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        frame = self._frame
-        use = word_pieces if frame is not None and word_pieces else [None] * len(texts)
-        pieces = [p if p is not None and frame.fits(p) else None for p in use]
-        todo = [t for t, p in zip(texts, pieces, strict=True) if p is None]
-        encoded = iter(self.tokenizer.encode_batch(todo) if todo else [])
-        feeds = [frame.around(p) if p is not None else _Feed.of(next(encoded)) for p in pieces]
-        if self._pool is None or len(texts) == 1:
-            rows = [self._run(f) for f in feeds]
-        else:
-            rows = list(self._pool.map(self._run, feeds))
-        return _unit(np.stack(rows).astype(np.float32, copy=False))
-
-    def _run(self, feed: _Feed) -> np.ndarray:
-        inputs = {
-            "input_ids": np.array([feed.ids], dtype=np.int64),
-            "attention_mask": np.array([feed.attention_mask], dtype=np.int64),
-            "token_type_ids": np.array([feed.type_ids], dtype=np.int64),
-        }
-        return self.session.run(None, {k: v for k, v in inputs.items() if k in self.inputs})[0][0]
-
-
-@dataclass(frozen=True)
-class _Feed:
-    """One text as the model reads it."""
-
-    ids: list[int]
-    attention_mask: list[int]
-    type_ids: list[int]
-
-    @classmethod
-    def of(cls, encoding) -> _Feed:
-        return cls(encoding.ids, encoding.attention_mask, encoding.type_ids)
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """What the tokenizer puts around a text's word pieces (the special tokens), and the most it keeps."""
-
-    before: list[int]
-    after: list[int]
-    type_ids: tuple[list[int], int, list[int]]
-    max_length: int
-
-    @classmethod
-    def of(cls, tokenizer) -> _Frame | None:
-        """Read off from tokenising a probe with and without special tokens; None if that shows no frame."""
-        probe = "frame"
-        bare = tokenizer.encode(probe, add_special_tokens=False)
-        full = tokenizer.encode(probe)
-        n = len(bare.ids)
-        at = next((i for i in range(len(full.ids) - n + 1) if full.ids[i : i + n] == bare.ids), None)
-        truncation = tokenizer.truncation or {}
-        if at is None or not n or set(full.attention_mask) != {1} or not truncation.get("max_length"):
-            return None
-        types = full.type_ids
-        framing = (types[:at], types[at], types[at + n :])
-        return cls(full.ids[:at], full.ids[at + n :], framing, truncation["max_length"])
-
-    def fits(self, pieces: list[int]) -> bool:
-        return len(self.before) + len(pieces) + len(self.after) <= self.max_length
-
-    def around(self, pieces: list[int]) -> _Feed:
-        ids = [*self.before, *pieces, *self.after]
-        before, inside, after = self.type_ids
-        return _Feed(ids, [1] * len(ids), [*before, *[inside] * len(pieces), *after])
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

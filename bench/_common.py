@@ -34,6 +34,22 @@ for _key, _value in ENV.items():
     os.environ.setdefault(_key, _value)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its live children (the embedding workers): `time.process_time`
+    counts this process only, and the children's times only once they have ended and been waited for."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    me = str(os.getpid())
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:  # fields after the name: state, ppid, ..., utime and stime at 11 and 12
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 # -- many users chatting with one `assistant serve` (concurrent_chat.py, openai_concurrent.py) ------
 SQUAD = DATA / "squad-v2-dev"
 

@@ -116,7 +116,8 @@ def _no_model_in_fast_tests(request, monkeypatch):
     """Under `--no-model`, loading a model fails the test: it needs a `model` mark."""
     if not request.config.getoption("--no-model"):
         return
-    from assistant.embedding import Embedder, OnnxEncoder
+    from assistant.embedding import Embedder
+    from assistant.encoder import OnnxEncoder
     from assistant.reading.reader import Reader
 
     def refuse(*args, **kwargs):

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from contextvars import copy_context
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +54,20 @@ class PendingFile:
         return [p.chunk for p in self.passages]
 
 
+@dataclass
+class _Embedding:
+    """A group on its way through the model: its new passages (with their file's place in the group)
+    and the futures of their vectors, a slice each."""
+
+    group: list[PendingFile]
+    work: list[tuple[int, Passage]]
+    slices: list[Future]
+
+    def cancel(self) -> None:
+        for vectors in self.slices:
+            vectors.cancel()
+
+
 @dataclass(frozen=True)
 class IndexProgress:
     """Where an indexing run is: the file, the stage ("reading pages", "embedding passages", ...) and
@@ -83,6 +96,7 @@ class Indexer:
     group_chunks = 256
     first_group_chunks = 16
     slice_passages = 64  # embedded, then handed to the writer, at a time (a long file's too)
+    workers_from = 128  # chunks (estimated) from which a run embeds in worker processes (they take ~1 s to start)
 
     def __init__(self, store: Store, embedder: Embedder, settings: Settings):
         self.store = store
@@ -189,30 +203,33 @@ class Indexer:
     ) -> None:
         """Remove what is gone, then cut, embed and store the pending files a group at a time.
 
-        Three stages overlap so that the model, the bottleneck, never waits for the others: while a
-        group is embedded (on the "index-embed" thread, which hands its texts to the encoder's
-        runs), the next group is cut into passages here, and what is embedded is written on the
-        "index-write" thread a slice at a time, a long file's first passages while its last are
-        embedded (onnxruntime, the tokenizers and Chroma release the GIL). Writes stay one at a
-        time and in order, so the crash-safety order of `Store.write_files` holds."""
-        with (
-            self.store.edit() as edit,
-            ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer,
-            ThreadPoolExecutor(1, thread_name_prefix="index-embed") as embedder,  # stops before the writer
-        ):
+        Three stages overlap so that the model, the bottleneck, never waits for the others: a
+        group's new passages are queued to the model (`Embedder.submit`) as soon as it is cut,
+        then the group before is stored here as its vectors come (a slice at a time, so a long
+        file's first passages are stored while its last are embedded), its writes done on the
+        "index-write" thread, and the next group is cut while this one embeds. A long run embeds
+        in worker processes (`Embedder.start_workers`): a Chroma write holds the GIL, which would
+        stall encoding threads of this process. Writes stay one at a time and in order, so the
+        crash-safety order of `Store.write_files` holds."""
+        if sum(len(p.document.text) for p in todo) // 800 >= self.workers_from:
+            self.embedder.start_workers()
+        with self.store.edit() as edit, ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer:
             edit.remove(list(gone), records)
             report.removed += len(gone)
             with self._progress(sum(len(p.document.text) for p in todo)) as bar:
                 writes = _Writes(writer, edit.write, bar.update)
-                embedding: Future | None = None
-                for group in self._groups(todo):
-                    self._cut(group)  # while the previous group is embedded
-                    if embedding is not None:
-                        embedding.result()  # its error, or its writes', stops the run here
-                    # in this thread's context: a progress callback may rely on it (Gradio's does)
-                    embedding = embedder.submit(copy_context().run, self._embed_group, group, report, writes)
-                if embedding is not None:
-                    embedding.result()
+                queued: list[_Embedding] = []  # submitted to the model, not yet stored
+                try:
+                    for group in self._groups(todo):
+                        self._cut(group)
+                        queued.append(self._submit(group))  # behind the group before, which is stored next
+                        if len(queued) == 2:
+                            self._store(queued.pop(0), report, writes)
+                    while queued:
+                        self._store(queued.pop(0), report, writes)
+                finally:
+                    for embedding in queued:  # an error stops the run: what is queued is not embedded
+                        embedding.cancel()
                 writes.drain()
         report.chunks = self.store.count()
 
@@ -224,11 +241,9 @@ class Indexer:
             if pending.record is None:
                 pending.record = self.records.build(pending.document).to_json()
 
-    def _embed_group(self, group: list[PendingFile], report: IndexReport, writes: _Writes) -> None:
-        """Embed the chunks a group's files did not have before, `slice_passages` at a time (their
-        word pieces go along, so the model does not tokenise them again), and hand each slice to
-        the writer: a file is written whole with the slice its last new chunk is in, and the chunks
-        of a file that goes on into the next slice are stored ahead of it (`FileUpdate.partial`)."""
+    def _submit(self, group: list[PendingFile]) -> _Embedding:
+        """Queue the passages a group's files did not have before to the model, `slice_passages` at a
+        time (their word pieces go along, so the model does not tokenise them again)."""
         work: list[tuple[int, Passage]] = []  # (the file's place in the group, a new passage), file by file
         seen: set[str] = set()
         for k, pending in enumerate(group):
@@ -237,16 +252,27 @@ class Indexer:
                 if passage.chunk.id not in old and passage.chunk.id not in seen:
                     seen.add(passage.chunk.id)
                     work.append((k, passage))
+        slices = []
+        for at in range(0, max(1, len(work)), self.slice_passages):  # one slice, empty, writes the records
+            part = work[at : at + self.slice_passages]
+            texts, pieces = [p.chunk.text for _, p in part], [p.word_pieces for _, p in part]
+            slices.append(self.embedder.submit(texts, word_pieces=pieces))
+        return _Embedding(group, work, slices)
+
+    def _store(self, embedding: _Embedding, report: IndexReport, writes: _Writes) -> None:
+        """Hand a group's slices to the writer as their vectors come: a file is written whole with the
+        slice its last new chunk is in, and the chunks of a file that goes on into the next slice
+        are stored ahead of it (`FileUpdate.partial`)."""
+        group, work = embedding.group, embedding.work
         ends = {k: at + 1 for at, (k, _) in enumerate(work)}  # where each file's new chunks end
         chunk_ids = [list(dict.fromkeys(c.id for c in pending.chunks)) for pending in group]
         name = Path(group[0].document.source).name if len(group) == 1 else f"{len(group)} files"
         written: set[int] = set()
-        for at in range(0, max(1, len(work)), self.slice_passages):
+        for n, vectors_coming in enumerate(embedding.slices):
+            at = n * self.slice_passages
             part = work[at : at + self.slice_passages]
             self._tell(IndexProgress(name, "embedding passages", at, len(work)))
-            vectors = self.embedder.encode(
-                [p.chunk.text for _, p in part], word_pieces=[p.word_pieces for _, p in part]
-            )
+            vectors = vectors_coming.result()
             report.embedded += len(part)
             rows: dict[int, list[int]] = {}
             for r, (k, _) in enumerate(part):

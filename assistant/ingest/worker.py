@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
 import typing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.formats.pdf.glyphs import PAGE_READ
 from assistant.schema import Document, Skipped
 from assistant.settings import MB
+from assistant.subprocesses import READY, Child, serve
 
 _STEP_EVERY = 0.2  # seconds: a worker tells the parent it progressed at most this often
 _START_SECONDS = 120.0  # most a worker may take to start (Python and the loaders' modules, on a busy machine)
@@ -70,14 +68,14 @@ class ParseWorker:
     def __init__(self, bounds: ParseBounds):
         self.bounds = bounds
         self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
+        self._child: Child | None = None
         self._send: Connection | None = None
         self._receive: Connection | None = None
 
     def parse(self, request: ParseRequest) -> Document | Skipped:
         with self._lock:
             try:
-                if self._process is None or self._process.poll() is not None:
+                if self._child is None or not self._child.alive:
                     self._start()
                 head = [request.name, request.suffix, request.max_chars, dataclasses.asdict(request.ocr)]
                 self._send.send_bytes(json.dumps(head).encode())
@@ -119,34 +117,14 @@ class ParseWorker:
                        "ASSISTANT_PARSE_MEMORY_MB)")  # fmt: skip
 
     def _start(self) -> None:
-        root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "assistant.ingest.worker", str(self.bounds.memory_mb * MB)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            close_fds=True,
-        )
-        self._send = Connection(os.dup(self._process.stdin.fileno()), readable=False)
-        self._receive = Connection(os.dup(self._process.stdout.fileno()), writable=False)
-        self._process.stdin.close()
-        self._process.stdout.close()
         # Starting Python is not a step of any file's parse: wait for the worker apart from the step limit.
-        ready = self._receive.poll(_START_SECONDS) and self._receive.recv_bytes() == b'"ready"'
-        if not ready:
-            self._stop()
-            raise OSError("the parse worker did not start")
+        self._child = Child.start("assistant.ingest.worker", str(self.bounds.memory_mb * MB), wait_s=_START_SECONDS)
+        self._send, self._receive = self._child.send, self._child.receive
 
     def _stop(self) -> None:
-        if self._process is not None:
-            for conn in (self._send, self._receive):
-                conn.close()
-            if self._process.poll() is None:
-                self._process.kill()
-            self._process.wait()
-        self._process = self._send = self._receive = None
+        if self._child is not None:
+            self._child.stop()
+        self._child = self._send = self._receive = None
 
 
 _workers: dict[ParseBounds, ParseWorker] = {}
@@ -214,9 +192,7 @@ def _serve(memory_bytes: int) -> None:
     if hard != resource.RLIM_INFINITY:  # a parent that is itself limited: stay within its limit
         memory_bytes = min(memory_bytes, hard)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
-    send = Connection(os.dup(1), readable=False)
-    receive = Connection(os.dup(0), writable=False)
-    os.dup2(2, 1)  # a library printing to stdout must not write into the channel
+    send, receive = serve()
     import bs4  # noqa: F401  (html, e-books and mail all need it: not a step of the first such file)
 
     from assistant.ingest import limits
@@ -233,8 +209,7 @@ def _serve(memory_bytes: int) -> None:
 
     limits.on_step(progressed)
     PAGE_READ.set(lambda n, of: send.send_bytes(json.dumps(["page", n, of]).encode()))
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    send.send_bytes(b'"ready"')
+    send.send_bytes(READY)
     while True:
         try:
             name, suffix, max_chars, ocr = json.loads(receive.recv_bytes())
@@ -250,13 +225,6 @@ def _serve(memory_bytes: int) -> None:
             message = {"name": name, "reason": f"could not load: {type(exc).__name__}"}
         del data
         send.send_bytes(json.dumps(message).encode())
-
-
-def _exit_with_parent(parent: int) -> None:
-    """End the worker when the process that started it is gone, even in the middle of a long parse."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(1)
 
 
 if __name__ == "__main__":

@@ -180,16 +180,15 @@ def test_second_concurrent_run_fails_fast(tmp_path, embedder):
     first = make_indexer(tmp_path / "index", embedder)
     second = make_indexer(tmp_path / "index", embedder)  # as another process would open it
     inside, release = threading.Event(), threading.Event()
-    encode = embedder.encode
 
     class Slow:
         def __getattr__(self, name):
             return getattr(embedder, name)
 
-        def encode(self, texts, **kwargs):
+        def submit(self, texts, **kwargs):
             inside.set()
             release.wait(60)
-            return encode(texts, **kwargs)
+            return embedder.submit(texts, **kwargs)
 
     first.embedder = Slow()
     result: dict = {}

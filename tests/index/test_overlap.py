@@ -16,7 +16,7 @@ TOPICS = ["glaciers", "volcanoes", "tides", "comets", "deserts", "coral reefs"]
 
 
 def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
-    """The writer holds each group's write until the next group's embedding has started: were writes
+    """The writer holds each group's write until the model has started on the next group: were writes
     not overlapped with embedding, that would never happen and the write would report it."""
     settings = Settings(index_dir=tmp_path / "index", progress=False)
     embedder = Embedder()
@@ -30,13 +30,14 @@ def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
 
     started = threading.Condition()
     encodes, writes, overlapped, threads = [0], [0], [], set()
-    encode, write_files = embedder.encode, store.write_files
+    model = embedder.document_encoder  # what runs the texts (each group here is one batch of it)
+    encode, write_files = model.encode, store.write_files
 
-    def tracked_encode(texts, **kwargs):
+    def tracked_encode(texts, word_pieces=None):
         with started:
             encodes[0] += 1
             started.notify_all()
-        return encode(texts, **kwargs)
+        return encode(texts, word_pieces)
 
     def tracked_write(updates):
         threads.add(threading.current_thread().name)
@@ -46,7 +47,7 @@ def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
             overlapped.append(last or started.wait_for(lambda: encodes[0] > nth, timeout=120))
         return write_files(updates)
 
-    embedder.encode, store.write_files = tracked_encode, tracked_write
+    model.encode, store.write_files = tracked_encode, tracked_write
     report = indexer.index_documents(docs)
     assert report.added == len(TOPICS) and report.embedded == store.count() > 0
     assert len(overlapped) == len(TOPICS) and all(overlapped)
@@ -55,7 +56,7 @@ def test_a_group_is_written_while_the_next_is_embedded(tmp_path):
     # Same content as a plain run with no overlap: every chunk stored with its vector and keywords.
     stored = store.get_with_vectors([i for r in store.files().values() for i in r.chunk_ids])
     vectors = np.stack([v for _, v in stored.values()])
-    expected = encode([c.text for c, _ in stored.values()])
+    expected = embedder.encode([c.text for c, _ in stored.values()])
     assert np.allclose(vectors, expected, atol=1e-6)
     assert [i for i, _ in store.keyword.search("volcanoes studied", 1)] == [
         i for i, (c, _) in stored.items() if c.source == "notes/volcanoes.txt"
@@ -106,7 +107,8 @@ def test_a_long_file_is_stored_a_slice_at_a_time_and_a_crash_midway_leaves_no_tr
     indexer.slice_passages = 4
     paragraph = "Glaciers carve valleys as they move, grinding rock into fine silt over many centuries. " * 9
     text = "\n\n".join(f"Part {n}. {paragraph}" for n in range(14))
-    writes, write_files, encode = [], store.write_files, embedder.encode
+    model = embedder.document_encoder
+    writes, write_files, encode = [], store.write_files, model.encode
 
     def tracked_write(updates):
         writes.append([(u.source, len(u.new), u.partial, bool(u.record)) for u in updates])
@@ -114,19 +116,19 @@ def test_a_long_file_is_stored_a_slice_at_a_time_and_a_crash_midway_leaves_no_tr
 
     calls = [0]
 
-    def failing_encode(texts, **kwargs):
+    def failing_encode(texts, word_pieces=None):
         calls[0] += 1
         if calls[0] == 3:
             raise RuntimeError("the model failed midway")
-        return encode(texts, **kwargs)
+        return encode(texts, word_pieces)
 
-    store.write_files, embedder.encode = tracked_write, failing_encode
+    store.write_files, model.encode = tracked_write, failing_encode
     with pytest.raises(RuntimeError, match="midway"):
         indexer.index_documents([Document("glaciers.txt", text)])
     assert writes and all(partial and not record for w in writes for _, _, partial, record in w)
     assert store.count() > 0 and "glaciers.txt" not in store.files()  # stored ahead, listed by no record
 
-    embedder.encode, writes[:] = encode, []
+    model.encode, writes[:] = encode, []
     report = indexer.index_documents([Document("glaciers.txt", text)])
     assert report.embedded == report.chunks == store.count() > 3 * indexer.slice_passages
     assert len(writes) > 3 and [w[0][2:] for w in writes] == [(True, False)] * (len(writes) - 1) + [(False, True)]
