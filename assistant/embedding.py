@@ -264,7 +264,7 @@ class Embedder:
         encoder = self.document_encoder
         workers = self._workers
         if workers is not None and workers.alive:
-            return workers.submit(encoder.feeds(texts, word_pieces))
+            return workers.submit(encoder.feeds(texts, word_pieces))  # (a dead pool's jobs failed: said once)
         with self._lock:
             if self._jobs is None:
                 self._jobs = ThreadPoolExecutor(1, thread_name_prefix="embed-jobs")
@@ -279,14 +279,14 @@ class Embedder:
 
     def start_workers(self) -> bool:
         """Embed documents in worker processes from now on (one per thread; see
-        `assistant.embedding_workers`), until `close`. For long runs: a worker takes about a
-        second to start. Returns whether they run: where they cannot start (a sandbox without
+        `assistant.embedding_workers`), until `stop_workers`. For long runs: a worker takes about
+        a second to start. Returns whether they run: where they cannot start (a sandbox without
         subprocesses), documents go on being embedded in this process."""
         if self.threads < 2:
             return False
         encoder = self.document_encoder  # built (and checked) here first: the workers load the file
         with self._lock:
-            if self._workers is None or not self._workers.alive:
+            if not self.workers_running:
                 from assistant.embedding_workers import EncoderWorkers
 
                 try:
@@ -297,11 +297,15 @@ class Embedder:
                 except EmbeddingError:
                     self._workers = None
                     return False
-                self._stop_workers = weakref.finalize(self, self._workers.close)
+                self._stop_workers = weakref.finalize(self, self._workers.close)  # with this object, or at exit
         return True
 
-    def close(self) -> None:
-        """Stop the worker processes, if started (they also end with this process)."""
+    @property
+    def workers_running(self) -> bool:
+        return self._workers is not None and self._workers.alive
+
+    def stop_workers(self) -> None:
+        """Stop the worker processes, if started; documents are embedded in this process again."""
         with self._lock:
             if self._workers is not None:
                 self._stop_workers()

@@ -33,7 +33,7 @@ TEXTS = [
 def embedder():
     embedder = Embedder(threads=2)
     yield embedder
-    embedder.close()
+    embedder.stop_workers()
 
 
 def _worker_pids() -> set[int]:
@@ -53,27 +53,29 @@ def _worker_pids() -> set[int]:
 def test_workers_give_the_vectors_of_in_process_encoding_in_order(embedder):
     pieces = embedder.word_pieces(TEXTS)
     here = embedder.encode(TEXTS, word_pieces=pieces)
-    assert not _worker_pids()
-    assert embedder.start_workers() and len(_worker_pids()) == 2
+    others = _worker_pids()  # other tests' embedders may have theirs
+    assert embedder.start_workers() and embedder.workers_running and len(_worker_pids() - others) == 2
     jobs = [embedder.submit(TEXTS[i::3], word_pieces=pieces[i::3]) for i in range(3)]  # queued, then collected
     assert all(np.array_equal(job.result(timeout=120), here[i::3]) for i, job in enumerate(jobs))
     assert np.array_equal(embedder.encode(TEXTS), here)  # tokenised by the parent where no pieces are given
     assert embedder.encode([]).shape == (0, embedder.dimension)
-    embedder.close()
-    assert not _worker_pids()
+    embedder.stop_workers()
+    assert _worker_pids() <= others and not embedder.workers_running
 
 
 def test_a_killed_worker_fails_the_job_with_a_clear_error_and_is_replaced(embedder):
+    others = _worker_pids()
     assert embedder.start_workers()
     expected = embedder.encode(TEXTS)
-    victim = min(_worker_pids())
+    mine = _worker_pids() - others
+    victim = min(mine)
     os.kill(victim, signal.SIGKILL)
     with pytest.raises(EmbeddingError, match=r"embedding worker stopped .*killed by signal 9"):
         embedder.submit(TEXTS * 20).result(timeout=120)
     deadline = time.monotonic() + 30
-    while _worker_pids() and time.monotonic() < deadline:  # the other worker is stopped with it
+    while _worker_pids() & mine and time.monotonic() < deadline:  # the other worker is stopped with it
         time.sleep(0.1)
-    assert not _worker_pids()
+    assert not _worker_pids() & mine and not embedder.workers_running
     assert np.array_equal(embedder.encode(TEXTS), expected)  # in this process until started again
     assert embedder.start_workers() and victim not in _worker_pids()
     assert np.array_equal(embedder.encode(TEXTS), expected)
@@ -84,8 +86,9 @@ def test_workers_keep_embedding_while_a_chroma_write_holds_the_gil(tmp_path, emb
     texts are embedded meanwhile (their CPU time grows during the write, not after it)."""
     import chromadb
 
+    others = _worker_pids()
     assert embedder.start_workers()
-    pids = _worker_pids()
+    pids = _worker_pids() - others
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"))
     collection = client.create_collection("held", embedding_function=None)
     rng = np.random.default_rng(0)
@@ -124,11 +127,21 @@ def test_a_long_run_in_workers_stores_what_an_in_process_run_stores(tmp_path, em
         store = Store(settings)
         indexer = Indexer(store, embedder, settings)
         indexer.slice_passages, indexer.workers_from = 4, 0 if workers else 10**9
+        used: list[bool] = []
+        submit = embedder.submit
+
+        def tracked(texts, _used=used, _submit=submit, **kwargs):
+            _used.append(embedder.workers_running)
+            return _submit(texts, **kwargs)
+
+        embedder.submit = tracked
         report = indexer.index_documents(docs)
+        del embedder.submit
         assert report.embedded == store.count() > 12
         ids = sorted(i for r in store.files().values() for i in r.chunk_ids)
         stores.append({i: v for i, (_, v) in store.get_with_vectors(ids).items()})
-        assert bool(_worker_pids()) == workers
+        assert used and set(used) == {workers}
+        assert not embedder.workers_running  # the run that started them stopped them
     in_process, in_workers = stores
     assert in_process.keys() == in_workers.keys()
     assert all(np.array_equal(in_process[i], in_workers[i]) for i in in_process)

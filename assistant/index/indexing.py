@@ -211,8 +211,18 @@ class Indexer:
         in worker processes (`Embedder.start_workers`): a Chroma write holds the GIL, which would
         stall encoding threads of this process. Writes stay one at a time and in order, so the
         crash-safety order of `Store.write_files` holds."""
-        if sum(len(p.document.text) for p in todo) // 800 >= self.workers_from:
-            self.embedder.start_workers()
+        long_run = sum(len(p.document.text) for p in todo) // 800 >= self.workers_from
+        started = long_run and not self.embedder.workers_running and self.embedder.start_workers()
+        try:
+            self._write_groups(todo, records, report, gone)
+        finally:
+            if started:  # stopped after the run that needed them: an idle server keeps no workers
+                self.embedder.stop_workers()
+        report.chunks = self.store.count()
+
+    def _write_groups(
+        self, todo: list[PendingFile], records: dict[str, FileRecord], report: IndexReport, gone: list[str]
+    ) -> None:
         with self.store.edit() as edit, ThreadPoolExecutor(1, thread_name_prefix="index-write") as writer:
             edit.remove(list(gone), records)
             report.removed += len(gone)
@@ -231,7 +241,6 @@ class Indexer:
                     for embedding in queued:  # an error stops the run: what is queued is not embedded
                         embedding.cancel()
                 writes.drain()
-        report.chunks = self.store.count()
 
     def _cut(self, group: list[PendingFile]) -> None:
         """Cut a group's files into passages, and build the records not built as they loaded."""
