@@ -29,7 +29,9 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,7 +111,9 @@ class Embedder:
         self._cache_lock = threading.Lock()
         self._jobs: ThreadPoolExecutor | None = None  # runs `submit`'s jobs in order, in this process
         self._workers: EncoderWorkers | None = None
-        self._stop_workers = None
+        self._finalizer: weakref.finalize | None = None
+        self._pinned = False  # `start_workers` asked for them: no run's end stops them
+        self._leases = 0  # runs using them (`workers`)
 
     # -- loading -------------------------------------------------------------------------------
     @property
@@ -279,37 +283,62 @@ class Embedder:
 
     def start_workers(self) -> bool:
         """Embed documents in worker processes from now on (one per thread; see
-        `assistant.embedding_workers`), until `stop_workers`. For long runs: a worker takes about
-        a second to start. Returns whether they run: where they cannot start (a sandbox without
-        subprocesses), documents go on being embedded in this process."""
-        if self.threads < 2:
-            return False
-        encoder = self.document_encoder  # built (and checked) here first: the workers load the file
+        `assistant.embedding_workers`), until `stop_workers`. A worker takes about a second to
+        start; an indexing run starts them for itself when it is long (`workers`). Returns
+        whether they run: where they cannot start (a sandbox without subprocesses), documents go
+        on being embedded in this process."""
         with self._lock:
-            if not self.workers_running:
-                from assistant.embedding_workers import EncoderWorkers
+            self._pinned = True
+        return self._start_workers()
 
-                try:
-                    self._workers = EncoderWorkers(
-                        self.onnx_path(self.variant), self.tokenizer_file, self.max_seq_length, encoder.dimension,
-                        self.threads,
-                    )  # fmt: skip
-                except EmbeddingError:
-                    self._workers = None
-                    return False
-                self._stop_workers = weakref.finalize(self, self._workers.close)  # with this object, or at exit
-        return True
+    @contextmanager
+    def workers(self) -> Iterator[bool]:
+        """Worker processes for the length of a block (a long indexing run): started if not running,
+        and stopped when the last block using them ends (unless `start_workers` asked for them), so
+        a server keeps none between runs and two runs at once share them. Yields whether they run."""
+        with self._lock:
+            self._leases += 1
+        try:
+            yield self._start_workers()
+        finally:
+            with self._lock:
+                self._leases -= 1
+                if self._leases == 0 and not self._pinned:
+                    self._close_workers()
 
     @property
     def workers_running(self) -> bool:
         return self._workers is not None and self._workers.alive
 
     def stop_workers(self) -> None:
-        """Stop the worker processes, if started; documents are embedded in this process again."""
+        """Stop the worker processes, if running; documents are embedded in this process again."""
         with self._lock:
-            if self._workers is not None:
-                self._stop_workers()
-                self._workers = None
+            self._pinned = False
+            self._close_workers()
+
+    def _start_workers(self) -> bool:
+        if self.threads < 2:
+            return False
+        encoder = self.document_encoder  # built (and checked) here first: the workers load its file
+        with self._lock:
+            if not self.workers_running:
+                from assistant.embedding_workers import EncoderWorkers
+
+                self._close_workers()  # a pool a dead worker closed
+                try:
+                    self._workers = EncoderWorkers(
+                        self.onnx_path(self.variant), self.tokenizer_file, self.max_seq_length, encoder.dimension,
+                        self.threads,
+                    )  # fmt: skip
+                except EmbeddingError:
+                    return False
+                self._finalizer = weakref.finalize(self, self._workers.close)  # with this object, or at exit
+        return True
+
+    def _close_workers(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+        self._workers = self._finalizer = None
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Embed the few texts a question needs (the question, an answer's candidate sentences), in float32."""

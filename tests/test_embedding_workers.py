@@ -145,3 +145,21 @@ def test_a_long_run_in_workers_stores_what_an_in_process_run_stores(tmp_path, em
     in_process, in_workers = stores
     assert in_process.keys() == in_workers.keys()
     assert all(np.array_equal(in_process[i], in_workers[i]) for i in in_process)
+
+
+def test_runs_share_the_workers_and_the_last_to_end_stops_them(embedder):
+    """Two runs at once (two indexes, one server) share one pool; it ends with the second, unless
+    `start_workers` asked for it."""
+    with embedder.workers() as first:
+        assert first and embedder.workers_running
+        with embedder.workers() as second:
+            assert second
+        assert embedder.workers_running  # the first run still needs them
+        assert embedder.encode(TEXTS[:3]).shape == (3, embedder.dimension)
+    assert not embedder.workers_running
+    assert embedder.start_workers()
+    with embedder.workers():
+        pass
+    assert embedder.workers_running  # asked for: kept until `stop_workers`
+    embedder.stop_workers()
+    assert not embedder.workers_running

@@ -11,7 +11,7 @@ import hashlib
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,16 +208,12 @@ class Indexer:
         then the group before is stored here as its vectors come (a slice at a time, so a long
         file's first passages are stored while its last are embedded), its writes done on the
         "index-write" thread, and the next group is cut while this one embeds. A long run embeds
-        in worker processes (`Embedder.start_workers`): a Chroma write holds the GIL, which would
+        in worker processes (`Embedder.workers`): a Chroma write holds the GIL, which would
         stall encoding threads of this process. Writes stay one at a time and in order, so the
         crash-safety order of `Store.write_files` holds."""
         long_run = sum(len(p.document.text) for p in todo) // 800 >= self.workers_from
-        started = long_run and not self.embedder.workers_running and self.embedder.start_workers()
-        try:
+        with self.embedder.workers() if long_run else nullcontext():
             self._write_groups(todo, records, report, gone)
-        finally:
-            if started:  # stopped after the run that needed them: an idle server keeps no workers
-                self.embedder.stop_workers()
         report.chunks = self.store.count()
 
     def _write_groups(
