@@ -230,11 +230,13 @@ class Indexer:
                         self._cut(group)
                         queued.append(self._submit(group))  # behind the group before, which is stored next
                         if len(queued) == 2:
-                            self._store(queued.pop(0), report, writes)
+                            self._store(queued[0], report, writes)
+                            queued.pop(0)
                     while queued:
-                        self._store(queued.pop(0), report, writes)
+                        self._store(queued[0], report, writes)
+                        queued.pop(0)
                 finally:
-                    for embedding in queued:  # an error stops the run: what is queued is not embedded
+                    for embedding in queued:  # an error stops the run: what is still queued is not embedded
                         embedding.cancel()
                 writes.drain()
 
