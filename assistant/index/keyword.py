@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -311,7 +312,7 @@ class KeywordIndex:
             self._adds, self._removes = {}, set()
 
     def _save(self, base: _Columns | None, delta: _Columns | None, deleted: np.ndarray | None, generation: str):
-        """Write new segments, then switch `state.json` to them atomically, then drop what it no longer names.
+        """Write new segments, then switch `state.json` to them atomically, then drop what it named before.
 
         `base=None` keeps the current base. Another process that still maps a dropped segment keeps
         reading it (an unlinked file lives on while mapped) until its generation check reloads.
@@ -334,11 +335,10 @@ class KeywordIndex:
             np.save(self.folder / f"deleted-{tag}.npy", deleted)
         tmp = self.folder / f".state-{tag}.json"
         tmp.write_text(json.dumps(names))
+        replaced = _named(self.folder)  # read now: another process may have saved since this one loaded
         os.replace(tmp, self.folder / "state.json")
         self._state = None
-        for entry in self.folder.iterdir():  # old segments, and what the format before segments left
-            if entry.name != "state.json" and entry.name not in names.values():
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+        _remove_unused(self.folder, keep=set(names.values()), replaced=replaced)
 
     # -- queries -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -384,3 +384,30 @@ class KeywordIndex:
                 hits += [(segment.ids[r].decode(), float(scores[r])) for r in top]
             hits.sort(key=lambda h: (-h[1], h[0]))
             return hits[:k]
+
+
+_ABANDONED_S = 3600.0  # an unnamed segment this old is no run's work in progress
+
+
+def _named(folder: Path) -> set[str]:
+    """The entries `state.json` names now (none if there is none, or half of one)."""
+    try:
+        return {v for v in json.loads((folder / "state.json").read_text()).values() if isinstance(v, str)}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def _remove_unused(folder: Path, *, keep: set[str], replaced: set[str]) -> None:
+    """Drop the segments the replaced state named, and unnamed entries over an hour old (a crashed
+    run's, or the format before segments). Never a fresh unnamed one: another process (a server
+    rebuilding while a CLI run commits) may have just written it and be about to name it; and an
+    entry that process removes first is simply gone."""
+    abandoned = time.time() - _ABANDONED_S
+    for entry in folder.iterdir():
+        if entry.name == "state.json" or entry.name in keep:
+            continue
+        try:
+            if entry.name in replaced or entry.lstat().st_mtime < abandoned:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue

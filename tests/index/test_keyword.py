@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +113,22 @@ def test_a_reindexed_file_goes_to_the_delta_through_the_store(tmp_path: Path, mo
     assert source.endswith("note3.txt")
     assert [i for i, _ in store.keyword_search("harbour", 6, sources=[source])] == [hit]
     assert len(store.keyword_search("harbour", 6)) == 6
+
+
+def test_a_commit_keeps_a_segment_another_process_just_wrote_and_drops_abandoned_ones(tmp_path: Path):
+    """Two processes save into one folder (a server rebuilding while a CLI run commits): a save drops
+    what the state it replaced named, never another process's fresh, not yet named segment (that
+    process names it next), and unnamed entries over an hour old (a crashed run's)."""
+    texts = corpus(60, 4, "a")
+    index = KeywordIndex(tmp_path / "kw")
+    index.replace_all(list(texts), list(texts.values()), "g1")
+    first = next((tmp_path / "kw").glob("base-*"))
+    shutil.copytree(first, tmp_path / "kw" / "base-another")
+    shutil.copytree(first, tmp_path / "kw" / "base-crashed")
+    old = time.time() - 2 * 3600
+    os.utime(tmp_path / "kw" / "base-crashed", (old, old))
+    index.update([], [], ["a0001"])
+    index.commit("g2")
+    names = {p.name for p in (tmp_path / "kw").iterdir()}
+    assert "base-another" in names and "base-crashed" not in names and first.name not in names
+    assert len(KeywordIndex(tmp_path / "kw")) == len(texts) - 1
