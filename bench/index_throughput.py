@@ -107,16 +107,18 @@ def main() -> int:
     steps = {"ours": ours, "raw": raw} | ({"textbook": lambda n: book.add(rounds[n])} if book else {})
     wall = dict.fromkeys(steps, 0.0)
     cpu = dict.fromkeys(steps, 0.0)
+    here = dict.fromkeys(steps, 0.0)  # CPU of this process alone: with the workers, all but the model's
     per_round = []  # raw / ours per round: how much the machine's load moved the figure
     names = list(steps)
     for n in range(len(rounds)):
         took = {}
         for name in names[n % len(names) :] + names[: n % len(names)]:
-            w, c = time.perf_counter(), cpu_seconds()
+            w, c, h = time.perf_counter(), cpu_seconds(), time.process_time()
             steps[name](n)
             took[name] = (time.perf_counter() - w, cpu_seconds() - c)
             wall[name] += took[name][0]
             cpu[name] += took[name][1]
+            here[name] += time.process_time() - h
         per_round.append([round(took["raw"][k] / took["ours"][k], 3) for k in (0, 1)])
 
     start = time.perf_counter()
@@ -141,6 +143,18 @@ def main() -> int:
         "warm_up_s": round(warm_up_s, 2),
         "embedding_workers": workers,
     }
+    if workers:  # the model runs in the workers: this process's CPU is everything else indexing does
+        model = cpu["ours"] - here["ours"]
+        other = here["ours"] - here["raw"]  # less what handing texts to the workers costs raw too
+        out.update(
+            {
+                "model_cpu_s": round(model, 2),
+                "other_cpu_s": round(other, 2),
+                "other_share_of_model": round(other / model, 3),
+                # both cores busy: wall >= (model + other) / cores, so the ratio cannot pass this
+                "cpu_bound_ratio": round(model / (model + other), 3),
+            }
+        )
     if book:
         chars_per_chunk = source_chars / n_chunks
         out.update(
