@@ -194,7 +194,8 @@ class Indexer:
             report.ocr_pages += len(loaded.ocr_pages)
             report.updated += old is not None
             report.added += old is None
-        gone = [s for s in records if s not in seen and _under_any(s, paths)]
+        roots = [source_name(p) if p.exists() else str(p.resolve()) for p in paths]  # once, not per record
+        gone = [s for s in records if s not in seen and _under_any(s, roots)]
         self._write(todo, records, report, gone=gone)
         return report
 
@@ -381,9 +382,5 @@ def _silent(_: IndexProgress) -> None:
     pass
 
 
-def _under_any(source: str, paths: list[Path]) -> bool:
-    for p in paths:
-        root = source_name(p) if p.exists() else str(p.resolve())
-        if source == root or source.startswith(root.rstrip("/") + "/"):
-            return True
-    return False
+def _under_any(source: str, roots: list[str]) -> bool:
+    return any(source == root or source.startswith(root.rstrip("/") + "/") for root in roots)

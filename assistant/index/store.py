@@ -28,7 +28,8 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -46,9 +47,17 @@ _PAGE = 1000  # rows per Chroma read when listing a whole collection
 
 @dataclass(frozen=True)
 class FileRecord:
+    """An indexed file: the hash it was indexed at and its chunks' ids, read as stored and parsed
+    when first asked for (every run reads every record, 10,000 at a million passages, but needs
+    the ids of the few files it changes)."""
+
     source: str
     content_hash: str
-    chunk_ids: tuple[str, ...]
+    chunk_ids_json: str = field(repr=False)
+
+    @cached_property
+    def chunk_ids(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.chunk_ids_json))
 
 
 @dataclass(frozen=True)
@@ -287,7 +296,7 @@ class Store:
             for i, meta in zip(ids, metas, strict=True):
                 if i == _GENERATION_ID or not meta:
                     continue
-                records[i] = FileRecord(i, str(meta["hash"]), tuple(json.loads(str(meta["chunk_ids"]))))
+                records[i] = FileRecord(i, str(meta["hash"]), str(meta["chunk_ids"]))
         return records
 
     @_using
