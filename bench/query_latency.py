@@ -32,7 +32,7 @@ def grow(store, target: int, noise: float, seed: int = 0) -> int:
     """Copy the store's chunks under new sources until it holds `target` chunks."""
     import numpy as np
 
-    from assistant.index.store import FileUpdate
+    from assistant.index.files import FileUpdate
     from assistant.schema import Chunk
 
     records = store.files()

@@ -59,7 +59,7 @@ class _ChromaOnly(Exception):
 
 
 def _write(edit, base: list[str], passages: int, batch_files: int, rng, dim: int, start: float) -> None:
-    from assistant.index.store import FileUpdate
+    from assistant.index.files import FileUpdate
     from assistant.ingest.chunking import chunk_id
     from assistant.schema import Chunk
 

@@ -7,11 +7,28 @@ left, this process's own keyword index) happens here, in one place, whoever made
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from assistant.index.store import FileRecord, FileUpdate, Store
+    from assistant.index.files import FileRecord, FileUpdate, GenerationRecord
+    from assistant.index.keyword import KeywordIndex
     from assistant.schema import Chunk
+
+
+class EditableStore(Protocol):
+    """What an edit uses of `Store`: its public write methods, in the order their docstrings give,
+    and its keyword index."""
+
+    keyword: KeywordIndex
+
+    def generation_record(self) -> GenerationRecord: ...
+    def bump_generation(self, *, clean: bool) -> str: ...
+    def write_files(self, updates: list[FileUpdate]) -> list[str]: ...
+    def remove_files(self, sources: list[str], records: dict[str, FileRecord] | None = None) -> list[str]: ...
+    def files(self) -> dict[str, FileRecord]: ...
+    def orphans(self, records: dict[str, FileRecord]) -> list[str]: ...
+    def delete_chunks(self, ids: list[str]) -> None: ...
+    def follow(self) -> None: ...
 
 
 class Edit:
@@ -25,7 +42,7 @@ class Edit:
     methods, in the order their docstrings give.
     """
 
-    def __init__(self, store: Store):
+    def __init__(self, store: EditableStore):
         self.store = store
         record = store.generation_record()
         self.in_sync = record.value is not None and store.keyword.generation == record.value

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from assistant.embedding import Embedder
 from assistant.errors import IndexBusyError
-from assistant.index.store import FileRecord, FileUpdate, Store
+from assistant.index.files import FileRecord, FileUpdate
+from assistant.index.store import Store
 from assistant.ingest.chunking import CHUNKER_VERSION, Chunker, Passage
 from assistant.ingest.formats.ocr import OcrOptions
 from assistant.ingest.formats.pdf.glyphs import PAGE_READ

@@ -37,55 +37,13 @@ import numpy as np
 
 from assistant.errors import IndexMismatchError, StoreError, first_line
 from assistant.index.edit import Edit
+from assistant.index.files import FileRecord, FileUpdate, GenerationRecord
 from assistant.index.keyword import KeywordIndex
 from assistant.schema import Chunk, IndexStamp, PageSpan, Section
 from assistant.settings import Settings
 
 _GENERATION_ID = "__generation__"
 _PAGE = 1000  # rows per Chroma read when listing a whole collection
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """An indexed file: the hash it was indexed at and its chunks' ids, read as stored and parsed
-    when first asked for (every run reads every record, 10,000 at a million passages, but needs
-    the ids of the few files it changes)."""
-
-    source: str
-    content_hash: str
-    chunk_ids_json: str = field(repr=False)
-
-    @cached_property
-    def chunk_ids(self) -> tuple[str, ...]:
-        return tuple(json.loads(self.chunk_ids_json))
-
-
-@dataclass(frozen=True)
-class GenerationRecord:
-    """The index's generation stamp, and whether the edit that set it closed: an edit that stopped
-    half-way (a crash) may have left chunks no file record lists, which the next edit looks for."""
-
-    value: str | None
-    clean: bool
-
-
-@dataclass(frozen=True)
-class FileUpdate:
-    """A file to (re)write: its full chunk id list, the chunks to store, and their vectors.
-
-    `previous` is the chunk ids the file had (from its record); None means look them up. A
-    `partial` update stores chunks ahead of the rest of the file's: its record, and the removal of
-    the chunks it no longer has, come with its last (whole) update.
-    """
-
-    source: str
-    content_hash: str
-    chunk_ids: list[str]
-    new: list[Chunk]
-    vectors: np.ndarray
-    previous: tuple[str, ...] | None = None
-    record: str = ""  # the document's record as JSON (`ingest.records.DocumentRecord`), kept with the file
-    partial: bool = False
 
 
 class _Gate:

@@ -394,7 +394,7 @@ def test_index_from_before_stamps_is_checked_before_it_is_stamped(tmp_path):
     import numpy as np
 
     from assistant.errors import IndexMismatchError
-    from assistant.index.store import FileUpdate
+    from assistant.index.files import FileUpdate
     from assistant.schema import Chunk, IndexStamp
 
     settings = Settings(index_dir=tmp_path / "old", progress=False)
