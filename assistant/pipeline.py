@@ -235,7 +235,7 @@ class Assistant:
     @part
     def document_answerer(self):
         from assistant.generation.documents import DocumentAnswerer
-        from assistant.index.keyword import tokenize
+        from assistant.terms import tokenize
 
         return DocumentAnswerer(tokenize, self.store.chunk_at)
 

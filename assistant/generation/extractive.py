@@ -27,9 +27,9 @@ from assistant.embedding import Embedder
 from assistant.generation.base import DECLINE_TEXT, Candidate, Generator
 from assistant.generation.decline import DEFAULT_THRESHOLDS, Thresholds, decide_on_evidence, no_answer_probability
 from assistant.grounding.claims import content_terms
-from assistant.index.keyword import tokenize
 from assistant.ingest.chunking import sentences
 from assistant.schema import Draft, Passage
+from assistant.terms import tokenize
 
 # Sentence score weights (grid-searched on SQuAD v2 dev, see the module docstring).
 W_COSINE, W_OVERLAP, W_RANK, W_TYPE = 0.45, 0.45, 0.10, 0.10

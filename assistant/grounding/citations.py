@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 
 from assistant.grounding.claims import MARKER, marker_numbers
-from assistant.index.keyword import tokenize
 from assistant.ingest.chunking import sentences
 from assistant.schema import Answer, Citation, Draft, Passage, Unsupported
+from assistant.terms import tokenize
 
 # The one `[n]` citation marker pattern is `claims.MARKER` ("[2]", "[1, 3]", "[2-3]", "[passage 1]");
 # group 1 holds the number(s) (read them with `marker_numbers`), and the match includes the space

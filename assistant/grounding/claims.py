@@ -17,8 +17,8 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from assistant.generation.decline import says_not_found
-from assistant.index.keyword import STOPWORDS, tokenize
 from assistant.ingest.chunking import sentences
+from assistant.terms import STOPWORDS, tokenize
 
 # "[1]", "[1, 3]", "[1][2]", "[2-3]", "[Passage 2]": the forms models write. Leading space included.
 MARKER = re.compile(r"\s*\[\s*(?:passages?\s*)?(\d{1,3}(?:\s*(?:[,;–-]|and)\s*\d{1,3})*)\s*\]", re.IGNORECASE)

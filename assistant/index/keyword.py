@@ -19,47 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from assistant.terms import tokenize, tokenize_many
+
 K1, B = 1.5, 0.75  # bm25s's defaults ("lucene" variant), which this index used to be built with
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-# bm25s's English stop words (`bm25s.stopwords.STOPWORDS_EN`): the index scores as bm25s does (a test
-# compares them), without depending on it.
-STOPWORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there "  # noqa: SIM905
-    "these they this to was will with".split()
-)
-_WORD = re.compile(r"(?u)\b\w\w+\b")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased, stop-word free, Snowball-stemmed word tokens."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-    return _stemmer().stemWords(words)
-
-
-def tokenize_many(texts: list[str]) -> list[list[str]]:
-    """Tokens of each text; repeated texts (boilerplate, copies) are tokenised once."""
-    seen: dict[str, list[str]] = {}
-    return [seen[t] if t in seen else seen.setdefault(t, tokenize(t)) for t in texts]
 
 
 @dataclass(frozen=True)

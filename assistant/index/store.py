@@ -28,8 +28,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, field, fields
-from functools import cached_property
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from urllib.parse import urlparse
 

@@ -285,8 +285,8 @@ class RecordBuilder:
         return self._central(text, title), "central" if text.strip() else ""
 
     def _central(self, text: str, title: Located | None) -> list[Located]:
-        from assistant.index.keyword import tokenize_many
         from assistant.ingest.chunking import sentences
+        from assistant.terms import tokenize_many
 
         spans = [s for s in sentences(text) if 6 <= len(text[s.start : s.end].split()) <= 60]
         captions = ("notes:", "figure", "table", "fig.")

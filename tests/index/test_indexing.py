@@ -270,7 +270,7 @@ def test_keyword_scores_are_bm25s_scores(corpus):
     import numpy as np
     from bm25s.stopwords import STOPWORDS_EN
 
-    from assistant.index.keyword import STOPWORDS, tokenize
+    from assistant.terms import STOPWORDS, tokenize
 
     assert frozenset(STOPWORDS_EN) == STOPWORDS
     store = corpus[1].store
