@@ -246,9 +246,7 @@ class Embedder:
         kinds = [(config.get(k) or {}).get("type") for k in ("normalizer", "pre_tokenizer", "model")]
         return kinds == ["BertNormalizer", "BertPreTokenizer", "WordPiece"]
 
-    def encode(
-        self, texts: list[str], *, progress: bool = False, word_pieces: list[list[int] | None] | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: list[str], *, word_pieces: list[list[int] | None] | None = None) -> np.ndarray:
         """Embed documents in the `variant`: float32 unit vectors, in the order given.
 
         `word_pieces`, aligned with `texts`, are the texts' pieces as `word_pieces` gives them (None

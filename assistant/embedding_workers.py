@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,11 +75,9 @@ class EncoderWorkers:
     def submit(self, feeds: list[Feed]) -> Future[np.ndarray]:
         """Queue texts (as `OnnxEncoder.feeds` gives them) behind those queued before; the future
         gives their unit vectors in order, or raises `EmbeddingError` if a worker failed."""
-        job = _Job(len(feeds), self.dimension)
-        parts = [_Part(job, at, feeds[at : at + self.part]) for at in range(0, len(feeds), self.part)]
-        job.left = len(parts)
-        if not parts:
-            job.future.set_result(np.zeros((0, self.dimension), dtype=np.float32))
+        starts = range(0, len(feeds), self.part)
+        job = _Job(len(feeds), self.dimension, parts=len(starts))
+        parts = [_Part(job, at, feeds[at : at + self.part]) for at in starts]
         with self._lock:
             if self._error is not None:
                 raise EmbeddingError(self._error)
@@ -112,11 +111,13 @@ class EncoderWorkers:
 class _Job:
     """One `submit`: its rows fill in as parts come back, in any order."""
 
-    def __init__(self, n: int, dimension: int):
+    def __init__(self, n: int, dimension: int, parts: int):
         self.future: Future[np.ndarray] = Future()
         self.rows = np.empty((n, dimension), dtype=np.float32)
-        self.left = 0
+        self.left = parts
         self._lock = threading.Lock()
+        if not parts:
+            self.future.set_result(self.rows)
 
     def fill(self, at: int, vectors: np.ndarray) -> None:
         with self._lock:
@@ -136,13 +137,13 @@ class _Job:
             pass
 
 
+@dataclass(frozen=True)
 class _Part:
     """Up to `EncoderWorkers.part` texts of a job, starting at row `at`."""
 
-    def __init__(self, job: _Job, at: int, feeds: list[Feed]):
-        self.job = job
-        self.at = at
-        self.feeds = feeds
+    job: _Job
+    at: int
+    feeds: list[Feed]
 
 
 class _Lane:

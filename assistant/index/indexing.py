@@ -213,7 +213,7 @@ class Indexer:
         in worker processes (`Embedder.workers`): a Chroma write holds the GIL, which would
         stall encoding threads of this process. Writes stay one at a time and in order, so the
         crash-safety order of `Store.write_files` holds."""
-        long_run = sum(len(p.document.text) for p in todo) // 800 >= self.workers_from
+        long_run = sum(map(_estimated_chunks, todo)) >= self.workers_from
         with self.embedder.workers() if long_run else nullcontext():
             self._write_groups(todo, records, report, gone)
         report.chunks = self.store.count()
@@ -314,7 +314,7 @@ class Indexer:
         """The files in groups of about `group_chunks` chunks (estimated from their length), smaller at
         the start, so the model starts early, and at the end, so the last write (which no embedding
         overlaps) is short: each group is at most as large as what came before it and half what is left."""
-        sizes = [max(1, len(p.document.text) // 800) for p in todo]
+        sizes = [_estimated_chunks(p) for p in todo]
         left, done = sum(sizes), 0
         group, size = [], 0
         for item, n in zip(todo, sizes, strict=True):
@@ -377,6 +377,11 @@ class _Writes:
     def drain(self) -> None:
         if self._last is not None:
             self._last.result()
+
+
+def _estimated_chunks(pending: PendingFile) -> int:
+    """About how many chunks a file will be cut into, before it is cut (one per ~800 characters)."""
+    return max(1, len(pending.document.text) // 800)
 
 
 def _silent(_: IndexProgress) -> None:

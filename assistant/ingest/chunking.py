@@ -206,32 +206,34 @@ class Chunker:
         units = [s for p in paragraphs(text) for s in sentences(text, p.start, p.end)]
         if not units:
             return []
-        ids = self._pieces([text[u.start : u.end] for u in units])
-        counts = [len(i) for i in ids] if ids is not None else self.count_tokens([text[u.start : u.end] for u in units])
+        counts, ids = self._measure([text[u.start : u.end] for u in units])
         # Split sentences that alone exceed the budget at word boundaries.
         pieces: list[tuple[Span, int, int]] = []  # (span, tokens, paragraph number)
         piece_ids: list[list[int] | None] = []
         paired = units_with_paragraph(text, units)
         if document.slides:  # a slide is a passage of its own: the slide number stands for the paragraph
             paired = ((u, document.page_at(u.start) or 0) for u, _ in paired)
-        for k, ((u, para), n) in enumerate(zip(paired, counts, strict=True)):
+        for (u, para), n, unit_ids in zip(paired, counts, ids, strict=True):
             if n <= self.max_tokens:
                 pieces.append((u, n, para))
-                piece_ids.append(ids[k] if ids is not None else None)
+                piece_ids.append(unit_ids)
             else:
-                for w in self._windows(text, u):
-                    window = self._pieces([text[w.start : w.end]])
-                    n = len(window[0]) if window is not None else self.count_tokens([text[w.start : w.end]])[0]
-                    pieces.append((w, n, para))
-                    piece_ids.append(window[0] if window is not None else None)
+                windows = list(self._windows(text, u))
+                window_counts, window_ids = self._measure([text[w.start : w.end] for w in windows])
+                pieces += [(w, m, para) for w, m in zip(windows, window_counts, strict=True)]
+                piece_ids += window_ids
         out = []
         for i, j in self._pack(pieces, hard=document.slides):
             chunk = self._make(document, pieces[i][0].start, pieces[j - 1][0].end)
             out.append(Passage(chunk, _joined(text, [p[0] for p in pieces[i:j]], piece_ids[i:j])))
         return out
 
-    def _pieces(self, texts: list[str]) -> list[list[int]] | None:
-        return self.word_pieces(texts) if self.word_pieces is not None else None
+    def _measure(self, texts: list[str]) -> tuple[list[int], list[list[int] | None]]:
+        """Word pieces per text, and the pieces themselves where the chunker has the tokenizer's."""
+        if self.word_pieces is None:
+            return self.count_tokens(texts), [None] * len(texts)
+        ids = self.word_pieces(texts)
+        return [len(i) for i in ids], ids
 
     def _pack(self, pieces: list[tuple[Span, int, int]], hard: bool = False) -> list[tuple[int, int]]:
         """Greedy packing: whole paragraphs while they fit, sentence cuts with overlap otherwise.
